@@ -1,0 +1,7 @@
+"""`python -m ganet_lib` is the same as the `ganet` command."""
+
+import sys
+
+from ganet_lib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""`ganet`: the kit's command line (SPEC section 7).
+
+Exit status 0 on success, 2 on bad input or usage (one sentence per problem, naming the file),
+1 on an internal error (a bug: the traceback is shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ganet_lib.errors import KitInputError
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset
+
+    spec = SynthSpec(cases=args.cases, normals=args.normals, shape=tuple(args.shape), seed=args.seed, compress=args.format == "nii.gz")
+    out = write_synthetic_dataset(args.out, spec)
+    print(f"synthetic data ({spec.cases} BraTS-layout subjects, {spec.normals} NFBS-layout subjects, shape {spec.shape}, seed {spec.seed}) in {out}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ganet_lib.validate import validate_dataset
+
+    report = validate_dataset(args.brats, args.nfbs, require_labels=not args.no_labels)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    checked = []
+    if args.brats is not None:
+        checked.append(f"{report.brats_cases} BraTS subject(s) in {args.brats}")
+    if args.nfbs is not None:
+        checked.append(f"{report.nfbs_subjects} NFBS subject(s) in {args.nfbs}")
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"checked {' and '.join(checked)}: {verdict}")
+    return 0 if report.ok else 2
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from ganet_lib.preprocess import SliceCache, build_slice_cache
+    from ganet_lib.run import setup_run
+
+    run = setup_run(args.config, args.run or "", brats_dir=args.brats or "")
+    folder = build_slice_cache(run.cases, run.cache_dir, run.config.preprocess)
+    cache = SliceCache(folder)
+    print(f"slice cache: {len(cache)} slices from {len(cache.cases)} subjects in {folder} ({run.describe()})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganet", description="GANet-Seg teaching and reproduction kit.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    synth = commands.add_parser("synth", help="write synthetic data in the BraTS 2020 and NFBS layouts")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (DIR/brats/..., DIR/nfbs/...)")
+    synth.add_argument("--cases", type=int, default=24, help="BraTS-layout subjects (default 24)")
+    synth.add_argument("--normals", type=int, default=8, help="NFBS-layout normal subjects (default 8)")
+    synth.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64], metavar=("X", "Y", "Z"), help="volume shape (real BraTS: 240 240 155)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--format", choices=["nii.gz", "nii"], default="nii.gz", help="file format (default nii.gz)")
+    synth.set_defaults(handler=cmd_synth)
+
+    validate = commands.add_parser("validate", help="check a data set: files, shapes, affines, intensities, labels")
+    validate.add_argument("--brats", type=Path, help="BraTS root (any supported layout)")
+    validate.add_argument("--nfbs", type=Path, help="NFBS root (nested or flat)")
+    validate.add_argument("--no-labels", action="store_true", help="label maps are optional (prediction input)")
+    validate.set_defaults(handler=cmd_validate)
+
+    preprocess = commands.add_parser("preprocess", help="build the slice cache for a run (done by training too)")
+    preprocess.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
+    preprocess.add_argument("--run", default="", help="run folder (default runs/<profile>)")
+    preprocess.add_argument("--brats", default="", help="BraTS root; overrides the config (none: synthetic data)")
+    preprocess.set_defaults(handler=cmd_preprocess)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "validate" and args.brats is None and args.nfbs is None:
+        parser.error("validate needs --brats DIR, --nfbs DIR or both")
+    try:
+        return args.handler(args)
+    except KitInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

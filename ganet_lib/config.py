@@ -1,0 +1,118 @@
+"""Experiment configuration: one frozen dataclass per concern, composed into `ExperimentConfig`.
+
+A profile (`configs/<name>.yaml`) is a YAML file of overrides on these defaults. The edges of the
+kit (the command line and the notebooks) load a profile and hand plain arguments down to the
+library; library functions never read the config object themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganet_lib.errors import KitInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+PROFILES = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    brats_dir: str | None = None  # BraTS root (any supported layout); None -> synthetic data
+    nfbs_dir: str | None = None  # NFBS root (nested or flat); None -> synthetic normals
+    synthetic_cases: int = 24  # synthetic BraTS-layout subjects written when brats_dir is None
+    synthetic_normals: int = 8  # synthetic NFBS-layout subjects written when nfbs_dir is None
+    synthetic_shape: tuple[int, int, int] = (96, 96, 64)  # voxels; real BraTS is 240 x 240 x 155
+    synthetic_seed: int = 0  # the generator is deterministic per seed
+    split_seed: int = 42  # seeded split for data other than the full BraTS 2020 training set
+    test_fraction: float = 0.2  # share of subjects held out when the paper's split does not apply
+    # (the paper's own split is 36 of 369, about 0.1; on 24 synthetic subjects 0.2 keeps 5 for test)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    image_size: int = 128  # network input size; the paper uses 128 x 128
+    enhance: bool = True  # apply the paper's enhancement (Appendix C, Eqs. 13-17)
+    enhance_lambda: float = -0.8  # lambda of Eq. (15)-(16); the paper gives none, -0.8 is the authors' release
+    clip_percentile: float = 99.5  # per-volume normalisation: brain intensities / this percentile, clipped to [0, 1]
+    drop_empty_slices: bool = True  # drop slices whose label map is empty (paper 5.3)
+    min_brain_pixels: int = 64  # slices with fewer brain pixels than this are never cached
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    profile: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _build(cls: type, values: dict[str, Any], source: str) -> Any:
+    """Build dataclass `cls` from `values`, recursing into nested dataclasses; unknown keys are errors."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise KitInputError(
+            f"{source}: unknown setting(s) {', '.join(unknown)} under '{cls.__name__}'; "
+            f"known ones are {', '.join(known)}."
+        )
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name) if name in known else None
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise KitInputError(f"{source}: '{name}' must be a mapping of settings, got {value!r}.")
+            value = _build(type(default), value, source)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_profile(profile: str | None) -> str:
+    """An empty profile means $GANET_PROFILE, else 'default' (how tests run notebooks in 'smoke')."""
+    return profile or os.environ.get("GANET_PROFILE") or "default"
+
+
+def load_config(profile_or_file: str | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Load a profile by name (`configs/<name>.yaml`) or a YAML file by path, then apply `overrides`.
+
+    Overrides use the same nesting as the YAML file, e.g. ``{"data": {"brats_dir": "/data/brats"}}``.
+    """
+    name = resolve_profile(profile_or_file)
+    path = Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise KitInputError(
+            f"Config '{path}' does not exist; use one of the profiles {', '.join(PROFILES)} or a path to a YAML file."
+        )
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise KitInputError(f"Config '{path}' is not valid YAML ({exc}); fix the file.") from exc
+    if not isinstance(values, dict):
+        raise KitInputError(f"Config '{path}' must hold a mapping of settings at the top level.")
+    values.setdefault("profile", path.stem)
+    values = _merge(values, overrides or {})
+    return _build(ExperimentConfig, values, str(path))

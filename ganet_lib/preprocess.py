@@ -1,0 +1,226 @@
+"""Pre-processing BraTS subjects into a slice cache for training (SPEC section 2).
+
+Per subject, streaming one subject at a time so that peak memory does not grow with the data set
+(the full BraTS 2020 set is ~50 GB as float32):
+
+1. load the four modalities and the label map (`data.load_case`);
+2. find the brain (any modality > 0) and keep the axial slices that contain some of it;
+3. crop every slice to one square in-plane box around the whole brain of the volume;
+4. normalise each modality per volume: divide by a high percentile of its brain intensities and
+   clip to [0, 1];
+5. optionally drop slices whose label map is empty (paper 5.3);
+6. resize to the network size (bilinear with anti-aliasing for images, nearest for labels);
+7. optionally apply the paper's enhancement (Eqs. 13-17) to every slice and modality.
+
+Deviation from the paper: the authors crop each slice to its own brain rectangle and resize it,
+which stretches small top and bottom slices and changes the aspect ratio from slice to slice.
+Here each volume gets one square box, so anatomy keeps its scale and shape across the slices of
+a subject, and mapping a prediction back to the voxel grid needs one box per subject.
+
+The cache is a folder `slices-<key>/` holding one pair of .npy files per subject and a
+`manifest.json`; `<key>` hashes the settings and the input files (names, sizes, times), so
+changing either builds a new cache. It is built in a temporary folder and renamed into place
+when complete: an interrupted build never leaves a cache that looks finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ganet_lib.config import PreprocessConfig
+from ganet_lib.data import BratsCase, axial_slices, load_label, load_modalities
+from ganet_lib.enhance import enhance
+
+CACHE_FORMAT = 1  # bump when the cache's content or layout changes
+
+
+@dataclass(frozen=True)
+class CroppedCase:
+    """One pre-processed subject, ready for the cache.
+
+    Slices are in display orientation: ``slice = volume[:, :, z].T``, rows running front to back
+    and columns from the patient's right to left (the radiological view of BraTS's LPS axes), so
+    ``plt.imshow(slice)`` shows the usual picture.
+    """
+
+    images: np.ndarray  # (S, 4, size, size) float16 in [0, 1]
+    labels: np.ndarray  # (S, size, size) uint8, labels 0/1/2/4
+    slice_index: np.ndarray  # (S,) int: the axial (z) index of each slice in the original volume
+    box: tuple[int, int, int, int]  # row0, row1, col0, col1 of the square crop (may reach outside the slice)
+
+
+def square_brain_box(brain: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
+    """The smallest square (row0, row1, col0, col1) around the `brain` pixels of a (S, H, W) stack, plus `margin`.
+
+    The square is centred on the brain's rectangle and may extend outside the slice; `crop_square`
+    pads those parts with zeros.
+    """
+    rows = np.flatnonzero(brain.any(axis=(0, 2)))
+    cols = np.flatnonzero(brain.any(axis=(0, 1)))
+    if len(rows) == 0:
+        raise ValueError("the volume has no brain voxels (every modality is zero everywhere)")
+    side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 + 2 * margin
+    row0 = (rows[0] + rows[-1] + 1 - side) // 2
+    col0 = (cols[0] + cols[-1] + 1 - side) // 2
+    return int(row0), int(row0 + side), int(col0), int(col0 + side)
+
+
+def crop_square(stack: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Crop the last two axes of (..., H, W) to `box`, padding parts outside the slice with zeros."""
+    row0, row1, col0, col1 = box
+    height, width = stack.shape[-2:]
+    if row0 >= 0 and col0 >= 0 and row1 <= height and col1 <= width:
+        return stack[..., row0:row1, col0:col1]
+    out = np.zeros(stack.shape[:-2] + (row1 - row0, col1 - col0), dtype=stack.dtype)
+    r0, r1, c0, c1 = max(row0, 0), min(row1, height), max(col0, 0), min(col1, width)
+    out[..., r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = stack[..., r0:r1, c0:c1]
+    return out
+
+
+def resize_slices(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize (S, C, h, w) images (bilinear, anti-aliased) and (S, h, w) labels (nearest) to size x size."""
+    image_tensor = torch.from_numpy(np.ascontiguousarray(images))
+    label_tensor = torch.from_numpy(np.ascontiguousarray(labels))[:, None].float()  # (S, 1, h, w)
+    if images.shape[-2:] != (size, size):
+        image_tensor = F.interpolate(image_tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        label_tensor = F.interpolate(label_tensor, size=(size, size), mode="nearest-exact")
+    return image_tensor.clamp_(0, 1).numpy(), label_tensor[:, 0].to(torch.uint8).numpy()
+
+
+def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, settings: PreprocessConfig) -> CroppedCase:
+    """Steps 2-7 of the module docstring for one subject.
+
+    Args:
+        volumes: the four modalities, each (X, Y, Z) of any real dtype (as from
+            `data.load_modalities(case, dtype=None)`), in MODALITIES order.
+        label: (X, Y, Z) uint8 with labels 0/1/2/4, or None (then no slice is dropped as empty).
+        settings: the pre-processing settings.
+    """
+    stacks = [axial_slices(v) for v in volumes]  # 4 x (Z, H, W) views
+    brain = stacks[0] != 0
+    for stack in stacks[1:]:
+        brain |= stack != 0  # (Z, H, W): any modality non-zero
+    keep = np.flatnonzero(brain.sum(axis=(1, 2)) >= settings.min_brain_pixels)  # axial slices with brain
+    box = square_brain_box(brain[keep])
+    # Per-volume normalisation scale of each modality, from the brain voxels of all kept slices.
+    scales = []
+    for stack in stacks:
+        values = crop_square(stack[keep], box)[crop_square(brain[keep], box)]
+        scales.append(float(np.percentile(values, settings.clip_percentile)) if values.size else 0.0)
+    labels = crop_square(axial_slices(label)[keep], box) if label is not None else None
+    if settings.drop_empty_slices and labels is not None:
+        tumour = labels.any(axis=(1, 2))  # (S,)
+        keep, labels = keep[tumour], labels[tumour]
+    if labels is None:
+        labels = np.zeros((len(keep), box[1] - box[0], box[3] - box[2]), np.uint8)
+    images = np.empty((len(keep), len(stacks), box[1] - box[0], box[3] - box[2]), np.float32)  # (S, 4, h, w)
+    for channel, (stack, scale) in enumerate(zip(stacks, scales)):
+        # Step 4: intensity / percentile, clipped to [0, 1]; an all-zero modality stays zero.
+        np.multiply(crop_square(stack[keep], box), 1.0 / scale if scale > 0 else 0.0, out=images[:, channel], casting="unsafe")
+    np.clip(images, 0.0, 1.0, out=images)
+    images, labels = resize_slices(images, labels, settings.image_size)
+    if settings.enhance:
+        images = enhance(images, settings.enhance_lambda)  # per slice and modality, Eqs. (13)-(17)
+    return CroppedCase(images.astype(np.float16), labels, keep.astype(np.int32), box)
+
+
+def cache_key(cases: list[BratsCase], settings: PreprocessConfig) -> str:
+    """A hash of everything the cache's content depends on: settings, format and input files."""
+    files = []
+    for case in cases:
+        for path in [*case.images.values(), case.label]:
+            if path is not None:
+                stat = Path(path).stat()
+                files.append((case.case_id, Path(path).name, stat.st_size, stat.st_mtime_ns))
+    payload = json.dumps({"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _read_subject(case: BratsCase) -> tuple[list[np.ndarray], np.ndarray | None]:
+    volumes, _ = load_modalities(case, dtype=None)  # the files' own dtype: only the crop is converted
+    return volumes, (load_label(case) if case.label is not None else None)
+
+
+def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True) -> Path:
+    """Pre-process `cases` into `cache_root/slices-<key>/`, or reuse it if already complete.
+
+    While one subject is processed, the next is read from disk in a background thread
+    (decompression releases the GIL), so at most two subjects are in memory at once, whatever
+    the number of subjects.
+
+    Returns:
+        The cache folder (read it with `SliceCache`).
+    """
+    cache_root = Path(cache_root)
+    final = cache_root / f"slices-{cache_key(cases, settings)}"
+    if (final / "manifest.json").is_file():
+        return final
+    cache_root.mkdir(parents=True, exist_ok=True)
+    partial = cache_root / f"{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        entries = _fill_cache(cases, partial, settings, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    manifest = {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "cases": entries}
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))  # written last: marks completion
+    if final.exists():  # another process finished the same cache meanwhile
+        shutil.rmtree(partial)
+    else:
+        os.replace(partial, final)
+    return final
+
+
+def _fill_cache(cases: list[BratsCase], folder: Path, settings: PreprocessConfig, progress: bool) -> list[dict]:
+    """Write each subject's .npy pair into `folder`; return the manifest entries."""
+    entries = []
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(_read_subject, cases[0]) if cases else None
+        for k, case in enumerate(tqdm(cases, desc="pre-process subjects", unit="subject", disable=not progress)):
+            volumes, label = upcoming.result()
+            upcoming = reader.submit(_read_subject, cases[k + 1]) if k + 1 < len(cases) else None
+            result = preprocess_case(volumes, label, settings)
+            del volumes, label
+            np.save(folder / f"{case.case_id}_images.npy", result.images)
+            np.save(folder / f"{case.case_id}_labels.npy", result.labels)
+            entries.append({"case_id": case.case_id, "slices": len(result.labels), "slice_index": result.slice_index.tolist(), "box": list(result.box)})
+    return entries
+
+
+class SliceCache:
+    """The slices of a built cache, memory-mapped, optionally restricted to some subjects.
+
+    ``cache[i]`` is ``(image, label)``: (4, size, size) float32 and (size, size) int64.
+    """
+
+    def __init__(self, folder: Path | str, case_ids: list[str] | None = None):
+        self.folder = Path(folder)
+        manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.settings = manifest["settings"]
+        wanted = None if case_ids is None else set(case_ids)
+        self.cases = [c for c in manifest["cases"] if wanted is None or c["case_id"] in wanted]
+        self._images = [np.load(self.folder / f"{c['case_id']}_images.npy", mmap_mode="r") for c in self.cases]
+        self._labels = [np.load(self.folder / f"{c['case_id']}_labels.npy", mmap_mode="r") for c in self.cases]
+        # (N, 2) table of (subject position, slice position) for every slice
+        self.index = np.array([(k, s) for k, c in enumerate(self.cases) for s in range(c["slices"])], dtype=np.int64).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        case, position = self.index[i]
+        return np.asarray(self._images[case][position], dtype=np.float32), np.asarray(self._labels[case][position], dtype=np.int64)

@@ -1,0 +1,122 @@
+"""A run folder: the resolved config, the data it uses, and where its artefacts go.
+
+Both edges of the kit start here: `ganet` commands and the notebooks call `setup_run`, which
+loads the profile, decides which data to use (real data named by argument, environment variable
+or config; otherwise synthetic data generated into the run folder), saves the resolved config and
+the train/test split, and hands back paths. Layout of `runs/<profile>/`:
+
+    config.json        the resolved config (every setting, after the profile and overrides)
+    split.json         train/test subject ids and the rule that made them
+    synthetic/         generated data, when no real data is configured
+    cache/             pre-processed slice caches (keyed by settings)
+    figures/, tables/  what the notebooks show, as files
+    notebooks/         executed notebooks (written by run_all.sh)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ganet_lib.config import REPO_ROOT, ExperimentConfig, load_config
+from ganet_lib.data import BratsCase, NfbsSubject, find_brats_cases, find_nfbs_subjects, split_cases
+from ganet_lib.files import atomic_write_text
+from ganet_lib.synthetic import SynthSpec, read_spec, write_synthetic_dataset
+
+
+def runs_root() -> Path:
+    """Where run folders live: $GANET_RUNS, else `runs/` in the repository (git-ignored)."""
+    return Path(os.environ.get("GANET_RUNS") or REPO_ROOT / "runs")
+
+
+@dataclass(frozen=True)
+class Run:
+    config: ExperimentConfig
+    run_dir: Path
+    brats_dir: Path
+    nfbs_dir: Path
+    synthetic: bool  # True when any of the data was generated
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.run_dir / "cache"
+
+    def figure_path(self, name: str) -> Path:
+        return _mkdir(self.run_dir / "figures") / name
+
+    def table_path(self, name: str) -> Path:
+        return _mkdir(self.run_dir / "tables") / name
+
+    @cached_property
+    def cases(self) -> list[BratsCase]:
+        return find_brats_cases(self.brats_dir)
+
+    @cached_property
+    def normals(self) -> list[NfbsSubject]:
+        return find_nfbs_subjects(self.nfbs_dir)
+
+    @cached_property
+    def split(self) -> dict[str, list[str]]:
+        """Train/test subject ids; saved to split.json the first time (later runs read it back)."""
+        path = self.run_dir / "split.json"
+        ids = [c.case_id for c in self.cases]
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if sorted(saved["train"] + saved["test"]) == sorted(ids):
+                return saved
+        split = split_cases(ids, self.config.data.test_fraction, self.config.data.split_seed)
+        atomic_write_text(path, json.dumps(split, indent=1))
+        return split
+
+    def describe(self) -> str:
+        """One line saying which data this run uses, for every table and figure caption."""
+        kind = "synthetic data (generated, not BraTS)" if self.synthetic else "real data"
+        return f"profile '{self.config.profile}', {kind}: BraTS layout {self.brats_dir}, NFBS layout {self.nfbs_dir}"
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_dir: str = "", progress: bool = True) -> Run:
+    """Resolve the config and the data of a run; generate synthetic data if no real data is named.
+
+    Args:
+        profile: profile name or YAML path; "" means $GANET_PROFILE, else "default".
+        run_dir: the run folder; "" means `runs_root() / <profile>`.
+        brats_dir, nfbs_dir: real data folders; "" falls back to $GANET_BRATS_DIR / $GANET_NFBS_DIR,
+            then to the config, then to synthetic data.
+    """
+    overrides = {}
+    brats_dir = brats_dir or os.environ.get("GANET_BRATS_DIR", "")
+    nfbs_dir = nfbs_dir or os.environ.get("GANET_NFBS_DIR", "")
+    if brats_dir:
+        overrides["brats_dir"] = str(brats_dir)
+    if nfbs_dir:
+        overrides["nfbs_dir"] = str(nfbs_dir)
+    config = load_config(profile, {"data": overrides} if overrides else None)
+    folder = Path(run_dir) if run_dir else runs_root() / config.profile
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.json", config.to_json())
+
+    data = config.data
+    synthetic = data.brats_dir is None or data.nfbs_dir is None
+    if synthetic:
+        spec = SynthSpec(cases=data.synthetic_cases, normals=data.synthetic_normals, shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)
+        target = folder / "synthetic"
+        if read_spec(target) not in (None, spec):  # the profile's synthetic settings changed: regenerate
+            print(f"synthetic data in {target} was made with other settings; regenerating it")
+            shutil.rmtree(target)
+        write_synthetic_dataset(target, spec, progress=progress)
+    return Run(
+        config=config,
+        run_dir=folder,
+        brats_dir=Path(data.brats_dir) if data.brats_dir else folder / "synthetic" / "brats",
+        nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
+        synthetic=synthetic,
+    )

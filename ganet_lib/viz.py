@@ -1,0 +1,201 @@
+"""Figures: plain functions, arrays and parameters in, a matplotlib Figure out.
+
+The notebooks' widgets call these same functions, and tests call them directly, so what a slider
+shows is what a test checked. Slices are 2D arrays in display orientation (see
+`data.axial_slices`): ``imshow`` them as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from ganet_lib.data import MODALITIES, REGIONS, axial_slices, region_mask
+from ganet_lib.enhance import enhancement_steps, transfer_curve
+
+# Colours of the BraTS labels in every overlay.
+LABEL_COLOURS = {1: ("NCR/NET (1)", "#e41a1c"), 2: ("edema (2)", "#4daf4a"), 4: ("enhancing (4)", "#ffd92f")}
+MODALITY_TITLES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
+
+
+def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
+    """Save `fig` as PNG through a temporary file and a rename (no half-written figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    fig.savefig(partial, dpi=dpi, bbox_inches="tight")
+    os.replace(partial, path)
+    return path
+
+
+def overlay_labels(ax: plt.Axes, label: np.ndarray, alpha: float = 0.45) -> None:
+    """Draw a 0/1/2/4 label slice over whatever `ax` shows; background stays transparent."""
+    rgba = np.zeros(label.shape + (4,))
+    for value, (_, colour) in LABEL_COLOURS.items():
+        rgba[label == value] = (*plt.matplotlib.colors.to_rgb(colour), alpha)
+    ax.imshow(rgba, interpolation="nearest")
+
+
+def label_legend(ax: plt.Axes) -> None:
+    handles = [Patch(color=colour, label=name) for name, colour in LABEL_COLOURS.values()]
+    ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.7)
+
+
+def _bare(ax: plt.Axes, title: str = "") -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: str = "") -> Figure:
+    """The four modalities of axial slice `z`, and FLAIR with the label overlay.
+
+    Args:
+        image: (4, X, Y, Z) in MODALITIES order; label: (X, Y, Z) 0/1/2/4 or None.
+    """
+    panels = len(MODALITIES) + (label is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels, 2.9))
+    for ax, channel, name in zip(axes, image, MODALITIES):
+        ax.imshow(axial_slices(channel)[z], cmap="gray")
+        _bare(ax, MODALITY_TITLES[name])
+    if label is not None:
+        axes[-1].imshow(axial_slices(image[MODALITIES.index("flair")])[z], cmap="gray")
+        overlay_labels(axes[-1], axial_slices(label)[z])
+        label_legend(axes[-1])
+        _bare(axes[-1], "FLAIR + labels")
+    fig.suptitle(title or f"axial slice z = {z}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_regions(image: np.ndarray, label: np.ndarray, z: int) -> Figure:
+    """The three evaluation regions (WT, TC, ET) of slice `z` over T1ce."""
+    t1ce = axial_slices(image[MODALITIES.index("t1ce")])[z]
+    fig, axes = plt.subplots(1, len(REGIONS), figsize=(8, 2.9))
+    for ax, region in zip(axes, REGIONS):
+        ax.imshow(t1ce, cmap="gray")
+        mask = axial_slices(region_mask(label, region))[z]
+        ax.imshow(np.ma.masked_where(~mask, mask), cmap=ListedColormap(["#377eb8"]), alpha=0.55, interpolation="nearest")
+        labels = "+".join(str(v) for v in REGIONS[region])
+        _bare(ax, f"{region} = labels {labels}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_volume_distribution(rows: list[dict]) -> Figure:
+    """Box plots of tumour volume per label and region over subjects (rows from `case_statistics`)."""
+    keys = ["ml_NCR", "ml_ED", "ml_ET", "ml_WT", "ml_TC"]
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.boxplot([[r[k] for r in rows] for k in keys], tick_labels=[k[3:] for k in keys])
+    ax.set_ylabel("volume per subject (ml)")
+    ax.set_title(f"tumour volumes over {len(rows)} subjects", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_empty_slices(rows: list[dict]) -> Figure:
+    """Per subject: brain slices with and without tumour (the paper's Appendix E point)."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.25 * len(rows)), 3))
+    x = np.arange(len(rows))
+    tumour = np.array([r["tumour_slices"] for r in rows])
+    empty = np.array([r["empty_slices"] for r in rows])
+    ax.bar(x, tumour, color="#e41a1c", label="slices with tumour")
+    ax.bar(x, empty, bottom=tumour, color="#bbbbbb", label="brain slices, empty label map")
+    ax.set_xticks(x, [r["case_id"].split("_")[-1] for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("axial slices")
+    share = empty.sum() / max(1, (empty + tumour).sum())
+    ax.set_title(f"{share:.0%} of brain slices have an empty label map", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_brain_box(slice2d: np.ndarray, box: tuple[int, int, int, int], cropped: np.ndarray) -> Figure:
+    """A slice with its square brain box, and the cropped, resized network input."""
+    row0, row1, col0, col1 = box
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    axes[0].imshow(slice2d, cmap="gray")
+    axes[0].add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0, fill=False, edgecolor="#377eb8", linewidth=1.5))
+    _bare(axes[0], f"slice {slice2d.shape[0]} x {slice2d.shape[1]} and its brain box")
+    axes[1].imshow(cropped, cmap="gray")
+    _bare(axes[1], f"network input {cropped.shape[0]} x {cropped.shape[1]}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_enhancement_steps(slice2d: np.ndarray, lam: float) -> Figure:
+    """I, IMG1 ... IMG5 of Eqs. (13)-(17) for one slice, each with its own colour scale."""
+    steps = enhancement_steps(slice2d, lam)
+    captions = {
+        "I": "I: min-max scaled",
+        "IMG1": "(13) log brightening",
+        "IMG2": "(14) 1 - exp(-I)",
+        "IMG3": "(15) combined",
+        "IMG4": "(16) erf / arctan",
+        "IMG5": "(17) rescaled",
+    }
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.3 * len(steps), 2.8))
+    for ax, (name, array) in zip(axes, steps.items()):
+        shown = ax.imshow(array, cmap="gray")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+        _bare(ax, captions[name])
+    fig.suptitle(f"enhancement, lambda = {lam:g}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_transfer_curves(lambdas: list[float]) -> Figure:
+    """Output against input intensity of the whole enhancement, for several lambdas."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for lam in lambdas:
+        ramp, curve = transfer_curve(lam)
+        ax.plot(ramp, curve, label=f"lambda = {lam:g}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="identity")
+    ax.set_xlabel("input I (min-max scaled)")
+    ax.set_ylabel("enhanced IMG5")
+    ax.legend(fontsize=7)
+    ax.set_title("transfer curve of Eqs. (13)-(17)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def render_enhancement(slice2d: np.ndarray, lam: float) -> Figure:
+    """Before / after / histogram of one slice: what the lambda slider of notebook 02 draws."""
+    steps = enhancement_steps(slice2d, lam)
+    before, after = steps["I"], steps["IMG5"]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 2.9))
+    axes[0].imshow(before, cmap="gray", vmin=0, vmax=1)
+    _bare(axes[0], "before (min-max scaled)")
+    axes[1].imshow(after, cmap="gray", vmin=0, vmax=1)
+    _bare(axes[1], f"after, lambda = {lam:g}")
+    inside = before > 0
+    axes[2].hist([before[inside], after[inside]], bins=40, range=(0, 1), label=["before", "after"], color=["#999999", "#377eb8"])
+    axes[2].set_title("brain intensities", fontsize=9)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cache_samples(images: np.ndarray, labels: np.ndarray, count: int = 4) -> Figure:
+    """Network inputs from the slice cache: the four channels and the label of `count` slices.
+
+    Args:
+        images: (S, 4, H, W); labels: (S, H, W); `count` slices spread evenly over S are shown.
+    """
+    picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
+    fig, axes = plt.subplots(len(picks), len(MODALITIES) + 1, figsize=(2.0 * (len(MODALITIES) + 1), 2.0 * len(picks)), squeeze=False)
+    for row, index in zip(axes, picks):
+        for ax, channel, name in zip(row, images[index], MODALITIES):
+            ax.imshow(channel, cmap="gray", vmin=0, vmax=1)
+            _bare(ax, MODALITY_TITLES[name])
+        row[-1].imshow(images[index][MODALITIES.index("flair")], cmap="gray", vmin=0, vmax=1)
+        overlay_labels(row[-1], labels[index])
+        _bare(row[-1], "label")
+    fig.tight_layout()
+    return fig
