@@ -1,0 +1,406 @@
+"""Finding and loading BraTS and NFBS subjects in every supported layout, splits, and the generator.
+
+The session data set (`synthetic_root`) is only read: every other layout is built in `tmp_path`
+from copies of its files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ganet_lib import data
+from ganet_lib.data import (
+    MODALITIES,
+    PAPER_TEST_IDS,
+    find_brats_cases,
+    find_nfbs_subjects,
+    load_case,
+    load_label,
+    load_nfbs,
+    split_cases,
+)
+from ganet_lib.errors import KitInputError
+from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset
+
+SHAPE = (40, 40, 24)  # conftest's SMALL_SHAPE
+CASE_IDS = ["BraTS20_Training_001", "BraTS20_Training_002", "BraTS20_Training_003"]
+NFBS_IDS = ["A10000001", "A10000002"]
+LPS = ("L", "P", "S")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def stored_array(path: Path) -> np.ndarray:
+    """The array stored in a NIfTI file, in the file's own dtype."""
+    return np.asanyarray(nib.load(path).dataobj)
+
+
+def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
+    nib.save(nib.Nifti1Image(array, affine), path)
+    return path
+
+
+def resave(src: Path, dst: Path) -> Path:
+    """Write `src`'s array and affine to `dst` (the suffix of `dst` picks .nii or .nii.gz)."""
+    image = nib.load(src)
+    return save_nifti(np.asanyarray(image.dataobj), image.affine, dst)
+
+
+def brats_file(root: Path, case_id: str, modality: str) -> Path:
+    return root / case_id / f"{case_id}_{modality}.nii.gz"
+
+
+def loaded_cases(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return {case.case_id: load_case(case) for case in find_brats_cases(root)}
+
+
+def assert_same_cases(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for case_id in a:
+        for left, right in zip(a[case_id], b[case_id]):
+            np.testing.assert_array_equal(left, right)
+
+
+def flatten(src: Path, dst: Path, pattern: str = "*.nii*") -> Path:
+    """Copy every file matching `pattern` below `src` into the single folder `dst`."""
+    dst.mkdir(parents=True)
+    for path in sorted(src.rglob(pattern)):
+        shutil.copy2(path, dst / path.name)
+    return dst
+
+
+def expected_lps(path: Path) -> np.ndarray:
+    """The stored volume reoriented to LPS voxel axes, computed independently of the library."""
+    image = nib.load(path)
+    current = nib.orientations.io_orientation(image.affine)
+    target = nib.orientations.axcodes2ornt(LPS)
+    transform = nib.orientations.ornt_transform(current, target)
+    return nib.orientations.apply_orientation(image.get_fdata(dtype=np.float32), transform)
+
+
+def decoded_arrays(root: Path) -> dict[str, np.ndarray]:
+    """Relative path -> decoded array for every NIfTI file under `root`."""
+    return {p.relative_to(root).as_posix(): stored_array(p) for p in sorted(root.rglob("*.nii*"))}
+
+
+# --- BraTS 2020, nested (as generated) -----------------------------------------------------------
+
+
+def test_nested_brats2020_layout_is_found(synthetic_root):
+    cases = find_brats_cases(synthetic_root / "brats")
+    assert [c.case_id for c in cases] == CASE_IDS
+    for case in cases:
+        assert case.naming == "brats2020"
+        assert sorted(case.images) == sorted(MODALITIES)
+        for modality, path in case.images.items():
+            assert path == brats_file(synthetic_root / "brats", case.case_id, modality)
+        assert case.label == brats_file(synthetic_root / "brats", case.case_id, "seg")
+        assert case.notes == ()
+
+
+def test_load_case_returns_image_label_affine(synthetic_root):
+    case = find_brats_cases(synthetic_root / "brats")[0]
+    image, label, affine = load_case(case)
+    assert image.shape == (4, *SHAPE)
+    assert image.dtype == np.float32
+    assert label.shape == SHAPE
+    assert label.dtype == np.uint8
+    assert set(np.unique(label).tolist()) <= {0, 1, 2, 4}
+    np.testing.assert_array_equal(affine, nib.load(case.images["t1"]).affine)
+    # Channels come in MODALITIES order, each equal to its file.
+    for channel, modality in enumerate(MODALITIES):
+        np.testing.assert_array_equal(image[channel], stored_array(case.images[modality]).astype(np.float32))
+    np.testing.assert_array_equal(label, stored_array(case.label))
+
+
+def test_load_case_without_label(synthetic_root):
+    case = find_brats_cases(synthetic_root / "brats")[0]
+    image, label, _ = load_case(case, with_label=False)
+    assert label is None
+    assert image.shape == (4, *SHAPE)
+
+
+# --- other BraTS layouts -------------------------------------------------------------------------
+
+
+def test_flattened_layout_matches_nested(synthetic_root, tmp_path):
+    flat = flatten(synthetic_root / "brats", tmp_path / "flat")
+    assert len(list(flat.iterdir())) == 15  # 3 subjects x (4 modalities + label), no subfolders
+    cases = find_brats_cases(flat)
+    assert [c.case_id for c in cases] == CASE_IDS
+    assert all(c.label is not None and len(c.images) == 4 for c in cases)
+    assert_same_cases(loaded_cases(flat), loaded_cases(synthetic_root / "brats"))
+
+
+def test_uncompressed_nii_loads_identical_arrays(synthetic_root, tmp_path):
+    src_root = synthetic_root / "brats"
+    dst_root = tmp_path / "nii"
+    for path in sorted(src_root.rglob("*.nii.gz")):
+        folder = dst_root / path.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        resave(path, folder / path.name.replace(".nii.gz", ".nii"))
+    assert not list(dst_root.rglob("*.gz"))
+    cases = find_brats_cases(dst_root)
+    assert [c.case_id for c in cases] == CASE_IDS
+    assert all(p.suffix == ".nii" for c in cases for p in [*c.images.values(), c.label])
+    assert_same_cases(loaded_cases(dst_root), loaded_cases(src_root))
+
+
+def test_one_case_folder_finds_just_that_case(synthetic_root):
+    cases = find_brats_cases(synthetic_root / "brats" / "BraTS20_Training_002")
+    assert [c.case_id for c in cases] == ["BraTS20_Training_002"]
+    assert len(cases[0].images) == 4 and cases[0].label is not None
+
+
+def test_subject_355_label_name_quirk(synthetic_root, tmp_path):
+    src_id, quirk_id = "BraTS20_Training_001", "BraTS20_Training_355"
+    folder = tmp_path / "brats" / quirk_id
+    folder.mkdir(parents=True)
+    for modality in MODALITIES:
+        resave(brats_file(synthetic_root / "brats", src_id, modality), folder / f"{quirk_id}_{modality}.nii")
+    odd_label = resave(brats_file(synthetic_root / "brats", src_id, "seg"), folder / "W39_1998.09.19_Segm.nii")
+
+    with pytest.warns(UserWarning, match="W39_1998"):
+        cases = find_brats_cases(tmp_path / "brats")
+
+    assert [c.case_id for c in cases] == [quirk_id]
+    case = cases[0]
+    assert case.naming == "brats2020"
+    assert case.label == odd_label
+    assert sorted(case.images) == sorted(MODALITIES)
+    assert len(case.notes) == 1 and "W39_1998.09.19_Segm.nii" in case.notes[0]
+    np.testing.assert_array_equal(load_label(case), stored_array(brats_file(synthetic_root / "brats", src_id, "seg")))
+
+
+def test_brats2021_naming(synthetic_root, tmp_path):
+    src_id = "BraTS20_Training_002"
+    folder = tmp_path / "brats2021" / "BraTS2021_00000"
+    folder.mkdir(parents=True)
+    for modality in (*MODALITIES, "seg"):
+        shutil.copy2(brats_file(synthetic_root / "brats", src_id, modality), folder / f"BraTS2021_00000_{modality}.nii.gz")
+
+    cases = find_brats_cases(tmp_path / "brats2021")
+    assert [(c.case_id, c.naming) for c in cases] == [("BraTS2021_00000", "brats2021")]
+    assert cases[0].label_values == (0, 1, 2, 4)
+    assert_same_cases(
+        {"x": load_case(cases[0])},
+        {"x": load_case(find_brats_cases(synthetic_root / "brats" / src_id)[0])},
+    )
+
+
+def test_brats2023_naming_maps_modalities_and_label(synthetic_root, tmp_path):
+    src_id = "BraTS20_Training_001"
+    case_id = "BraTS-GLI-00000-000"
+    folder = tmp_path / "brats2023" / case_id
+    folder.mkdir(parents=True)
+    names_2023 = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
+    for modality, name in names_2023.items():
+        shutil.copy2(brats_file(synthetic_root / "brats", src_id, modality), folder / f"{case_id}-{name}.nii.gz")
+    seg_2020 = brats_file(synthetic_root / "brats", src_id, "seg")
+    label_2020 = stored_array(seg_2020)
+    assert (label_2020 == 4).any()  # otherwise the 3 -> 4 mapping would not be exercised
+    label_2023 = np.where(label_2020 == 4, 3, label_2020).astype(np.uint8)
+    save_nifti(label_2023, nib.load(seg_2020).affine, folder / f"{case_id}-seg.nii.gz")
+
+    cases = find_brats_cases(tmp_path / "brats2023")
+    assert [(c.case_id, c.naming) for c in cases] == [(case_id, "brats2023")]
+    case = cases[0]
+    assert case.label_values == (0, 1, 2, 3)
+    assert {m: p.name for m, p in case.images.items()} == {m: f"{case_id}-{n}.nii.gz" for m, n in names_2023.items()}
+
+    image, label, _ = load_case(case)
+    for channel, modality in enumerate(MODALITIES):
+        source = stored_array(brats_file(synthetic_root / "brats", src_id, modality)).astype(np.float32)
+        np.testing.assert_array_equal(image[channel], source, err_msg=modality)
+    assert 3 in stored_array(case.label)
+    np.testing.assert_array_equal(load_label(case), label_2020)
+    np.testing.assert_array_equal(label, label_2020)
+
+
+# --- NFBS ----------------------------------------------------------------------------------------
+
+
+def test_nfbs_nested_layout_is_reoriented_to_lps(synthetic_root):
+    subjects = find_nfbs_subjects(synthetic_root / "nfbs")
+    assert [s.subject_id for s in subjects] == NFBS_IDS
+    for subject in subjects:
+        assert subject.brain.name == f"sub-{subject.subject_id}_ses-NFB3_T1w_brain.nii.gz"
+
+    brain = subjects[0].brain
+    stored = nib.load(brain)
+    assert nib.aff2axcodes(stored.affine) != LPS  # reorientation is really needed
+    assert stored.shape == (43, 30, 43)  # stored as P, I, R: 40*256/240, 24*192/155, 40*256/240
+
+    volume = load_nfbs(subjects[0])
+    assert volume.dtype == np.float32
+    assert volume.shape == (43, 43, 30)
+    expected = expected_lps(brain)
+    assert expected.shape == volume.shape
+    np.testing.assert_array_equal(volume, expected)
+    # Sanity: the check compares a real brain, not zeros.
+    assert volume.max() > 0
+
+
+def test_nfbs_flat_layout_matches_nested(synthetic_root, tmp_path):
+    flat = flatten(synthetic_root / "nfbs", tmp_path / "nfbs_flat")
+    assert len(list(flat.iterdir())) == 6  # T1w, T1w_brain and T1w_brainmask per subject
+    flat_subjects = find_nfbs_subjects(flat)
+    nested_subjects = find_nfbs_subjects(synthetic_root / "nfbs")
+    assert [s.subject_id for s in flat_subjects] == NFBS_IDS
+    assert all(s.brain.parent == flat for s in flat_subjects)
+    for flat_subject, nested_subject in zip(flat_subjects, nested_subjects):
+        np.testing.assert_array_equal(load_nfbs(flat_subject), load_nfbs(nested_subject))
+
+
+# --- splits --------------------------------------------------------------------------------------
+
+
+def test_split_full_brats2020_uses_paper_split():
+    ids = [f"BraTS20_Training_{n:03d}" for n in range(1, 370)]
+    split = split_cases(ids, test_fraction=0.2, seed=0)
+    assert split["rule"] == "paper"
+    assert len(PAPER_TEST_IDS) == 36
+    assert sorted(split["test"]) == sorted(PAPER_TEST_IDS)
+    assert len(split["train"]) == 333
+    assert not set(split["train"]) & set(split["test"])
+    assert set(split["train"]) | set(split["test"]) == set(ids)
+
+
+def test_seeded_split_of_a_subset():
+    ids = [f"BraTS20_Training_{n:03d}" for n in range(1, 25)]
+    first = split_cases(ids, test_fraction=0.2, seed=42)
+    again = split_cases(list(reversed(ids)), test_fraction=0.2, seed=42)
+    other = split_cases(ids, test_fraction=0.2, seed=43)
+    assert first["rule"] == "seeded"
+    assert len(first["test"]) == 5  # round(0.2 * 24)
+    assert len(first["train"]) == 19
+    assert first == again
+    assert first["test"] != other["test"]
+    assert not set(first["train"]) & set(first["test"])
+    assert set(first["train"]) | set(first["test"]) == set(ids)
+
+
+def test_seeded_split_needs_two_subjects():
+    with pytest.raises(KitInputError):
+        split_cases(["BraTS20_Training_001"], test_fraction=0.2, seed=0)
+
+
+# --- bad BraTS roots -----------------------------------------------------------------------------
+
+
+def test_find_brats_cases_empty_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(KitInputError, match="No BraTS files") as info:
+        find_brats_cases(empty)
+    assert str(empty) in str(info.value)
+
+
+def test_find_brats_cases_missing_folder(tmp_path):
+    missing = tmp_path / "does-not-exist"
+    with pytest.raises(KitInputError, match="does not exist") as info:
+        find_brats_cases(missing)
+    assert str(missing) in str(info.value)
+
+
+def test_find_brats_cases_on_a_file(synthetic_root):
+    a_file = brats_file(synthetic_root / "brats", "BraTS20_Training_001", "t1")
+    with pytest.raises(KitInputError, match="is a file") as info:
+        find_brats_cases(a_file)
+    assert str(a_file) in str(info.value)
+
+
+def test_find_nfbs_subjects_empty_folder(tmp_path):
+    with pytest.raises(KitInputError) as info:
+        find_nfbs_subjects(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+# --- the synthetic generator ---------------------------------------------------------------------
+
+SMALL_SPEC = SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_synth(tmp_path_factory) -> Path:
+    return write_synthetic_dataset(tmp_path_factory.mktemp("small") / "data", SMALL_SPEC, progress=False)
+
+
+def test_generator_is_deterministic(small_synth, tmp_path):
+    again = write_synthetic_dataset(tmp_path / "again", SMALL_SPEC, progress=False)
+    first, second = decoded_arrays(small_synth), decoded_arrays(again)
+    assert len(first) == 2 * 5 + 1 * 3
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name].dtype == second[name].dtype, name
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def test_generator_seed_changes_every_volume(small_synth, tmp_path):
+    other = write_synthetic_dataset(tmp_path / "other", SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=4), progress=False)
+    first, second = decoded_arrays(small_synth), decoded_arrays(other)
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert not np.array_equal(first[name], second[name]), name
+
+
+def test_generator_case_does_not_depend_on_case_count(small_synth, tmp_path):
+    one = write_synthetic_dataset(tmp_path / "one", SynthSpec(cases=1, normals=1, shape=(32, 32, 20), seed=3), progress=False)
+    arrays_one, arrays_two = decoded_arrays(one), decoded_arrays(small_synth)
+    assert not any("BraTS20_Training_002" in name for name in arrays_one)
+    assert len(arrays_one) == 5 + 3
+    for name, array in arrays_one.items():
+        np.testing.assert_array_equal(array, arrays_two[name], err_msg=name)
+
+
+@pytest.mark.parametrize("which", ["session", "small"])
+def test_generated_cases_are_plausible(which, synthetic_root, small_synth):
+    root = synthetic_root if which == "session" else small_synth
+    cases = find_brats_cases(root / "brats")
+    assert len(cases) == (3 if which == "session" else 2)
+    for case in cases:
+        image, label, _ = load_case(case)
+        values = set(np.unique(label).tolist())
+        assert values <= {0, 1, 2, 4}, case.case_id
+        assert 2 in values and values & {1, 4}, (case.case_id, values)
+
+        brain = (image != 0).any(axis=0)
+        assert 0.05 < brain.mean() < 0.5  # a brain inside a larger field of view
+        assert not brain[0].any() and not brain[-1].any()  # zero at the borders
+        for channel, modality in enumerate(MODALITIES):
+            # Each modality is non-zero exactly on the common brain mask.
+            np.testing.assert_array_equal(image[channel] != 0, brain, err_msg=f"{case.case_id} {modality}")
+        assert not label[~brain].any(), case.case_id
+
+        flair = image[MODALITIES.index("flair")]
+        assert flair[label == 2].mean() > flair[(label == 0) & brain].mean(), case.case_id
+
+
+def test_generator_refuses_a_folder_with_other_content(small_synth, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("something else")
+    with pytest.raises(KitInputError, match="already exists") as info:
+        write_synthetic_dataset(busy, SMALL_SPEC, progress=False)
+    assert str(busy) in str(info.value)
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+
+    other_spec = SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=5)
+    with pytest.raises(KitInputError) as info:
+        write_synthetic_dataset(small_synth, other_spec, progress=False)
+    assert str(small_synth) in str(info.value)
+
+
+def test_generator_same_spec_is_a_no_op(small_synth):
+    manifest = small_synth / "SYNTHETIC.json"
+    t1 = brats_file(small_synth / "brats", "BraTS20_Training_001", "t1")
+    before = (manifest.stat().st_mtime_ns, t1.stat().st_mtime_ns)
+    assert write_synthetic_dataset(small_synth, SMALL_SPEC, progress=False) == small_synth
+    assert (manifest.stat().st_mtime_ns, t1.stat().st_mtime_ns) == before
+    assert data.find_brats_cases(small_synth / "brats")[0].case_id == "BraTS20_Training_001"
