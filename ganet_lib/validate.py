@@ -83,7 +83,7 @@ def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None =
             report.problems.append(str(exc))
             cases = []
         report.brats_cases = len(cases)
-        for case in tqdm(cases, desc="validate BraTS", disable=not progress):
+        for case in tqdm(cases, desc="validate BraTS", disable=not progress or not cases):
             report.warnings.extend(case.notes)
             report.problems.extend(validate_brats_case(case, require_labels))
     if nfbs_dir is not None:
@@ -93,7 +93,7 @@ def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None =
             report.problems.append(str(exc))
             subjects = []
         report.nfbs_subjects = len(subjects)
-        for subject in tqdm(subjects, desc="validate NFBS", disable=not progress):
+        for subject in tqdm(subjects, desc="validate NFBS", disable=not progress or not subjects):
             try:
                 array, _ = read_volume(subject.brain)
             except KitInputError as exc:

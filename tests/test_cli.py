@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+from ganet_lib.cli import main
+
+
+def test_preprocess_builds_then_reuses_the_cache(tmp_path, capsys):
+    assert main(["preprocess", "--config", "smoke", "--run", str(tmp_path)]) == 0
+    first = capsys.readouterr().out
+    assert "slice cache:" in first and "synthetic data" in first
+    caches = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(caches) == 1 and caches[0].startswith("slices-")
+    assert main(["preprocess", "--config", "smoke", "--run", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == first.splitlines()[-1]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == caches
+
+
+def test_unknown_profile_is_exit_2_with_one_sentence(tmp_path, capsys):
+    assert main(["preprocess", "--config", "no-such-profile", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "no-such-profile" in err[0]
+
+
+def test_module_entry_point_prints_help():
+    result = subprocess.run([sys.executable, "-m", "ganet_lib", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("synth", "validate", "preprocess"):
+        assert command in result.stdout
