@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ganet_lib.config import PreprocessConfig
 from ganet_lib.data import BratsCase, axial_slices, load_label, load_modalities
 from ganet_lib.enhance import enhance
+from ganet_lib.errors import KitInputError
 
 CACHE_FORMAT = 1  # bump when the cache's content or layout changes
 
@@ -193,7 +194,10 @@ def _fill_cache(cases: list[BratsCase], folder: Path, settings: PreprocessConfig
         for k, case in enumerate(tqdm(cases, desc="pre-process subjects", unit="subject", disable=not progress)):
             volumes, label = upcoming.result()
             upcoming = reader.submit(_read_subject, cases[k + 1]) if k + 1 < len(cases) else None
-            result = preprocess_case(volumes, label, settings)
+            try:
+                result = preprocess_case(volumes, label, settings)
+            except ValueError as exc:
+                raise KitInputError(f"Subject {case.case_id} cannot be pre-processed: {exc}; check it with `ganet validate`.") from exc
             del volumes, label
             np.save(folder / f"{case.case_id}_images.npy", result.images)
             np.save(folder / f"{case.case_id}_labels.npy", result.labels)

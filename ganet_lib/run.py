@@ -105,6 +105,7 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     atomic_write_text(folder / "config.json", config.to_json())
 
     data = config.data
+    # Either data set missing: generate both (a few seconds; only the missing one is used).
     synthetic = data.brats_dir is None or data.nfbs_dir is None
     if synthetic:
         spec = SynthSpec(cases=data.synthetic_cases, normals=data.synthetic_normals, shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)

@@ -7,13 +7,14 @@ intensities, label values in the expected set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ganet_lib.data import MODALITIES, BratsCase, find_brats_cases, find_nfbs_subjects, read_volume
+from ganet_lib.data import MODALITIES, BratsCase, NfbsSubject, find_brats_cases, find_nfbs_subjects, read_volume
 from ganet_lib.errors import KitInputError
 
 AFFINE_TOLERANCE = 1e-3  # mm; co-registered BraTS files share their affine to float precision
@@ -73,33 +74,39 @@ def validate_brats_case(case: BratsCase, require_label: bool = True) -> list[str
     return problems
 
 
+def validate_nfbs_subject(subject: NfbsSubject) -> list[str]:
+    """Problems found in one NFBS subject's skull-stripped T1w (empty list: fine)."""
+    try:
+        array, _ = read_volume(subject.brain)
+    except KitInputError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    if array.ndim != 3:
+        problems.append(f"'{subject.brain}' has {array.ndim} dimensions; an NFBS T1w volume has 3.")
+    _check_array(subject.brain, array, problems)
+    return problems
+
+
+def _find_or_report(finder: Callable[[Path | str], list], root: Path | str, problems: list[str]) -> list:
+    try:
+        return finder(root)
+    except KitInputError as exc:
+        problems.append(str(exc))
+        return []
+
+
 def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None = None, require_labels: bool = True, progress: bool = True) -> ValidationReport:
     """Check every BraTS subject under `brats_dir` and every NFBS subject under `nfbs_dir`."""
     report = ValidationReport()
     if brats_dir is not None:
-        try:
-            cases = find_brats_cases(brats_dir)
-        except KitInputError as exc:
-            report.problems.append(str(exc))
-            cases = []
+        cases = _find_or_report(find_brats_cases, brats_dir, report.problems)
         report.brats_cases = len(cases)
         for case in tqdm(cases, desc="validate BraTS", disable=not progress or not cases):
             report.warnings.extend(case.notes)
             report.problems.extend(validate_brats_case(case, require_labels))
     if nfbs_dir is not None:
-        try:
-            subjects = find_nfbs_subjects(nfbs_dir)
-        except KitInputError as exc:
-            report.problems.append(str(exc))
-            subjects = []
+        subjects = _find_or_report(find_nfbs_subjects, nfbs_dir, report.problems)
         report.nfbs_subjects = len(subjects)
         for subject in tqdm(subjects, desc="validate NFBS", disable=not progress or not subjects):
-            try:
-                array, _ = read_volume(subject.brain)
-            except KitInputError as exc:
-                report.problems.append(str(exc))
-                continue
-            if array.ndim != 3:
-                report.problems.append(f"'{subject.brain}' has {array.ndim} dimensions; an NFBS T1w volume has 3.")
-            _check_array(subject.brain, array, report.problems)
+            report.problems.extend(validate_nfbs_subject(subject))
     return report

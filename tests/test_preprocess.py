@@ -110,3 +110,19 @@ def test_interrupted_build_leaves_no_cache(cases, tmp_path, monkeypatch):
     folder = build_slice_cache(cases, tmp_path, SETTINGS, progress=False)
     assert folder.name == f"slices-{key}" and (folder / "manifest.json").is_file()
     assert len(SliceCache(folder)) > 0
+
+
+def test_a_subject_without_brain_is_a_clear_error(cases, tmp_path):
+    import nibabel as nib
+
+    from ganet_lib.errors import KitInputError
+
+    case = cases[0]
+    blank = tmp_path / "data" / case.case_id
+    blank.mkdir(parents=True)
+    for path in [*case.images.values(), case.label]:
+        image = nib.load(path)
+        nib.save(nib.Nifti1Image(np.zeros(image.shape, np.int16), image.affine), blank / path.name)
+    with pytest.raises(KitInputError, match=case.case_id):
+        build_slice_cache(find_brats_cases(tmp_path / "data"), tmp_path / "cache", SETTINGS, progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
