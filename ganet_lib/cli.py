@@ -51,6 +51,18 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain_gan(args: argparse.Namespace) -> int:
+    from ganet_lib.run import setup_run
+    from ganet_lib.train_gan import pretrain_gan_for_run
+
+    run = setup_run(args.config, args.run or "", nfbs_dir=args.nfbs or "")
+    result = pretrain_gan_for_run(run, resume=args.resume, cpu=args.cpu)
+    if result.history:
+        best = min(row["val_hole_l1"] for row in result.history)
+        print(f"GAN pre-training: {len(result.history)} epoch(s), best validation hole L1 {best:.4f}; checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganet", description="GANet-Seg teaching and reproduction kit.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -75,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.add_argument("--run", default="", help="run folder (default runs/<profile>)")
     preprocess.add_argument("--brats", default="", help="BraTS root; overrides the config (none: synthetic data)")
     preprocess.set_defaults(handler=cmd_preprocess)
+
+    gan = commands.add_parser("pretrain-gan", help="pre-train the inpainting GAN on normal brains (notebook 03)")
+    gan.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
+    gan.add_argument("--run", default="", help="run folder (default runs/<profile>)")
+    gan.add_argument("--nfbs", default="", help="NFBS root; overrides the config (none: synthetic normals)")
+    gan.add_argument("--resume", action="store_true", help="continue from RUN/gan/last.pt")
+    gan.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
+    gan.set_defaults(handler=cmd_pretrain_gan)
     return parser
 
 

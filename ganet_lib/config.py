@@ -47,10 +47,37 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    seg_channels: tuple[int, ...] = (64, 128, 256, 320)  # segmentation U-Net per level (paper 4.1.2)
+    seg_activation: str = "relu"  # relu (paper text) or leaky_relu (paper Fig. 5)
+    gen_channels: tuple[int, ...] = (64, 128, 256, 512)  # inpainting U-Net per level; not given in the paper
+    disc_channels: int = 64  # first PatchGAN layer; then x2, x4, x8 (pix2pix)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    epochs: int = 30  # paper 5.4.2
+    batch_size: int = 80  # paper 5.4.2 (per process)
+    lr: float = 2e-4  # not in the paper; pix2pix's Adam settings
+    beta1: float = 0.5  # not in the paper; pix2pix
+    beta2: float = 0.999
+    l1_weight: float = 100.0  # weight of the hole L1 term next to Eq. (2); pix2pix and the authors' release use 100
+    d_every: int = 5  # one discriminator update per this many generator updates (paper 4.1.1)
+    patience: int = 5  # early stopping: epochs without a better validation hole L1 (paper 5.4.2)
+    val_fraction: float = 0.2  # share of normal subjects held out for validation
+    hole_min: float = 0.06  # hole radius, as a fraction of the image side: smallest ...
+    hole_max: float = 0.22  # ... and largest; tumour-sized holes (BraTS WT radii are ~5-25% of the brain)
+    seed: int = 0  # seeds model init, shuffling, holes and noise: a CPU run is repeatable
+    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU); Accelerate's setting
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     profile: str = "default"
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

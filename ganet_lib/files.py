@@ -17,3 +17,16 @@ def atomic_write_text(path: Path | str, text: str) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_csv(path: Path | str, rows: list[dict]) -> Path:
+    """Write `rows` (dicts with the same keys) as CSV, atomically; the first row's keys are the header."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())

@@ -17,7 +17,7 @@ which stretches small top and bottom slices and changes the aspect ratio from sl
 Here each volume gets one square box, so anatomy keeps its scale and shape across the slices of
 a subject, and mapping a prediction back to the voxel grid needs one box per subject.
 
-The cache is a folder `slices-<key>/` holding one pair of .npy files per subject and a
+The cache is a folder `slices-<key>/` (BraTS) or `normals-<key>/` (NFBS) holding one pair of .npy files per subject and a
 `manifest.json`; `<key>` hashes the settings and the input files (names, sizes, times), so
 changing either builds a new cache. It is built in a temporary folder and renamed into place
 when complete: an interrupted build never leaves a cache that looks finished.
@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ganet_lib.config import PreprocessConfig
-from ganet_lib.data import BratsCase, axial_slices, load_label, load_modalities
+from ganet_lib.data import BratsCase, NfbsSubject, axial_slices, load_label, load_modalities, load_nfbs
 from ganet_lib.enhance import enhance
 from ganet_lib.errors import KitInputError
 
@@ -137,35 +138,66 @@ def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, setting
     return CroppedCase(images.astype(np.float16), labels, keep.astype(np.int32), box)
 
 
-def cache_key(cases: list[BratsCase], settings: PreprocessConfig) -> str:
+@dataclass(frozen=True)
+class CacheSource:
+    """One subject to pre-process: its id, its files (for the cache key) and how to read it."""
+
+    subject_id: str
+    files: tuple[Path, ...]
+    read: Callable[[], tuple[list[np.ndarray], np.ndarray | None]]  # -> (volumes, label or None)
+
+
+def brats_sources(cases: list[BratsCase]) -> list[CacheSource]:
+    """BraTS subjects: four modalities in the files' own dtype (only the crop is converted) and the label."""
+
+    def reader(case: BratsCase):
+        return lambda: (load_modalities(case, dtype=None)[0], load_label(case) if case.label is not None else None)
+
+    return [CacheSource(c.case_id, tuple(p for p in [*c.images.values(), c.label] if p is not None), reader(c)) for c in cases]
+
+
+def nfbs_sources(subjects: list[NfbsSubject]) -> list[CacheSource]:
+    """NFBS subjects: the skull-stripped T1w, reoriented to BraTS's axes; no label."""
+    return [CacheSource(s.subject_id, (s.brain,), (lambda s=s: ([load_nfbs(s)], None))) for s in subjects]
+
+
+def cache_key(sources: list[CacheSource], settings: PreprocessConfig) -> str:
     """A hash of everything the cache's content depends on: settings, format and input files."""
     files = []
-    for case in cases:
-        for path in [*case.images.values(), case.label]:
-            if path is not None:
-                stat = Path(path).stat()
-                files.append((case.case_id, Path(path).name, stat.st_size, stat.st_mtime_ns))
+    for source in sources:
+        for path in source.files:
+            stat = Path(path).stat()
+            files.append((source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns))
     payload = json.dumps({"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _read_subject(case: BratsCase) -> tuple[list[np.ndarray], np.ndarray | None]:
-    volumes, _ = load_modalities(case, dtype=None)  # the files' own dtype: only the crop is converted
-    return volumes, (load_label(case) if case.label is not None else None)
-
-
 def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True) -> Path:
-    """Pre-process `cases` into `cache_root/slices-<key>/`, or reuse it if already complete.
+    """Pre-process BraTS `cases` into `cache_root/slices-<key>/`, or reuse it if already complete.
+
+    Returns:
+        The cache folder (read it with `SliceCache`): 4-channel images and labels.
+    """
+    return build_cache(brats_sources(cases), Path(cache_root), "slices", settings, progress)
+
+
+def build_normal_cache(subjects: list[NfbsSubject], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True) -> Path:
+    """Pre-process NFBS `subjects` into `cache_root/normals-<key>/` (1-channel T1 slices, all-zero labels).
+
+    The same crop, normalisation, resizing and enhancement as the BraTS slices, so that the GAN
+    learns normal tissue exactly as the segmentation network's T1 channel shows it.
+    """
+    return build_cache(nfbs_sources(subjects), Path(cache_root), "normals", settings, progress)
+
+
+def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, settings: PreprocessConfig, progress: bool = True) -> Path:
+    """Pre-process `sources` into `cache_root/<prefix>-<key>/`, or reuse it if already complete.
 
     While one subject is processed, the next is read from disk in a background thread
     (decompression releases the GIL), so at most two subjects are in memory at once, whatever
     the number of subjects.
-
-    Returns:
-        The cache folder (read it with `SliceCache`).
     """
-    cache_root = Path(cache_root)
-    final = cache_root / f"slices-{cache_key(cases, settings)}"
+    final = cache_root / f"{prefix}-{cache_key(sources, settings)}"
     if (final / "manifest.json").is_file():
         return final
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -173,35 +205,37 @@ def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: 
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     try:
-        entries = _fill_cache(cases, partial, settings, progress)
+        entries = _fill_cache(sources, partial, settings, progress)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)  # nothing half-written stays behind
         raise
     manifest = {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "cases": entries}
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))  # written last: marks completion
-    if final.exists():  # another process finished the same cache meanwhile
-        shutil.rmtree(partial)
-    else:
+    try:
         os.replace(partial, final)
+    except OSError:  # another process (e.g. a second rank) finished the same cache first
+        shutil.rmtree(partial, ignore_errors=True)
+        if not (final / "manifest.json").is_file():
+            raise
     return final
 
 
-def _fill_cache(cases: list[BratsCase], folder: Path, settings: PreprocessConfig, progress: bool) -> list[dict]:
+def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessConfig, progress: bool) -> list[dict]:
     """Write each subject's .npy pair into `folder`; return the manifest entries."""
     entries = []
     with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = reader.submit(_read_subject, cases[0]) if cases else None
-        for k, case in enumerate(tqdm(cases, desc="pre-process subjects", unit="subject", disable=not progress)):
+        upcoming = reader.submit(sources[0].read) if sources else None
+        for k, source in enumerate(tqdm(sources, desc="pre-process subjects", unit="subject", disable=not progress)):
             volumes, label = upcoming.result()
-            upcoming = reader.submit(_read_subject, cases[k + 1]) if k + 1 < len(cases) else None
+            upcoming = reader.submit(sources[k + 1].read) if k + 1 < len(sources) else None
             try:
                 result = preprocess_case(volumes, label, settings)
             except ValueError as exc:
-                raise KitInputError(f"Subject {case.case_id} cannot be pre-processed: {exc}; check it with `ganet validate`.") from exc
+                raise KitInputError(f"Subject {source.subject_id} cannot be pre-processed: {exc}; check it with `ganet validate`.") from exc
             del volumes, label
-            np.save(folder / f"{case.case_id}_images.npy", result.images)
-            np.save(folder / f"{case.case_id}_labels.npy", result.labels)
-            entries.append({"case_id": case.case_id, "slices": len(result.labels), "slice_index": result.slice_index.tolist(), "box": list(result.box)})
+            np.save(folder / f"{source.subject_id}_images.npy", result.images)
+            np.save(folder / f"{source.subject_id}_labels.npy", result.labels)
+            entries.append({"case_id": source.subject_id, "slices": len(result.labels), "slice_index": result.slice_index.tolist(), "box": list(result.box)})
     return entries
 
 

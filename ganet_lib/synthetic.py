@@ -273,8 +273,14 @@ def write_synthetic_dataset(out: Path | str, spec: SynthSpec, progress: bool = T
         else:
             write_nfbs_subject(partial / "nfbs", index, spec.shape, case_rng, suffix)
     (partial / "SYNTHETIC.json").write_text(json.dumps(asdict(spec), indent=2))
-    if out.exists():
-        out.rmdir()  # empty (checked above)
     out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, out)
+    try:
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(partial, out)
+    except OSError:
+        # Another process (e.g. a second rank of a multi-process launch) finished first.
+        shutil.rmtree(partial, ignore_errors=True)
+        if read_spec(out) != spec:
+            raise
     return out

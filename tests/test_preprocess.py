@@ -83,9 +83,10 @@ def test_cache_is_reused_rebuilt_on_change_and_readable(cases, tmp_path, monkeyp
 
 
 def test_changed_input_file_changes_the_key(cases):
-    before = preprocess.cache_key(cases, SETTINGS)
-    assert preprocess.cache_key(cases, replace(SETTINGS, enhance_lambda=-1.0)) != before
-    assert preprocess.cache_key(cases[:2], SETTINGS) != before
+    sources = preprocess.brats_sources(cases)
+    before = preprocess.cache_key(sources, SETTINGS)
+    assert preprocess.cache_key(sources, replace(SETTINGS, enhance_lambda=-1.0)) != before
+    assert preprocess.cache_key(sources[:2], SETTINGS) != before
 
 
 def test_interrupted_build_leaves_no_cache(cases, tmp_path, monkeypatch):
@@ -104,7 +105,7 @@ def test_interrupted_build_leaves_no_cache(cases, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no cache, and no partial folder either
 
     # A partial folder left by a killed process is never taken for a cache.
-    key = preprocess.cache_key(cases, SETTINGS)
+    key = preprocess.cache_key(preprocess.brats_sources(cases), SETTINGS)
     (tmp_path / f"slices-{key}.partial-99999").mkdir()
     monkeypatch.setattr(preprocess, "preprocess_case", real)
     folder = build_slice_cache(cases, tmp_path, SETTINGS, progress=False)
@@ -126,3 +127,15 @@ def test_a_subject_without_brain_is_a_clear_error(cases, tmp_path):
     with pytest.raises(KitInputError, match=case.case_id):
         build_slice_cache(find_brats_cases(tmp_path / "data"), tmp_path / "cache", SETTINGS, progress=False)
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_normal_cache_holds_one_channel_and_every_brain_slice(synthetic_root, tmp_path):
+    from ganet_lib.data import find_nfbs_subjects, load_nfbs
+
+    subjects = find_nfbs_subjects(synthetic_root / "nfbs")
+    cache = SliceCache(preprocess.build_normal_cache(subjects, tmp_path, SETTINGS, progress=False))
+    image, label = cache[0]
+    assert image.shape == (1, 16, 16) and not label.any()
+    brain_pixels = [(load_nfbs(s) != 0).sum(axis=(0, 1)) for s in subjects]  # per axial slice
+    brain_slices = sum(int((counts >= SETTINGS.min_brain_pixels).sum()) for counts in brain_pixels)
+    assert len(cache) == brain_slices  # nothing dropped: normals have no label map

@@ -1,0 +1,51 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`.
+
+A checkpoint holds only tensors, numbers, strings, lists and dicts (model and optimiser state
+dicts, counters, RNG states as tensors, the resolved config as JSON text). `weights_only=True`
+refuses anything else, so loading a checkpoint can never run code hidden in a pickle; a file that
+needs arbitrary unpickling is rejected with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganet_lib.errors import KitInputError
+
+
+def save_checkpoint(payload: dict[str, Any], path: Path | str) -> Path:
+    """torch.save to a temporary sibling, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        torch.save(payload, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load a checkpoint on the CPU with `weights_only=True`.
+
+    Raises:
+        KitInputError: missing, unreadable, or needing arbitrary unpickling.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise KitInputError(f"Checkpoint '{path}' does not exist; train first (or check the run folder).")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise KitInputError(
+            f"Checkpoint '{path}' holds objects that need arbitrary unpickling, which the kit refuses for safety; "
+            "use a checkpoint written by this kit."
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise KitInputError(f"Checkpoint '{path}' cannot be read ({exc}); it is truncated or not a PyTorch file.") from exc

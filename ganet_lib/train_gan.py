@@ -1,0 +1,344 @@
+"""GAN pre-training on normal brains (paper 4.1.1 and 5.4.2; SPEC section 4).
+
+The idea: a generator that has only ever seen healthy tissue learns to fill a hole in a normal T1
+slice with plausible normal tissue, and a discriminator learns what normal tissue looks like,
+patch by patch. Later (notebook 04) the segmentation network's tumour mask is cut out of a
+tumour slice and inpainted: if the mask missed part of the tumour, the remaining tumour cannot be
+turned into normal tissue, and the discriminator notices.
+
+One epoch, numbered as in `train_epoch`:
+1. draw tumour-sized holes (squares, discs, irregular blobs) inside the brain of each slice;
+2. generator update: inpaint, paste the hole into the slice, and minimise Eq. (2) plus
+   `l1_weight` x the L1 error inside the hole (the discriminator is frozen for this step);
+3. discriminator update, once per `d_every` generator updates: Eq. (1) on real slices against
+   inpainted ones;
+then validation (hole L1 and PSNR on held-out subjects, with the same holes every epoch), an
+atomically written checkpoint, and early stopping after `patience` epochs without a better
+validation L1.
+
+Hugging Face Accelerate runs the same code on one CPU, one GPU, or several processes
+(`accelerate launch --num_processes 4 -m ganet_lib pretrain-gan ...`); holes and noise come from
+generators seeded by (seed, epoch, process), so a CPU run is repeatable and a resumed run
+continues exactly where the uninterrupted one would have been.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
+from ganet_lib.config import GanConfig, ModelConfig
+from ganet_lib.files import atomic_write_csv
+from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1
+from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
+from ganet_lib.data import split_cases
+from ganet_lib.preprocess import SliceCache, build_normal_cache
+from ganet_lib.run import Run
+
+VALIDATION_SEED = 10_007  # the validation holes are drawn from this seed every epoch
+
+
+class T1Slices(Dataset):
+    """Channel `channel` of a slice cache as (1, H, W) float32 tensors in [0, 1]."""
+
+    def __init__(self, cache: SliceCache, channel: int = 0):
+        self.cache, self.channel = cache, channel
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image, _ = self.cache[index]
+        return torch.from_numpy(image[self.channel : self.channel + 1])
+
+
+def epoch_generator(seed: int, epoch: int, process: int = 0) -> torch.Generator:
+    """A torch.Generator seeded by (seed, epoch, process): repeatable, and different per process."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 1_009 + process)
+
+
+def random_holes(brain: torch.Tensor, generator: torch.Generator, min_radius: float, max_radius: float) -> torch.Tensor:
+    """One tumour-sized hole per slice, inside the brain: a square, a disc or an irregular blob.
+
+    Args:
+        brain: (B, 1, H, W) bool, True inside the brain (CPU).
+        generator: source of randomness.
+        min_radius, max_radius: hole radius (half-side for squares) as a fraction of H.
+
+    Returns:
+        (B, 1, H, W) float32 mask, 1 in the hole.
+    """
+    batch, _, height, width = brain.shape
+    rows = torch.arange(height, dtype=torch.float32).view(height, 1)
+    cols = torch.arange(width, dtype=torch.float32).view(1, width)
+    masks = torch.zeros(batch, 1, height, width)
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * torch.rand(1, generator=generator).item()
+
+    def disc(row: float, col: float, radius: float) -> torch.Tensor:
+        return (rows - row) ** 2 + (cols - col) ** 2 <= radius**2
+
+    for b in range(batch):
+        inside = brain[b, 0].nonzero()
+        if len(inside) == 0:
+            continue  # an empty slice gets no hole
+        row, col = inside[torch.randint(len(inside), (1,), generator=generator)][0].tolist()
+        radius = uniform(min_radius, max_radius) * height
+        kind = torch.randint(3, (1,), generator=generator).item()
+        if kind == 0:  # square
+            hole = ((rows - row).abs() <= radius) & ((cols - col).abs() <= radius)
+        elif kind == 1:  # disc
+            hole = disc(row, col, radius)
+        else:  # blob: the union of four overlapping discs
+            hole = torch.zeros(height, width, dtype=torch.bool)
+            for _ in range(4):
+                hole |= disc(row + uniform(-0.6, 0.6) * radius, col + uniform(-0.6, 0.6) * radius, uniform(0.45, 0.8) * radius)
+        masks[b, 0] = (hole & brain[b, 0]).float()
+    return masks
+
+
+def inpaint(generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, noise_source: torch.Generator) -> torch.Tensor:
+    """Fill the holes of `images` ((B, 1, H, W) in [0, 1]) with the generator; returns [0, 1] images.
+
+    Pixels outside the hole are the input's; inside, the generator's output.
+    """
+    x = images * 2 - 1  # [0, 1] -> [-1, 1], the generator's scale (Tanh output)
+    noise = torch.randn(x.shape, generator=noise_source).to(x.device) * masks
+    fake = generator_net(x * (1 - masks), masks, noise)
+    return ((x * (1 - masks) + fake * masks) + 1) / 2
+
+
+@torch.no_grad()
+def discriminator_patch_means(discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Mean over the patch map of sigmoid(D(image)): the probability of "normal tissue" per slice.
+
+    Args:
+        images: (B, 1, H, W) in [0, 1].
+
+    Returns:
+        (B,) tensor.
+    """
+    logits = discriminator(images * 2 - 1)  # (B, 1, h, w)
+    return torch.sigmoid(logits).mean(dim=(1, 2, 3))
+
+
+@dataclass
+class GanResult:
+    last_checkpoint: Path
+    best_checkpoint: Path
+    history: list[dict]  # one row per epoch (also in metrics.csv)
+    stopped_early: bool
+
+
+def build_gan(model: ModelConfig, seed: int) -> tuple[InpaintingGenerator, PatchDiscriminator]:
+    """Both GAN networks, Xavier-initialised from `seed`."""
+    torch.manual_seed(seed)
+    return xavier_init(InpaintingGenerator(model.gen_channels)), xavier_init(PatchDiscriminator(1, model.disc_channels))
+
+
+def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator: Accelerator, gan: GanConfig, rng: torch.Generator, counters: dict, progress: bool) -> dict:
+    """One pass over `loader`; returns the epoch's mean losses. `counters` holds g_steps and d_steps."""
+    generator_net.train()
+    discriminator.train()
+    plain_d = accelerator.unwrap_model(discriminator)
+    sums = {"d_loss": 0.0, "g_adv": 0.0, "g_l1": 0.0}
+    d_updates = batches = 0
+    for images in tqdm(loader, desc="GAN epoch", leave=False, disable=not progress):
+        # 1. Holes and noise (on the CPU, from this process's generator).
+        x = images * 2 - 1  # (B, 1, H, W) in [-1, 1]
+        mask = random_holes((images > 0).cpu(), rng, gan.hole_min, gan.hole_max).to(x.device)
+        noise = torch.randn(x.shape, generator=rng).to(x.device) * mask
+        masked = x * (1 - mask)
+
+        # 2. Generator update. D requires no gradients when optimising G; its plain module is
+        #    called so that a distributed wrapper does not wait for D gradients that never come.
+        plain_d.requires_grad_(False)
+        with accelerator.autocast():
+            fake = generator_net(masked, mask, noise)  # (B, 1, H, W)
+            composite = masked + fake * mask  # the slice with its hole filled
+            g_adv = generator_adversarial_loss(plain_d(composite))  # Eq. (2)
+            g_l1 = hole_l1(fake, x, mask)
+            g_loss = g_adv + gan.l1_weight * g_l1
+        opt_g.zero_grad(set_to_none=True)
+        accelerator.backward(g_loss)
+        opt_g.step()
+        plain_d.requires_grad_(True)
+        counters["g_steps"] += 1
+
+        # 3. Discriminator update, once per d_every generator updates (the 1st, 6th, 11th, ...).
+        if (counters["g_steps"] - 1) % gan.d_every == 0:
+            with accelerator.autocast():
+                # Real and inpainted slices in one forward pass (InstanceNorm is per slice, so
+                # nothing mixes); one pass also keeps a distributed wrapper's bookkeeping simple.
+                logits = discriminator(torch.cat([x, composite.detach()]))  # (2B, 1, h, w)
+                d_loss = discriminator_loss(logits[: len(x)], logits[len(x) :])  # Eq. (1)
+            opt_d.zero_grad(set_to_none=True)
+            accelerator.backward(d_loss)
+            opt_d.step()
+            counters["d_steps"] += 1
+            sums["d_loss"] += d_loss.item()
+            d_updates += 1
+        sums["g_adv"] += g_adv.item()
+        sums["g_l1"] += g_l1.item()
+        batches += 1
+    return {
+        "d_loss": sums["d_loss"] / max(d_updates, 1),
+        "g_adv": sums["g_adv"] / max(batches, 1),
+        "g_l1": sums["g_l1"] / max(batches, 1) / 2,  # on the [0, 1] intensity scale
+    }
+
+
+@torch.no_grad()
+def validate(generator_net, loader, accelerator: Accelerator, gan: GanConfig) -> dict:
+    """Hole L1 and PSNR of the generator on held-out slices (the same holes every epoch), next to
+    the baseline of filling each hole with the slice's mean brain intensity. All on [0, 1]."""
+    generator_net.eval()
+    rng = epoch_generator(gan.seed + VALIDATION_SEED, 0, accelerator.process_index)
+    rows = []
+    for images in loader:
+        mask = random_holes((images > 0).cpu(), rng, gan.hole_min, gan.hole_max).to(images.device)
+        with accelerator.autocast():
+            filled = inpaint(generator_net, images, mask, rng).float()
+        brain_outside = (images > 0).float() * (1 - mask)
+        mean_fill = (images * brain_outside).sum(dim=(1, 2, 3)) / brain_outside.sum(dim=(1, 2, 3)).clamp(min=1)
+        rows.append(torch.stack([
+            ((filled - images).abs() * mask).sum(dim=(1, 2, 3)),  # |error| in the hole
+            (((filled - images) ** 2) * mask).sum(dim=(1, 2, 3)),  # squared error in the hole
+            ((mean_fill.view(-1, 1, 1, 1) - images).abs() * mask).sum(dim=(1, 2, 3)),  # baseline |error|
+            mask.sum(dim=(1, 2, 3)),  # hole pixels
+        ], dim=1))  # (B, 4)
+    totals = accelerator.gather_for_metrics(torch.cat(rows)).sum(dim=0).cpu()  # one row per slice, no duplicates
+    pixels = totals[3].clamp(min=1)
+    mse = (totals[1] / pixels).item()
+    return {
+        "val_hole_l1": (totals[0] / pixels).item(),
+        "val_mean_fill_l1": (totals[2] / pixels).item(),
+        "val_psnr": 10 * math.log10(1.0 / max(mse, 1e-12)),
+    }
+
+
+def pretrain_gan(
+    normal_cache: Path,
+    val_ids: list[str],
+    out_dir: Path,
+    model: ModelConfig,
+    gan: GanConfig,
+    config_json: str = "{}",
+    resume: bool = False,
+    cpu: bool = False,
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> GanResult:
+    """Train the generator and discriminator on normal slices; checkpoint every epoch.
+
+    Args:
+        normal_cache: a `build_normal_cache` folder.
+        val_ids: subjects of that cache held out for validation.
+        out_dir: where last.pt, best.pt and metrics.csv go.
+        model, gan: network and training settings.
+        config_json: the resolved experiment config, stored in every checkpoint.
+        resume: continue from out_dir/last.pt if it exists.
+        cpu: force the CPU even if a GPU is visible.
+        max_epochs: stop after this many epochs in this call (tests use it to simulate an interruption).
+    """
+    accelerator = Accelerator(cpu=cpu, mixed_precision=gan.mixed_precision)
+    out_dir = Path(out_dir)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    all_ids = [c["case_id"] for c in SliceCache(normal_cache).cases]
+    train_set = T1Slices(SliceCache(normal_cache, [i for i in all_ids if i not in set(val_ids)]))
+    val_set = T1Slices(SliceCache(normal_cache, val_ids))
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError(f"GAN pre-training needs training and validation slices; got {len(train_set)} and {len(val_set)}")
+
+    generator_net, discriminator = build_gan(model, gan.seed)
+    opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
+    state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
+    if resume and last_path.is_file():
+        checkpoint = load_checkpoint(last_path)
+        generator_net.load_state_dict(checkpoint["generator"])
+        discriminator.load_state_dict(checkpoint["discriminator"])
+        opt_g.load_state_dict(checkpoint["opt_g"])
+        opt_d.load_state_dict(checkpoint["opt_d"])
+        torch.set_rng_state(checkpoint["rng_torch"])
+        state = {k: checkpoint[k] for k in state}
+        accelerator.print(f"resuming GAN pre-training after epoch {state['epoch'] + 1} from {last_path}")
+    generator_net, discriminator, opt_g, opt_d = accelerator.prepare(generator_net, discriminator, opt_g, opt_d)
+    val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=gan.batch_size))
+    counters = {"g_steps": state["g_steps"], "d_steps": state["d_steps"]}
+
+    stopped_early = False
+    epochs_run = 0
+    for epoch in range(state["epoch"] + 1, gan.epochs):
+        if state["stale_epochs"] >= gan.patience:
+            stopped_early = True
+            break
+        if max_epochs is not None and epochs_run >= max_epochs:
+            break
+        started = time.perf_counter()
+        # The same shuffled order on every process (Accelerate shards it); holes differ per process.
+        order = torch.randperm(len(train_set), generator=epoch_generator(gan.seed, epoch)).tolist()
+        loader = accelerator.prepare_data_loader(DataLoader(Subset(train_set, order), batch_size=gan.batch_size))
+        rng = epoch_generator(gan.seed, epoch, 1 + accelerator.process_index)
+        losses = train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator, gan, rng, counters, progress)
+        scores = validate(generator_net, val_loader, accelerator, gan)
+        improved = scores["val_hole_l1"] < state["best_val_l1"]
+        state.update(
+            epoch=epoch,
+            g_steps=counters["g_steps"],
+            d_steps=counters["d_steps"],
+            best_val_l1=min(state["best_val_l1"], scores["val_hole_l1"]),
+            stale_epochs=0 if improved else state["stale_epochs"] + 1,
+        )
+        state["history"].append({"epoch": epoch + 1, **losses, **scores, "g_steps": counters["g_steps"], "d_steps": counters["d_steps"], "seconds": round(time.perf_counter() - started, 2)})
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            checkpoint = {
+                "generator": accelerator.unwrap_model(generator_net).state_dict(),
+                "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "rng_torch": torch.get_rng_state(),
+                "config": config_json,
+                **state,
+            }
+            save_checkpoint(checkpoint, last_path)
+            if improved:
+                save_checkpoint(checkpoint, best_path)
+            atomic_write_csv(out_dir / "metrics.csv", state["history"])
+            row = state["history"][-1]
+            accelerator.print(
+                f"epoch {epoch + 1}/{gan.epochs}: D {row['d_loss']:.3f}  G adv {row['g_adv']:.3f}  G hole L1 {row['g_l1']:.4f}  "
+                f"val hole L1 {row['val_hole_l1']:.4f} (mean fill {row['val_mean_fill_l1']:.4f})  PSNR {row['val_psnr']:.1f} dB  {row['seconds']:.1f} s"
+            )
+        epochs_run += 1
+    accelerator.wait_for_everyone()
+    return GanResult(last_path, best_path, state["history"], stopped_early)
+
+
+def load_gan(checkpoint_path: Path | str, model: ModelConfig) -> tuple[InpaintingGenerator, PatchDiscriminator, dict]:
+    """The generator and discriminator of a checkpoint, in eval mode on the CPU, and the checkpoint."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    generator_net, discriminator = build_gan(model, seed=0)
+    generator_net.load_state_dict(checkpoint["generator"])
+    discriminator.load_state_dict(checkpoint["discriminator"])
+    return generator_net.eval(), discriminator.eval(), checkpoint
+
+
+def pretrain_gan_for_run(run: Run, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> GanResult:
+    """Everything `ganet pretrain-gan` and notebook 03 do: cache the run's normal slices, hold out
+    `gan.val_fraction` of the subjects (seeded), and train into `run_dir/gan/`."""
+    config = run.config
+    cache = build_normal_cache(run.normals, run.cache_dir, config.preprocess, progress=progress)
+    ids = [s.subject_id for s in run.normals]
+    val_ids = split_cases(ids, config.gan.val_fraction, config.gan.seed)["test"]
+    return pretrain_gan(cache, val_ids, run.run_dir / "gan", config.model, config.gan, config.to_json(), resume, cpu, progress, max_epochs)
