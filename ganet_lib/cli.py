@@ -52,12 +52,14 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_gan(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from ganet_lib.run import setup_run
     from ganet_lib.train_gan import pretrain_gan_for_run
 
     run = setup_run(args.config, args.run or "", nfbs_dir=args.nfbs or "")
     result = pretrain_gan_for_run(run, resume=args.resume, cpu=args.cpu)
-    if result.history:
+    if result.history and PartialState().is_main_process:  # one summary under `accelerate launch`
         best = min(row["val_hole_l1"] for row in result.history)
         print(f"GAN pre-training: {len(result.history)} epoch(s), best validation hole L1 {best:.4f}; checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
     return 0

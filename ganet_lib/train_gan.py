@@ -26,21 +26,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
-from ganet_lib.config import GanConfig, ModelConfig
+from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig
 from ganet_lib.files import atomic_write_csv
-from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1
+from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
 from ganet_lib.data import split_cases
-from ganet_lib.preprocess import SliceCache, build_normal_cache
+from ganet_lib.metrics import roc_auc
+from ganet_lib.preprocess import SliceCache, build_normal_cache, build_slice_cache
 from ganet_lib.run import Run
 
 VALIDATION_SEED = 10_007  # the validation holes are drawn from this seed every epoch
@@ -118,6 +120,24 @@ def inpaint(generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.T
 
 
 @torch.no_grad()
+def discriminator_maps(discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """sigmoid(D(image)): per-patch probability of "normal tissue", (B, 1, H, W) in [0, 1] -> (B, h, w)."""
+    return torch.sigmoid(discriminator(images * 2 - 1))[:, 0]
+
+
+@torch.no_grad()
+def inpainting_examples(generator_net: torch.nn.Module, images: torch.Tensor, hole_min: float, hole_max: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random tumour-sized holes in `images` ((B, 1, H, W) in [0, 1]) and the generator's fill.
+
+    Returns:
+        masks (B, 1, H, W) and inpainted images (B, 1, H, W) in [0, 1].
+    """
+    rng = torch.Generator().manual_seed(seed)
+    masks = random_holes(images > 0, rng, hole_min, hole_max)
+    return masks, inpaint(generator_net, images, masks, rng)
+
+
+@torch.no_grad()
 def discriminator_patch_means(discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Mean over the patch map of sigmoid(D(image)): the probability of "normal tissue" per slice.
 
@@ -127,8 +147,7 @@ def discriminator_patch_means(discriminator: torch.nn.Module, images: torch.Tens
     Returns:
         (B,) tensor.
     """
-    logits = discriminator(images * 2 - 1)  # (B, 1, h, w)
-    return torch.sigmoid(logits).mean(dim=(1, 2, 3))
+    return discriminator_maps(discriminator, images).mean(dim=(1, 2))
 
 
 @dataclass
@@ -146,7 +165,8 @@ def build_gan(model: ModelConfig, seed: int) -> tuple[InpaintingGenerator, Patch
 
 
 def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator: Accelerator, gan: GanConfig, rng: torch.Generator, counters: dict, progress: bool) -> dict:
-    """One pass over `loader`; returns the epoch's mean losses. `counters` holds g_steps and d_steps."""
+    """One pass over `loader`; returns the epoch's mean losses on this process. `counters` holds
+    g_steps and d_steps, which continue across epochs (the 1-in-`d_every` rule too)."""
     generator_net.train()
     discriminator.train()
     plain_d = accelerator.unwrap_model(discriminator)
@@ -165,7 +185,9 @@ def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator:
         with accelerator.autocast():
             fake = generator_net(masked, mask, noise)  # (B, 1, H, W)
             composite = masked + fake * mask  # the slice with its hole filled
-            g_adv = generator_adversarial_loss(plain_d(composite))  # Eq. (2)
+            fake_logits = plain_d(composite)  # (B, 1, h, w)
+            fake_patches = patch_targets(mask, fake_logits)
+            g_adv = generator_adversarial_loss(fake_logits, fake_patches)  # Eq. (2)
             g_l1 = hole_l1(fake, x, mask)
             g_loss = g_adv + gan.l1_weight * g_l1
         opt_g.zero_grad(set_to_none=True)
@@ -180,7 +202,7 @@ def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator:
                 # Real and inpainted slices in one forward pass (InstanceNorm is per slice, so
                 # nothing mixes); one pass also keeps a distributed wrapper's bookkeeping simple.
                 logits = discriminator(torch.cat([x, composite.detach()]))  # (2B, 1, h, w)
-                d_loss = discriminator_loss(logits[: len(x)], logits[len(x) :])  # Eq. (1)
+                d_loss = discriminator_loss(logits[: len(x)], logits[len(x) :], fake_patches)  # Eq. (1)
             opt_d.zero_grad(set_to_none=True)
             accelerator.backward(d_loss)
             opt_d.step()
@@ -191,7 +213,7 @@ def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator:
         sums["g_l1"] += g_l1.item()
         batches += 1
     return {
-        "d_loss": sums["d_loss"] / max(d_updates, 1),
+        "d_loss": sums["d_loss"] / d_updates if d_updates else float("nan"),  # NaN: no D update this epoch
         "g_adv": sums["g_adv"] / max(batches, 1),
         "g_l1": sums["g_l1"] / max(batches, 1) / 2,  # on the [0, 1] intensity scale
     }
@@ -263,15 +285,20 @@ def pretrain_gan(
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
-    if resume and last_path.is_file():
-        checkpoint = load_checkpoint(last_path)
+    checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
+    if checkpoint is not None and checkpoint["config"] != config_json:
+        accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
+        checkpoint = None
+    if checkpoint is not None:
         generator_net.load_state_dict(checkpoint["generator"])
         discriminator.load_state_dict(checkpoint["discriminator"])
         opt_g.load_state_dict(checkpoint["opt_g"])
         opt_d.load_state_dict(checkpoint["opt_d"])
         torch.set_rng_state(checkpoint["rng_torch"])
         state = {k: checkpoint[k] for k in state}
-        accelerator.print(f"resuming GAN pre-training after epoch {state['epoch'] + 1} from {last_path}")
+        done = state["epoch"] + 1
+        finished = done >= gan.epochs or state["stale_epochs"] >= gan.patience
+        accelerator.print(f"{'reusing the finished' if finished else 'resuming after epoch ' + str(done) + ' of the'} GAN pre-training in {last_path}")
     generator_net, discriminator, opt_g, opt_d = accelerator.prepare(generator_net, discriminator, opt_g, opt_d)
     val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=gan.batch_size))
     counters = {"g_steps": state["g_steps"], "d_steps": state["d_steps"]}
@@ -334,11 +361,50 @@ def load_gan(checkpoint_path: Path | str, model: ModelConfig) -> tuple[Inpaintin
     return generator_net.eval(), discriminator.eval(), checkpoint
 
 
+def gan_preprocess(config) -> PreprocessConfig:
+    """The pre-processing of the GAN's slices: the run's, with the enhancement as `gan.enhance_input` says."""
+    return replace(config.preprocess, enhance=config.gan.enhance_input)
+
+
 def pretrain_gan_for_run(run: Run, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> GanResult:
     """Everything `ganet pretrain-gan` and notebook 03 do: cache the run's normal slices, hold out
     `gan.val_fraction` of the subjects (seeded), and train into `run_dir/gan/`."""
     config = run.config
-    cache = build_normal_cache(run.normals, run.cache_dir, config.preprocess, progress=progress)
-    ids = [s.subject_id for s in run.normals]
-    val_ids = split_cases(ids, config.gan.val_fraction, config.gan.seed)["test"]
+    cache = build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=progress)
+    val_ids = normal_validation_ids(run)
     return pretrain_gan(cache, val_ids, run.run_dir / "gan", config.model, config.gan, config.to_json(), resume, cpu, progress, max_epochs)
+
+
+def normal_validation_ids(run: Run) -> list[str]:
+    """The NFBS subjects held out for GAN validation (seeded by gan.seed)."""
+    return split_cases([s.subject_id for s in run.normals], run.config.gan.val_fraction, run.config.gan.seed)["test"]
+
+
+def held_out_slices(run: Run, channel: int = 0, progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
+    """Channel `channel` (0: T1) of every brain slice of the run's test subjects, pre-processed as
+    the GAN's input, with nothing dropped; and whether each slice holds tumour.
+
+    Returns:
+        images (N, 1, H, W) in [0, 1], tumour (N,) bool.
+    """
+    settings = replace(gan_preprocess(run.config), drop_empty_slices=False)
+    cache = SliceCache(build_slice_cache(run.cases, run.cache_dir, settings, progress=progress), run.split["test"])
+    images = np.stack([cache[i][0][channel : channel + 1] for i in range(len(cache))])
+    tumour = np.array([cache[i][1].any() for i in range(len(cache))])
+    return torch.from_numpy(images), tumour
+
+
+def discriminator_evidence(discriminator: torch.nn.Module, images: torch.Tensor, tumour: np.ndarray) -> dict:
+    """How well the mean of the discriminator's map tells tumour slices from tumour-free ones.
+
+    A slice whose map says "less normal" (a lower mean) should be a tumour slice: the AUC of
+    -mean for the tumour class; 0.5 is chance.
+    """
+    scores = discriminator_patch_means(discriminator, images).numpy()
+    return {
+        "auc": roc_auc(-scores, tumour),
+        "tumour_slices": int(tumour.sum()),
+        "tumour_free_slices": int((~tumour).sum()),
+        "mean_tumour": float(scores[tumour].mean()),
+        "mean_tumour_free": float(scores[~tumour].mean()),
+    }

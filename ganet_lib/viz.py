@@ -199,3 +199,62 @@ def plot_cache_samples(images: np.ndarray, labels: np.ndarray, count: int = 4) -
         _bare(row[-1], "label")
     fig.tight_layout()
     return fig
+
+
+def plot_gan_history(history: list[dict]) -> Figure:
+    """GAN pre-training curves: losses, hole L1 (train, validation, mean-fill baseline), PSNR."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].plot(epochs, [r["d_loss"] for r in history], marker="o", label="D loss, Eq. (1)")
+    axes[0].plot(epochs, [r["g_adv"] for r in history], marker="o", label="G adversarial, Eq. (2)")
+    axes[0].set_title("adversarial losses", fontsize=9)
+    axes[1].plot(epochs, [r["g_l1"] for r in history], marker="o", label="train")
+    axes[1].plot(epochs, [r["val_hole_l1"] for r in history], marker="o", label="validation")
+    axes[1].plot(epochs, [r["val_mean_fill_l1"] for r in history], linestyle="--", color="grey", label="fill with mean brain intensity")
+    axes[1].set_title("hole L1 (intensity in [0, 1])", fontsize=9)
+    axes[2].plot(epochs, [r["val_psnr"] for r in history], marker="o", color="#4daf4a")
+    axes[2].set_title("validation PSNR in the hole (dB)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_inpainting(images: np.ndarray, masks: np.ndarray, filled: np.ndarray) -> Figure:
+    """Rows: slice, slice with its hole, inpainted, |error|. Arrays (N, H, W) in [0, 1]."""
+    count = len(images)
+    fig, axes = plt.subplots(4, count, figsize=(2.0 * count, 8.2), squeeze=False)
+    for k in range(count):
+        axes[0, k].imshow(images[k], cmap="gray", vmin=0, vmax=1)
+        axes[1, k].imshow(np.where(masks[k] > 0, np.nan, images[k]), cmap="gray", vmin=0, vmax=1)
+        axes[2, k].imshow(filled[k], cmap="gray", vmin=0, vmax=1)
+        axes[3, k].imshow(np.abs(filled[k] - images[k]), cmap="magma", vmin=0, vmax=0.5)
+    for ax, title in zip(axes[:, 0], ["normal slice", "with a hole", "inpainted", "|error|"]):
+        ax.set_ylabel(title, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_discriminator_maps(images: list[np.ndarray], maps: list[np.ndarray], titles: list[str], labels: list[np.ndarray | None] | None = None) -> Figure:
+    """Each slice next to its discriminator map (probability of normal tissue per patch).
+
+    Args:
+        images: (H, W) slices in [0, 1]; maps: (h, w) in [0, 1]; labels: optional (H, W) 0/1/2/4.
+    """
+    labels = labels or [None] * len(images)
+    fig, axes = plt.subplots(2, len(images), figsize=(3.0 * len(images), 6), squeeze=False)
+    for k, (image, patch_map, title, label) in enumerate(zip(images, maps, titles, labels)):
+        axes[0, k].imshow(image, cmap="gray", vmin=0, vmax=1)
+        if label is not None:
+            overlay_labels(axes[0, k], label, alpha=0.35)
+        _bare(axes[0, k], title)
+        shown = axes[1, k].imshow(patch_map, cmap="RdYlGn", vmin=0, vmax=1)
+        _bare(axes[1, k], f"D map, mean {patch_map.mean():.3f}")
+        fig.colorbar(shown, ax=axes[1, k], fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return fig

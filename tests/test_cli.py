@@ -26,3 +26,13 @@ def test_module_entry_point_prints_help():
     assert result.returncode == 0
     for command in ("synth", "validate", "preprocess"):
         assert command in result.stdout
+
+
+def test_pretrain_gan_then_resume_reuses_the_finished_run(tmp_path, capsys):
+    assert main(["pretrain-gan", "--config", "smoke", "--run", str(tmp_path), "--cpu"]) == 0
+    assert (tmp_path / "gan" / "last.pt").is_file() and (tmp_path / "gan" / "metrics.csv").is_file()
+    before = (tmp_path / "gan" / "last.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["pretrain-gan", "--config", "smoke", "--run", str(tmp_path), "--cpu", "--resume"]) == 0
+    assert "reusing the finished" in capsys.readouterr().out
+    assert (tmp_path / "gan" / "last.pt").stat().st_mtime_ns == before  # nothing retrained
