@@ -13,7 +13,7 @@ One epoch, numbered as in `train_epoch`:
 3. discriminator update, once per `d_every` generator updates: Eq. (1) on real slices against
    inpainted ones;
 then validation (hole L1 and PSNR on held-out subjects, with the same holes every epoch), an
-atomically written checkpoint, and early stopping after `patience` epochs without a better
+atomically written checkpoint, a figure of inpainted validation slices, and early stopping after `patience` epochs without a better
 validation L1.
 
 Hugging Face Accelerate runs the same code on one CPU, one GPU, or several processes
@@ -133,7 +133,7 @@ def inpainting_examples(generator_net: torch.nn.Module, images: torch.Tensor, ho
         masks (B, 1, H, W) and inpainted images (B, 1, H, W) in [0, 1].
     """
     rng = torch.Generator().manual_seed(seed)
-    masks = random_holes(images > 0, rng, hole_min, hole_max)
+    masks = random_holes((images > 0).cpu(), rng, hole_min, hole_max).to(images.device)
     return masks, inpaint(generator_net, images, masks, rng)
 
 
@@ -342,6 +342,7 @@ def pretrain_gan(
             if improved:
                 save_checkpoint(checkpoint, best_path)
             atomic_write_csv(out_dir / "metrics.csv", state["history"])
+            save_inpainting_figure(accelerator.unwrap_model(generator_net), val_set, gan, out_dir / f"inpainting_epoch{epoch + 1:03d}.png", accelerator.device)
             row = state["history"][-1]
             accelerator.print(
                 f"epoch {epoch + 1}/{gan.epochs}: D {row['d_loss']:.3f}  G adv {row['g_adv']:.3f}  G hole L1 {row['g_l1']:.4f}  "
@@ -350,6 +351,23 @@ def pretrain_gan(
         epochs_run += 1
     accelerator.wait_for_everyone()
     return GanResult(last_path, best_path, state["history"], stopped_early)
+
+
+def save_inpainting_figure(generator_net: torch.nn.Module, val_set: T1Slices, gan: GanConfig, path: Path, device: torch.device, count: int = 4) -> None:
+    """The generator's fill of the same `count` validation slices and holes, as a PNG (every epoch)."""
+    import matplotlib.pyplot as plt
+
+    from ganet_lib.viz import plot_inpainting, save_figure
+
+    picks = torch.linspace(0, len(val_set) - 1, min(count, len(val_set))).long().tolist()
+    images = torch.stack([val_set[i] for i in picks]).to(device)  # (count, 1, H, W)
+    was_training = generator_net.training
+    generator_net.eval()
+    masks, filled = inpainting_examples(generator_net, images, gan.hole_min, gan.hole_max, seed=gan.seed + VALIDATION_SEED)
+    generator_net.train(was_training)
+    fig = plot_inpainting(images[:, 0].float().cpu().numpy(), masks[:, 0].cpu().numpy(), filled[:, 0].float().cpu().numpy())
+    save_figure(fig, path, dpi=70)
+    plt.close(fig)  # not shown in a notebook: it is a file
 
 
 def load_gan(checkpoint_path: Path | str, model: ModelConfig) -> tuple[InpaintingGenerator, PatchDiscriminator, dict]:
