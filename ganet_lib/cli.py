@@ -65,6 +65,29 @@ def cmd_pretrain_gan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_seg(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from ganet_lib.run import setup_run
+    from ganet_lib.train_seg import train_segmentation_for_run
+
+    run = setup_run(args.config, args.run or "", brats_dir=args.brats or "")
+    result = train_segmentation_for_run(run, args.variant, resume=args.resume, cpu=args.cpu)
+    if result.history and PartialState().is_main_process:
+        best = max(result.history, key=lambda row: row["val_dice_mean"])
+        print(f"{args.variant}: {len(result.history)} epoch(s); best validation Dice WT {best['val_dice_WT']:.3f} TC {best['val_dice_TC']:.3f} "
+              f"ET {best['val_dice_ET']:.3f} (epoch {best['epoch']}); checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ganet_lib.predict import predict_folder
+
+    written = predict_folder(args.checkpoint, args.input, args.out)
+    print(f"wrote {len(written)} label map(s) to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganet", description="GANet-Seg teaching and reproduction kit.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument("--resume", action="store_true", help="continue from RUN/gan/last.pt")
     gan.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
     gan.set_defaults(handler=cmd_pretrain_gan)
+
+    seg = commands.add_parser("train-seg", help="train the segmentation U-Net, with (ganet) or without (unet) the adversarial feedback")
+    seg.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
+    seg.add_argument("--run", default="", help="run folder (default runs/<profile>); the ganet variant needs RUN/gan/best.pt")
+    seg.add_argument("--brats", default="", help="BraTS root; overrides the config (none: synthetic data)")
+    seg.add_argument("--variant", choices=["ganet", "unet"], default="ganet")
+    seg.add_argument("--resume", action="store_true", help="continue from RUN/seg-<variant>/last.pt")
+    seg.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
+    seg.set_defaults(handler=cmd_train_seg)
+
+    predict = commands.add_parser("predict", help="segment BraTS-layout cases into <case>.nii.gz label maps")
+    predict.add_argument("--checkpoint", type=Path, required=True, help="a train-seg checkpoint (RUN/seg-<variant>/best.pt)")
+    predict.add_argument("--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)")
+    predict.add_argument("--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, labels 0/1/2/4")
+    predict.set_defaults(handler=cmd_predict)
     return parser
 
 

@@ -77,12 +77,32 @@ class GanConfig:
 
 
 @dataclass(frozen=True)
+class SegConfig:
+    epochs: int = 30  # paper 5.4.1
+    batch_size: int = 80  # paper 5.4.1 (per process)
+    lr: float = 6e-5  # paper 5.4.1: Adam, lr_e = lr * (1 - e / epochs) ** poly_power
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 1e-4  # paper 5.4.1 (Adam's L2 weight decay)
+    poly_power: float = 0.75  # paper 5.4.1
+    adversarial_from_epoch: int = 11  # Eqs. (8)-(9): epochs 0-10 (0-based) use the segmentation loss only
+    alpha: float = 0.1  # Eq. (5) sparsity weight; not in the paper, the authors' release
+    gamma: float = 0.1  # Eq. (6) size weight; not in the paper, the authors' release
+    adversarial_weight: float = 0.01  # not in the paper; the authors' release
+    weight_eps: float = 1e-8  # Eq. (10) epsilon; not in the paper
+    val_fraction: float = 0.1  # training subjects held out for validation (paper: 10 % of slices, seed 42)
+    seed: int = 42  # seeds init, shuffling and noise: a CPU run is repeatable
+    mixed_precision: str = "no"  # no | fp16 | bf16 (GPU)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     profile: str = "default"
     data: DataConfig = field(default_factory=DataConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    seg: SegConfig = field(default_factory=SegConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -148,3 +168,8 @@ def load_config(profile_or_file: str | None = None, overrides: dict[str, Any] | 
     values.setdefault("profile", path.stem)
     values = _merge(values, overrides or {})
     return _build(ExperimentConfig, values, str(path))
+
+
+def config_from_json(text: str, source: str = "checkpoint") -> ExperimentConfig:
+    """The ExperimentConfig saved as JSON in a checkpoint or run folder."""
+    return _build(ExperimentConfig, json.loads(text), source)

@@ -288,6 +288,21 @@ def case_statistics(cases: list[BratsCase], progress: bool = True) -> list[dict]
     return rows
 
 
+# The network's classes: 0 background, 1 NCR/NET, 2 ED, 3 ET (BraTS label 4).
+CLASS_TO_LABEL = np.array([0, 1, 2, 4], dtype=np.uint8)
+LABEL_TO_CLASS = np.array([0, 1, 2, 0, 3], dtype=np.uint8)  # index by label value 0..4 (3 does not occur)
+
+
+def labels_to_classes(label: np.ndarray) -> np.ndarray:
+    """BraTS labels 0/1/2/4 -> class indices 0/1/2/3."""
+    return LABEL_TO_CLASS[label]
+
+
+def classes_to_labels(classes: np.ndarray) -> np.ndarray:
+    """Class indices 0/1/2/3 -> BraTS labels 0/1/2/4 (uint8)."""
+    return CLASS_TO_LABEL[classes]
+
+
 def region_mask(label: np.ndarray, region: str) -> np.ndarray:
     """Boolean mask of an evaluation region (WT, TC or ET) from a 0/1/2/4 label map."""
     return np.isin(label, REGIONS[region])

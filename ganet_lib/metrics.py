@@ -22,3 +22,25 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
         raise ValueError(f"the AUC needs positives and negatives, got {n_pos} and {n_neg}")
     ranks = rankdata(scores)  # 1-based, ties get their mean rank
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Dice = 2 |P n T| / (|P| + |T|) of two boolean masks of one shape.
+
+    Empty-mask rule (as the BraTS evaluation): both empty -> 1.0; one empty -> 0.0.
+    """
+    prediction = np.asarray(prediction, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
+    total = int(prediction.sum()) + int(truth.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(prediction, truth).sum()) / total
+
+
+def region_dice(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Whole-volume Dice of the regions WT, TC, ET between two 0/1/2/4 label volumes."""
+    from ganet_lib.data import REGIONS
+
+    return {region: dice(np.isin(prediction, labels), np.isin(truth, labels)) for region, labels in REGIONS.items()}

@@ -232,13 +232,15 @@ def validate(generator_net, loader, accelerator: Accelerator, gan: GanConfig) ->
             filled = inpaint(generator_net, images, mask, rng).float()
         brain_outside = (images > 0).float() * (1 - mask)
         mean_fill = (images * brain_outside).sum(dim=(1, 2, 3)) / brain_outside.sum(dim=(1, 2, 3)).clamp(min=1)
-        rows.append(torch.stack([
+        per_slice = torch.stack([
             ((filled - images).abs() * mask).sum(dim=(1, 2, 3)),  # |error| in the hole
             (((filled - images) ** 2) * mask).sum(dim=(1, 2, 3)),  # squared error in the hole
             ((mean_fill.view(-1, 1, 1, 1) - images).abs() * mask).sum(dim=(1, 2, 3)),  # baseline |error|
             mask.sum(dim=(1, 2, 3)),  # hole pixels
-        ], dim=1))  # (B, 4)
-    totals = accelerator.gather_for_metrics(torch.cat(rows)).sum(dim=0).cpu()  # one row per slice, no duplicates
+        ], dim=1)  # (B, 4)
+        # Gathered batch by batch: only at the last batch does Accelerate know which rows are padding.
+        rows.append(accelerator.gather_for_metrics(per_slice))
+    totals = torch.cat(rows).sum(dim=0).cpu()  # one row per slice, no duplicates
     pixels = totals[3].clamp(min=1)
     mse = (totals[1] / pixels).item()
     return {

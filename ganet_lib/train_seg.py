@@ -1,0 +1,312 @@
+"""Segmentation training: GANet-Seg (U-Net + adversarial edge feedback) and its plain U-Net ablation.
+
+Paper 4.1.3, 5.4.1 and Appendix A; SPEC section 4. One step of the `ganet` variant, numbered as
+in `train_epoch`:
+1. the U-Net predicts logits; L_seg = cross-entropy + Dice (Eqs. 3-4);
+2. from epoch `adversarial_from_epoch` on (Eqs. 8-9), the soft tumour mask M = 1 - p(background)
+   feeds three more terms: sparsity (5), size consistency (6) and the adversarial feedback (7),
+   where the frozen pre-trained generator inpaints the T1 slice under M and the frozen
+   discriminator scores it, weighted by the mask's edge map (11-12);
+3. dynamic weights (10): lambda_i = 1 / (||grad L_i|| + eps), the gradients taken with respect to
+   the U-Net's last layer (a small set of parameters every term reaches), normalised so that
+   lambda_seg = 1;
+4. one Adam step on sum_i lambda_i * w_i * L_i, with w = (1, alpha, adversarial_weight, gamma).
+
+The `unet` variant is the same trainer with step 1 only: the ablation the paper lacks.
+
+Deviation from the paper: alpha, gamma and the adversarial weight are applied *after* the
+normalisation of Eq. (10). Inside the terms (as Eqs. 5-6 write them) they would cancel exactly:
+lambda_i * L_i has a gradient of norm ~1 whatever constant L_i carries, so they would have no
+effect at all. Applied after, the dynamic weights equalise the gradient scales and w sets the mix.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
+from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig
+from ganet_lib.data import REGIONS, labels_to_classes, split_cases
+from ganet_lib.files import atomic_write_csv
+from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
+from ganet_lib.models import SegmentationUNet
+from ganet_lib.preprocess import SliceCache, build_slice_cache
+from ganet_lib.run import Run
+from ganet_lib.train_gan import epoch_generator, gan_preprocess, load_gan
+
+VARIANTS = ("ganet", "unet")
+TERMS = ("seg", "sparsity", "adv", "size")
+# Regions as sets of class indices (0 background, 1 NCR/NET, 2 ED, 3 ET).
+REGION_CLASSES = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
+assert set(REGION_CLASSES) == set(REGIONS)
+
+
+class SegSlices(Dataset):
+    """Slices for segmentation: (image (4, H, W), classes (H, W) int64, t1 (1, H, W)).
+
+    `t1` is the T1 channel pre-processed as the GAN's input (see `gan.enhance_input`), from a
+    second cache built with the same slices; it is what the adversarial feedback occludes.
+    """
+
+    def __init__(self, cache: SliceCache, t1_cache: SliceCache):
+        if [(c["case_id"], c["slice_index"]) for c in cache.cases] != [(c["case_id"], c["slice_index"]) for c in t1_cache.cases]:
+            raise ValueError("the image cache and the T1 cache hold different slices")
+        self.cache, self.t1_cache = cache, t1_cache
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int):
+        image, label = self.cache[index]
+        t1, _ = self.t1_cache[index]
+        return torch.from_numpy(image), torch.from_numpy(labels_to_classes(label).astype(np.int64)), torch.from_numpy(t1[0:1])
+
+
+def seg_caches(run: Run, progress: bool = True) -> tuple[Path, Path]:
+    """The run's segmentation cache (4 channels, its pre-processing) and the aligned T1 cache of the GAN's pre-processing."""
+    images = build_slice_cache(run.cases, run.cache_dir, run.config.preprocess, progress=progress)
+    t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(run.config), progress=progress)
+    return images, t1
+
+
+def seg_datasets(run: Run, case_ids: list[str], progress: bool = True) -> SegSlices:
+    images, t1 = seg_caches(run, progress)
+    return SegSlices(SliceCache(images, case_ids), SliceCache(t1, case_ids))
+
+
+def validation_ids(run: Run) -> list[str]:
+    """Training subjects held out for validation (seeded; the test subjects are never used)."""
+    return split_cases(run.split["train"], run.config.seg.val_fraction, run.config.seg.seed)["test"]
+
+
+def poly_lr_factor(epoch: int, epochs: int, power: float) -> float:
+    """lr_e / lr_0 = (1 - e / E) ** power (paper 5.4.1)."""
+    return (1 - epoch / epochs) ** power
+
+
+def dynamic_weights(terms: dict[str, torch.Tensor], shared: torch.Tensor, eps: float, accelerator: Accelerator) -> dict[str, float]:
+    """Eq. (10): lambda_i = 1 / (||grad_shared L_i|| + eps), normalised so that lambda_seg = 1.
+
+    The gradient norms are averaged over processes, so every process uses the same weights.
+    """
+    norms = torch.stack([
+        torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0].norm()
+        if loss.requires_grad else torch.zeros((), device=shared.device)
+        for loss in terms.values()
+    ])  # (n_terms,)
+    norms = accelerator.reduce(norms.detach(), reduction="mean")
+    inverse = 1.0 / (norms + eps)  # Eq. (10)
+    inverse = inverse / inverse[list(terms).index("seg")]
+    return {name: float(value) for name, value in zip(terms, inverse)}
+
+
+def train_epoch(model, opt, loader, accelerator: Accelerator, seg: SegConfig, variant: str, epoch: int, gan_nets, rng: torch.Generator, progress: bool) -> dict:
+    """One pass over `loader`; returns the mean of every loss term and weight over the epoch."""
+    model.train()
+    adversarial = variant == "ganet" and epoch >= seg.adversarial_from_epoch  # Eq. (8) vs (9)
+    shared = accelerator.unwrap_model(model).head.weight  # the last layer: every term reaches it
+    base = {"seg": 1.0, "sparsity": seg.alpha, "adv": seg.adversarial_weight, "size": seg.gamma}
+    sums: dict[str, float] = {}
+    batches = 0
+    for images, target, t1 in tqdm(loader, desc=f"{variant} epoch {epoch + 1}", leave=False, disable=not progress):
+        with accelerator.autocast():
+            # 1. Segmentation loss, Eqs. (3)-(4).
+            logits = model(images)  # (B, 4, H, W)
+            terms = {"seg": segmentation_loss(logits, target)}
+            if adversarial:
+                # 2. Terms on the soft tumour mask M, Eqs. (5)-(7).
+                mask = tumour_mask(logits)  # (B, 1, H, W)
+                noise = torch.randn(t1.shape, generator=rng).to(t1.device)
+                terms["sparsity"] = sparsity_loss(mask)
+                terms["adv"], _ = adversarial_feedback_loss(t1, mask, *gan_nets, noise)
+                terms["size"] = size_loss(mask, target)
+        if adversarial:
+            # 3. Dynamic weights, Eq. (10).
+            weights = dynamic_weights(terms, shared, seg.weight_eps, accelerator)
+            total = sum(weights[k] * base[k] * terms[k] for k in terms)  # Eq. (9)
+        else:
+            weights = {"seg": 1.0}
+            total = terms["seg"]  # Eq. (8)
+        # 4. One optimiser step.
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(total)
+        opt.step()
+        for name in TERMS:
+            sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + (terms[name].item() if name in terms else float("nan"))
+            sums[f"weight_{name}"] = sums.get(f"weight_{name}", 0.0) + weights.get(name, float("nan"))
+        sums["loss_total"] = sums.get("loss_total", 0.0) + total.item()
+        batches += 1
+    return {name: value / max(batches, 1) for name, value in sums.items()}
+
+
+@torch.no_grad()
+def validation_dice(model, loader, accelerator: Accelerator) -> dict[str, float]:
+    """Dice per region over all validation slices together (2 sum|P n T| / (sum|P| + sum|T|)).
+
+    Each slice's counts are gathered exactly once across processes: `gather_for_metrics`, called
+    per batch, drops the duplicates that even batches pad the last one with.
+    """
+    model.eval()
+    rows = []
+    for images, target, _ in loader:
+        with accelerator.autocast():
+            predicted = model(images).argmax(dim=1)  # (B, H, W)
+        stats = []
+        for classes in REGION_CLASSES.values():
+            p = torch.isin(predicted, torch.tensor(classes, device=predicted.device))
+            t = torch.isin(target, torch.tensor(classes, device=target.device))
+            stats += [(p & t).sum(dim=(1, 2)), p.sum(dim=(1, 2)), t.sum(dim=(1, 2))]
+        # Gathered batch by batch: only at the last batch does Accelerate know which rows are padding.
+        rows.append(accelerator.gather_for_metrics(torch.stack(stats, dim=1).float()))  # (B x processes, 9)
+    per_slice = torch.cat(rows)  # (slices, 3 regions x 3 counts), each slice once
+    totals = per_slice.sum(dim=0).cpu().view(len(REGION_CLASSES), 3)
+    dice = {}
+    for (region, _), (overlap, predicted_sum, true_sum) in zip(REGION_CLASSES.items(), totals.tolist()):
+        dice[f"val_dice_{region}"] = 1.0 if predicted_sum + true_sum == 0 else 2 * overlap / (predicted_sum + true_sum)
+    dice["val_dice_mean"] = float(np.mean([dice[f"val_dice_{r}"] for r in REGION_CLASSES]))
+    dice["val_slices"] = len(per_slice)
+    return dice
+
+
+@dataclass
+class SegResult:
+    last_checkpoint: Path
+    best_checkpoint: Path
+    history: list[dict]
+
+
+def build_model(model: ModelConfig, seed: int) -> SegmentationUNet:
+    torch.manual_seed(seed)
+    return SegmentationUNet(channels=model.seg_channels, activation=model.seg_activation)
+
+
+def train_segmentation(
+    train_set: SegSlices,
+    val_set: SegSlices,
+    out_dir: Path,
+    config: ExperimentConfig,
+    variant: str,
+    gan_checkpoint: Path | None,
+    resume: bool = False,
+    cpu: bool = False,
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> SegResult:
+    """Train one variant into `out_dir` (last.pt, best.pt by mean validation Dice, metrics.csv).
+
+    Args:
+        gan_checkpoint: the pre-trained GAN (needed by the ganet variant).
+        resume: continue from out_dir/last.pt when its settings equal these.
+        max_epochs: stop after this many epochs in this call (tests simulate an interruption).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    seg = config.seg
+    accelerator = Accelerator(cpu=cpu, mixed_precision=seg.mixed_precision)
+    out_dir = Path(out_dir)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    config_json = json.dumps({"variant": variant, **config.to_dict()}, sort_keys=True)
+
+    model = build_model(config.model, seg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: poly_lr_factor(e, seg.epochs, seg.poly_power))
+    state = {"epoch": -1, "best_dice": -1.0, "history": []}
+    checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
+    if checkpoint is not None and checkpoint["config"] != config_json:
+        accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
+        checkpoint = None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        opt.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["rng_torch"])
+        state = {k: checkpoint[k] for k in state}
+        done = state["epoch"] + 1
+        accelerator.print(f"{'reusing the finished' if done >= seg.epochs else f'resuming after epoch {done} of the'} {variant} training in {last_path}")
+
+    gan_nets = None
+    if variant == "ganet":
+        if gan_checkpoint is None:
+            raise ValueError("the ganet variant needs a pre-trained GAN checkpoint")
+        generator_net, discriminator, _ = load_gan(gan_checkpoint, config.model)
+        for net in (generator_net, discriminator):
+            net.requires_grad_(False)  # frozen: the GAN networks never change
+        gan_nets = (generator_net.to(accelerator.device), discriminator.to(accelerator.device))
+
+    model, opt = accelerator.prepare(model, opt)
+    val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=seg.batch_size))
+    epochs_run = 0
+    for epoch in range(state["epoch"] + 1, seg.epochs):
+        if max_epochs is not None and epochs_run >= max_epochs:
+            break
+        started = time.perf_counter()
+        order = torch.randperm(len(train_set), generator=epoch_generator(seg.seed, epoch)).tolist()
+        loader = accelerator.prepare_data_loader(DataLoader(Subset(train_set, order), batch_size=seg.batch_size))
+        rng = epoch_generator(seg.seed, epoch, 1 + accelerator.process_index)
+        lr = opt.param_groups[0]["lr"]
+        losses = train_epoch(model, opt, loader, accelerator, seg, variant, epoch, gan_nets, rng, progress)
+        scheduler.step()
+        scores = validation_dice(model, val_loader, accelerator)
+        improved = scores["val_dice_mean"] > state["best_dice"]
+        state["best_dice"] = max(state["best_dice"], scores["val_dice_mean"])
+        state["epoch"] = epoch
+        state["history"].append({"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)})
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            checkpoint = {
+                "model": accelerator.unwrap_model(model).state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng_torch": torch.get_rng_state(),
+                "config": config_json,
+                **state,
+            }
+            save_checkpoint(checkpoint, last_path)
+            if improved:
+                save_checkpoint(checkpoint, best_path)
+            atomic_write_csv(out_dir / "metrics.csv", state["history"])
+            row = state["history"][-1]
+            accelerator.print(
+                f"{variant} epoch {epoch + 1}/{seg.epochs}: loss {row['loss_total']:.4f} (seg {row['loss_seg']:.4f})  "
+                f"val Dice WT {row['val_dice_WT']:.3f} TC {row['val_dice_TC']:.3f} ET {row['val_dice_ET']:.3f}  {row['seconds']:.1f} s"
+            )
+        epochs_run += 1
+    accelerator.wait_for_everyone()
+    return SegResult(last_path, best_path, state["history"])
+
+
+def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> SegResult:
+    """Everything `ganet train-seg` and notebook 04 do for one variant: caches, split, training
+    into `run_dir/seg-<variant>/` (the ganet variant uses `run_dir/gan/best.pt`)."""
+    val_ids = validation_ids(run)
+    train_ids = [i for i in run.split["train"] if i not in set(val_ids)]
+    train_set = seg_datasets(run, train_ids, progress)
+    val_set = seg_datasets(run, val_ids, progress)
+    gan_checkpoint = run.run_dir / "gan" / "best.pt" if variant == "ganet" else None
+    if gan_checkpoint is not None and not gan_checkpoint.is_file():
+        from ganet_lib.errors import KitInputError
+
+        raise KitInputError(f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) first.")
+    return train_segmentation(train_set, val_set, run.run_dir / f"seg-{variant}", run.config, variant, gan_checkpoint, resume, cpu, progress, max_epochs)
+
+
+def load_segmentation(checkpoint_path: Path | str) -> tuple[SegmentationUNet, ExperimentConfig, str, dict]:
+    """The U-Net of a checkpoint (eval mode, CPU), the config it was trained with, its variant, and the checkpoint."""
+    from ganet_lib.config import config_from_json
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    values = json.loads(checkpoint["config"])
+    variant = values.pop("variant")
+    config = config_from_json(json.dumps(values), str(checkpoint_path))
+    model = build_model(config.model, seed=0)
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), config, variant, checkpoint
