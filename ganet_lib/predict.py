@@ -81,3 +81,22 @@ def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path 
         raise KitInputError(f"Case(s) {', '.join(incomplete)} in '{input_dir}' lack a modality; prediction needs t1, t1ce, t2 and flair.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return predict_cases(model, cases, out_dir, config.preprocess, progress, device)
+
+
+def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: Path | str, progress: bool = True) -> list[dict]:
+    """Predict `cases` into `out_dir` and score each against its label map: whole-volume Dice per
+    region (3D, per subject). Returns one row per subject: subject, WT, TC, ET.
+
+    (The full BraTS protocol, HD95 and lesion-wise scores, is `ganet evaluate`.)
+    """
+    from ganet_lib.data import load_label
+    from ganet_lib.metrics import region_dice
+    from ganet_lib.train_seg import load_segmentation
+
+    model, config, _, _ = load_segmentation(checkpoint)
+    written = predict_cases(model, cases, out_dir, config.preprocess, progress)
+    rows = []
+    for case, path in zip(cases, written):
+        prediction = np.asarray(nib.load(path).dataobj)
+        rows.append({"subject": case.case_id, **region_dice(prediction, load_label(case))})
+    return rows
