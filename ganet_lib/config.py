@@ -173,3 +173,10 @@ def load_config(profile_or_file: str | None = None, overrides: dict[str, Any] | 
 def config_from_json(text: str, source: str = "checkpoint") -> ExperimentConfig:
     """The ExperimentConfig saved as JSON in a checkpoint or run folder."""
     return _build(ExperimentConfig, json.loads(text), source)
+
+
+def settings_key(config: ExperimentConfig, sections: tuple[str, ...], **extra: object) -> str:
+    """JSON of the config sections a result depends on (plus `extra`): a checkpoint made with an
+    equal key can be reused or resumed; any other change to the config leaves it valid."""
+    values = config.to_dict()
+    return json.dumps({**{name: values[name] for name in sections}, **extra}, sort_keys=True)

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
-from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig
+from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, settings_key
 from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
@@ -257,6 +257,7 @@ def pretrain_gan(
     model: ModelConfig,
     gan: GanConfig,
     config_json: str = "{}",
+    settings: str = "{}",
     resume: bool = False,
     cpu: bool = False,
     progress: bool = True,
@@ -270,7 +271,7 @@ def pretrain_gan(
         out_dir: where last.pt, best.pt and metrics.csv go.
         model, gan: network and training settings.
         config_json: the resolved experiment config, stored in every checkpoint.
-        resume: continue from out_dir/last.pt if it exists.
+        resume: continue from out_dir/last.pt if it exists and was made with the same `settings`.
         cpu: force the CPU even if a GPU is visible.
         max_epochs: stop after this many epochs in this call (tests use it to simulate an interruption).
     """
@@ -288,7 +289,7 @@ def pretrain_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
     checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    if checkpoint is not None and checkpoint["config"] != config_json:
+    if checkpoint is not None and checkpoint.get("settings") != settings:
         accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
         checkpoint = None
     if checkpoint is not None:
@@ -338,6 +339,7 @@ def pretrain_gan(
                 "opt_d": opt_d.state_dict(),
                 "rng_torch": torch.get_rng_state(),
                 "config": config_json,
+                "settings": settings,
                 **state,
             }
             save_checkpoint(checkpoint, last_path)
@@ -392,7 +394,8 @@ def pretrain_gan_for_run(run: Run, resume: bool = False, cpu: bool = False, prog
     config = run.config
     cache = build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=progress)
     val_ids = normal_validation_ids(run)
-    return pretrain_gan(cache, val_ids, run.run_dir / "gan", config.model, config.gan, config.to_json(), resume, cpu, progress, max_epochs)
+    settings = settings_key(config, ("data", "preprocess", "model", "gan"), normal_subjects=[s.subject_id for s in run.normals])
+    return pretrain_gan(cache, val_ids, run.run_dir / "gan", config.model, config.gan, config.to_json(), settings, resume, cpu, progress, max_epochs)
 
 
 def normal_validation_ids(run: Run) -> list[str]:

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
-from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig
+from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
 from ganet_lib.data import REGIONS, labels_to_classes, split_cases
 from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
@@ -215,13 +215,16 @@ def train_segmentation(
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     config_json = json.dumps({"variant": variant, **config.to_dict()}, sort_keys=True)
+    # What the result depends on: a change elsewhere in the config (e.g. the sweep) keeps it valid.
+    settings = settings_key(config, ("data", "preprocess", "model", "gan", "seg"), variant=variant,
+                            train_subjects=[c["case_id"] for c in train_set.cache.cases], gan_checkpoint=_file_stamp(gan_checkpoint))
 
     model = build_model(config.model, seg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: poly_lr_factor(e, seg.epochs, seg.poly_power))
     state = {"epoch": -1, "best_dice": -1.0, "history": []}
     checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    if checkpoint is not None and checkpoint["config"] != config_json:
+    if checkpoint is not None and checkpoint.get("settings") != settings:
         accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
         checkpoint = None
     if checkpoint is not None:
@@ -268,6 +271,7 @@ def train_segmentation(
                 "scheduler": scheduler.state_dict(),
                 "rng_torch": torch.get_rng_state(),
                 "config": config_json,
+                "settings": settings,
                 **state,
             }
             save_checkpoint(checkpoint, last_path)
@@ -282,6 +286,14 @@ def train_segmentation(
         epochs_run += 1
     accelerator.wait_for_everyone()
     return SegResult(last_path, best_path, state["history"])
+
+
+def _file_stamp(path: Path | None) -> str | None:
+    """Name, size and modification time of a file: a retrained GAN invalidates the segmentation."""
+    if path is None:
+        return None
+    stat = Path(path).stat()
+    return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> SegResult:
