@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
 from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
 from ganet_lib.data import REGIONS, labels_to_classes, split_cases
+from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
 from ganet_lib.models import SegmentationUNet
@@ -299,15 +300,13 @@ def _file_stamp(path: Path | None) -> str | None:
 def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> SegResult:
     """Everything `ganet train-seg` and notebook 04 do for one variant: caches, split, training
     into `run_dir/seg-<variant>/` (the ganet variant uses `run_dir/gan/best.pt`)."""
+    gan_checkpoint = run.run_dir / "gan" / "best.pt" if variant == "ganet" else None
+    if gan_checkpoint is not None and not gan_checkpoint.is_file():
+        raise KitInputError(f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) first.")
     val_ids = validation_ids(run)
     train_ids = [i for i in run.split["train"] if i not in set(val_ids)]
     train_set = seg_datasets(run, train_ids, progress)
     val_set = seg_datasets(run, val_ids, progress)
-    gan_checkpoint = run.run_dir / "gan" / "best.pt" if variant == "ganet" else None
-    if gan_checkpoint is not None and not gan_checkpoint.is_file():
-        from ganet_lib.errors import KitInputError
-
-        raise KitInputError(f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) first.")
     return train_segmentation(train_set, val_set, run.run_dir / f"seg-{variant}", run.config, variant, gan_checkpoint, resume, cpu, progress, max_epochs)
 
 

@@ -36,3 +36,13 @@ def test_pretrain_gan_then_resume_reuses_the_finished_run(tmp_path, capsys):
     assert main(["pretrain-gan", "--config", "smoke", "--run", str(tmp_path), "--cpu", "--resume"]) == 0
     assert "reusing the finished" in capsys.readouterr().out
     assert (tmp_path / "gan" / "last.pt").stat().st_mtime_ns == before  # nothing retrained
+
+
+def test_train_seg_needs_the_gan_then_trains(tmp_path, capsys):
+    assert main(["train-seg", "--config", "smoke", "--run", str(tmp_path), "--variant", "ganet", "--cpu"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # (progress bars also go to stderr)
+    assert len(errors) == 1 and "pretrain-gan" in errors[0] and "gan/best.pt" in errors[0]
+    assert main(["pretrain-gan", "--config", "smoke", "--run", str(tmp_path), "--cpu"]) == 0
+    assert main(["train-seg", "--config", "smoke", "--run", str(tmp_path), "--variant", "ganet", "--cpu"]) == 0
+    assert "ganet: 3 epoch(s); best validation Dice WT" in capsys.readouterr().out
+    assert (tmp_path / "seg-ganet" / "best.pt").is_file() and (tmp_path / "seg-ganet" / "metrics.csv").is_file()
