@@ -49,3 +49,16 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise KitInputError(f"Checkpoint '{path}' cannot be read ({exc}); it is truncated or not a PyTorch file.") from exc
+
+
+def load_for_resume(path: Path | str, settings: str, resume: bool, say=print) -> dict[str, Any] | None:
+    """The checkpoint at `path` to continue from, or None: when `resume` is off, when there is no
+    file, or when it was made with other settings (then `say` tells why training starts over)."""
+    path = Path(path)
+    if not resume or not path.is_file():
+        return None
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("settings") != settings:
+        say(f"the settings differ from those of {path}; training from scratch instead of resuming")
+        return None
+    return checkpoint

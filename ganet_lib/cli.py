@@ -88,6 +88,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_arguments(command: argparse.ArgumentParser, data_flag: str, data_help: str, training: str = "") -> None:
+    """The options of every command that works in a run folder (and, for training, --resume / --cpu)."""
+    command.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
+    command.add_argument("--run", default="", help="run folder (default runs/<profile>)")
+    command.add_argument(data_flag, default="", help=data_help)
+    if training:
+        command.add_argument("--resume", action="store_true", help=f"continue from {training} when its settings are unchanged")
+        command.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganet", description="GANet-Seg teaching and reproduction kit.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,26 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     preprocess = commands.add_parser("preprocess", help="build the slice cache for a run (done by training too)")
-    preprocess.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
-    preprocess.add_argument("--run", default="", help="run folder (default runs/<profile>)")
-    preprocess.add_argument("--brats", default="", help="BraTS root; overrides the config (none: synthetic data)")
+    _run_arguments(preprocess, "--brats", "BraTS root; overrides the config (none: synthetic data)")
     preprocess.set_defaults(handler=cmd_preprocess)
 
     gan = commands.add_parser("pretrain-gan", help="pre-train the inpainting GAN on normal brains (notebook 03)")
-    gan.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
-    gan.add_argument("--run", default="", help="run folder (default runs/<profile>)")
-    gan.add_argument("--nfbs", default="", help="NFBS root; overrides the config (none: synthetic normals)")
-    gan.add_argument("--resume", action="store_true", help="continue from RUN/gan/last.pt")
-    gan.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
+    _run_arguments(gan, "--nfbs", "NFBS root; overrides the config (none: synthetic normals)", training="RUN/gan/last.pt")
     gan.set_defaults(handler=cmd_pretrain_gan)
 
     seg = commands.add_parser("train-seg", help="train the segmentation U-Net, with (ganet) or without (unet) the adversarial feedback")
-    seg.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
-    seg.add_argument("--run", default="", help="run folder (default runs/<profile>); the ganet variant needs RUN/gan/best.pt")
-    seg.add_argument("--brats", default="", help="BraTS root; overrides the config (none: synthetic data)")
-    seg.add_argument("--variant", choices=["ganet", "unet"], default="ganet")
-    seg.add_argument("--resume", action="store_true", help="continue from RUN/seg-<variant>/last.pt")
-    seg.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
+    _run_arguments(seg, "--brats", "BraTS root; overrides the config (none: synthetic data)", training="RUN/seg-<variant>/last.pt")
+    seg.add_argument("--variant", choices=["ganet", "unet"], default="ganet", help="ganet needs RUN/gan/best.pt (pretrain-gan)")
     seg.set_defaults(handler=cmd_train_seg)
 
     predict = commands.add_parser("predict", help="segment BraTS-layout cases into <case>.nii.gz label maps")

@@ -35,7 +35,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
+from ganet_lib.checkpoint import load_checkpoint, load_for_resume, save_checkpoint
 from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, settings_key
 from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
@@ -288,10 +288,7 @@ def pretrain_gan(
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
-    checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    if checkpoint is not None and checkpoint.get("settings") != settings:
-        accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
-        checkpoint = None
+    checkpoint = load_for_resume(last_path, settings, resume, accelerator.print)
     if checkpoint is not None:
         generator_net.load_state_dict(checkpoint["generator"])
         discriminator.load_state_dict(checkpoint["discriminator"])

@@ -33,7 +33,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from ganet_lib.checkpoint import load_checkpoint, save_checkpoint
+from ganet_lib.checkpoint import load_checkpoint, load_for_resume, save_checkpoint
 from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
 from ganet_lib.data import REGIONS, labels_to_classes, split_cases
 from ganet_lib.errors import KitInputError
@@ -224,10 +224,7 @@ def train_segmentation(
     opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: poly_lr_factor(e, seg.epochs, seg.poly_power))
     state = {"epoch": -1, "best_dice": -1.0, "history": []}
-    checkpoint = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    if checkpoint is not None and checkpoint.get("settings") != settings:
-        accelerator.print(f"the settings differ from those of {last_path}; training from scratch instead of resuming")
-        checkpoint = None
+    checkpoint = load_for_resume(last_path, settings, resume, accelerator.print)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         opt.load_state_dict(checkpoint["optimizer"])

@@ -347,3 +347,21 @@ def plot_architecture() -> Figure:
     arrow(9.5, 2.5, 10.0, 3.0)
     ax.text(0.1, 4.05, "epochs before adversarial_from_epoch: L_seg only (8); after: dynamic weights lambda_i = 1 / (||grad L_i|| + eps) (9, 10)", fontsize=8)
     return fig
+
+
+def plot_nfbs_orientation(stored: np.ndarray, reoriented: np.ndarray, brats_t1: np.ndarray) -> Figure:
+    """Middle slices: an NFBS array as stored, the same volume in BraTS's axes, and a BraTS T1.
+
+    Args:
+        stored: the NFBS volume as its file holds it; reoriented: after `data.load_nfbs`;
+        brats_t1: a BraTS T1 volume. All (X, Y, Z).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    axes[0].imshow(stored[:, :, stored.shape[2] // 2].T, cmap="gray")
+    _bare(axes[0], "NFBS array, middle of its last axis")
+    axes[1].imshow(axial_slices(reoriented)[reoriented.shape[2] // 2], cmap="gray")
+    _bare(axes[1], "NFBS reoriented: axial")
+    axes[2].imshow(axial_slices(brats_t1)[brats_t1.shape[2] // 2], cmap="gray")
+    _bare(axes[2], "BraTS T1: axial")
+    fig.tight_layout()
+    return fig
