@@ -409,8 +409,9 @@ def held_out_slices(run: Run, channel: int = 0, progress: bool = True) -> tuple[
     """
     settings = replace(gan_preprocess(run.config), drop_empty_slices=False)
     cache = SliceCache(build_slice_cache(run.cases, run.cache_dir, settings, progress=progress), run.split["test"])
-    images = np.stack([cache[i][0][channel : channel + 1] for i in range(len(cache))])
-    tumour = np.array([cache[i][1].any() for i in range(len(cache))])
+    slices = [cache[i] for i in range(len(cache))]  # each slice read once
+    images = np.stack([image[channel : channel + 1] for image, _ in slices])
+    tumour = np.array([label.any() for _, label in slices])
     return torch.from_numpy(images), tumour
 
 

@@ -356,8 +356,9 @@ def time_epoch(run: Run, drop_empty_slices: bool, out_dir: Path, progress: bool 
     config = replace(run.config, preprocess=replace(run.config.preprocess, drop_empty_slices=drop_empty_slices), seg=replace(run.config.seg, epochs=1))
     images = build_slice_cache(run.cases, run.cache_dir, config.preprocess, progress=progress)
     t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(config), progress=progress)
-    train_ids = [i for i in run.split["train"] if i not in set(validation_ids(run))]
+    val_ids = validation_ids(run)
+    train_ids = [i for i in run.split["train"] if i not in set(val_ids)]
     train_set = SegSlices(SliceCache(images, train_ids), SliceCache(t1, train_ids))
-    val_set = SegSlices(SliceCache(images, validation_ids(run)[:1]), SliceCache(t1, validation_ids(run)[:1]))
+    val_set = SegSlices(SliceCache(images, val_ids[:1]), SliceCache(t1, val_ids[:1]))  # the timing needs a validation pass only
     result = train_segmentation(train_set, val_set, out_dir, config, "unet", None, progress=progress)
     return {"drop_empty_slices": drop_empty_slices, "slices": len(train_set), "seconds": result.history[0]["seconds"]}
