@@ -88,6 +88,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from ganet_lib.evaluate import evaluate_folder, format_means, write_rows
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = evaluate_folder(args.pred, args.gt, args.protocol)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    write_rows(args.out, rows)
+    print(format_means(rows, args.protocol))
+    print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ganet_lib.files import atomic_write_csv
+    from ganet_lib.run import open_run
+    from ganet_lib.sweep import format_table, sweep_for_run, sweep_roc, sweep_table
+
+    run = open_run(args.run)
+    checkpoint = args.checkpoint or run.run_dir / "gan" / "best.pt"
+    rows = sweep_for_run(run, checkpoint)
+    scores, positive = np.array([r["score"] for r in rows]), np.array([r["positive"] for r in rows])
+    table = sweep_table(scores, positive, tuple(args.thresholds))
+    atomic_write_csv(run.table_path("sweep_slices.csv"), rows)
+    atomic_write_csv(run.table_path("table1_sweep.csv"), table)
+    print(f"Table 1 ({run.describe()}; discriminator {checkpoint}; {len(rows)} slices of {len(run.split['test'])} test subject(s), {int(positive.sum())} with tumour)")
+    print(format_table(table))
+    if positive.any() and not positive.all():
+        print(f"ROC AUC of 'mean D map <= threshold = tumour': {sweep_roc(scores, positive)['auc']:.3f}")
+    print(f"wrote {run.table_path('table1_sweep.csv')} and {run.table_path('sweep_slices.csv')}")
+    return 0
+
+
 def _run_arguments(command: argparse.ArgumentParser, data_flag: str, data_help: str, training: str = "") -> None:
     """The options of every command that works in a run folder (and, for training, --resume / --cpu)."""
     command.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
@@ -135,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)")
     predict.add_argument("--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, labels 0/1/2/4")
     predict.set_defaults(handler=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="score predictions against BraTS label maps (per case and region, CSV)")
+    evaluate.add_argument("--pred", type=Path, required=True, help="folder of <case>.nii.gz predictions (labels 0/1/2/4)")
+    evaluate.add_argument("--gt", type=Path, required=True, help="truth: any supported BraTS layout; only the *_seg files are needed")
+    evaluate.add_argument("--protocol", choices=["brats", "paper-slicewise"], default="brats",
+                          help="brats: 3D BraTS 2023 lesion-wise evaluation (default); paper-slicewise: the authors' 2D computation")
+    evaluate.add_argument("--out", type=Path, required=True, help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    sweep = commands.add_parser("sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds")
+    sweep.add_argument("--run", type=Path, required=True, help="run folder with gan/best.pt (pretrain-gan, notebook 03)")
+    sweep.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="mean D map <= threshold means tumour")
+    sweep.add_argument("--checkpoint", type=Path, help="GAN checkpoint (default RUN/gan/best.pt)")
+    sweep.set_defaults(handler=cmd_sweep)
     return parser
 
 

@@ -1,9 +1,19 @@
-"""Evaluation metrics on numpy arrays (no torch: evaluation runs anywhere, fast)."""
+"""Evaluation metrics on numpy arrays (no torch: evaluation runs anywhere, fast).
+
+Two protocols (SPEC section 5): `brats` (`brats_scores`, `lesion_scores`: per 3D subject, the
+official BraTS 2023 lesion-wise evaluation, the one to trust) and `paper-slicewise`
+(`paper_slicewise_scores`: the authors' 2D computation behind the paper's GANet-Seg row).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import ndimage
 from scipy.stats import rankdata
+
+from ganet_lib.surface import EMPTY_HD95, bounding_box, hd95
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -44,3 +54,211 @@ def region_dice(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     from ganet_lib.data import REGIONS
 
     return {region: dice(np.isin(prediction, labels), np.isin(truth, labels)) for region, labels in REGIONS.items()}
+
+
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve of the rule "score >= threshold means positive", one point per distinct score.
+
+    Returns:
+        false-positive rates, true-positive rates and thresholds, from (0, 0) (threshold +inf) to
+        (1, 1); its trapezoid area equals `roc_auc(scores, positive)`.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positive = np.asarray(positive, dtype=bool).ravel()
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"a ROC curve needs positives and negatives, got {n_pos} and {n_neg}")
+    order = np.argsort(-scores, kind="stable")
+    scores, positive = scores[order], positive[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # each distinct score once
+    tp = np.cumsum(positive)[last_of_tie]
+    fp = np.cumsum(~positive)[last_of_tie]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], np.r_[np.inf, scores[last_of_tie]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The `brats` protocol: per 3D subject and region, as the official BraTS 2023 glioma evaluation
+# (SPEC section 5; https://github.com/rachitsaluja/BraTS-2023-Metrics). HD95 is in surface.py.
+# ---------------------------------------------------------------------------------------------
+
+LESION_DILATION = 3  # iterations of the 18-neighbour dilation that merges and matches lesions (BraTS-GLI)
+MIN_LESION_MM3 = 50.0  # truth lesions of at most this volume are ignored (BraTS-GLI)
+_STRUCT_18 = ndimage.generate_binary_structure(3, 2)
+_STRUCT_26 = np.ones((3, 3, 3), bool)
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One truth lesion of the lesion-wise evaluation."""
+
+    volume_mm3: float
+    matched: tuple[int, ...]  # labels of the predicted components matched to it
+    dice: float
+    hd95: float
+    counted: bool  # False when the lesion is too small to count (<= MIN_LESION_MM3)
+
+
+@dataclass(frozen=True)
+class RegionScores:
+    """The `brats` scores of one region of one subject (a row of `ganet evaluate`)."""
+
+    dice: float
+    hd95: float
+    lw_dice: float
+    lw_hd95: float
+    tp: int
+    fn: int
+    fp: int
+    lesions: tuple[Lesion, ...] = ()
+
+
+def _padded_box(box: tuple[slice, ...], pad: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, shape))
+
+
+def _union_box(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...]:
+    return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(len(boxes[0])))
+
+
+def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> RegionScores:
+    """Whole-volume and lesion-wise Dice and HD95 of one region (two boolean 3D masks).
+
+    Steps (SPEC section 5):
+    1. 26-connected components of the prediction;
+    2. truth lesions: the truth is dilated (18-neighbour element, LESION_DILATION times), the
+       dilation's 26-connected components are labelled, and a lesion is the truth inside one;
+    3. each lesion is dilated the same way; every predicted component touching that region is
+       matched to it (many-to-many), and the lesion is scored against the union of its matches
+       (no match: Dice 0, HD95 374);
+    4. predicted components matched to no lesion are false positives;
+    5. lesions of at most MIN_LESION_MM3 do not count (nor do components matching only them);
+    6. LW Dice = sum of lesion Dice / (lesions + FP); LW HD95 = (sum of lesion HD95 + 374 FP) /
+       (lesions + FP); both 1 and 0 when there is nothing to count.
+
+    Empty-mask rules of the whole-volume scores: both empty: Dice 1, HD95 0; one empty: Dice 0,
+    HD95 374. Everything runs inside the bounding box of the two masks (plus the dilation reach),
+    and each lesion inside its own box.
+    """
+    prediction, truth = np.asarray(prediction, bool), np.asarray(truth, bool)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
+    spacing = tuple(float(s) for s in spacing)
+    whole_dice, whole_hd95 = dice(prediction, truth), hd95(prediction, truth, spacing)
+    union = prediction | truth
+    if not union.any():
+        return RegionScores(whole_dice, whole_hd95, 1.0, 0.0, 0, 0, 0)
+
+    box = _padded_box(bounding_box(union), LESION_DILATION, union.shape)
+    prediction, truth = prediction[box], truth[box]
+    components, n_components = ndimage.label(prediction, _STRUCT_26)
+    component_boxes = ndimage.find_objects(components)
+    component_sizes = np.bincount(components.ravel(), minlength=n_components + 1)
+    reach, _ = ndimage.label(ndimage.binary_dilation(truth, _STRUCT_18, LESION_DILATION), _STRUCT_26)
+    lesion_map = np.where(truth, reach, 0)
+    voxel_mm3 = float(np.prod(spacing))
+
+    lesions, matched_anywhere = [], set()
+    for number, lesion_box in enumerate(ndimage.find_objects(lesion_map), start=1):
+        if lesion_box is None:
+            continue
+        near = _padded_box(lesion_box, LESION_DILATION, truth.shape)
+        lesion = lesion_map[near] == number
+        region = ndimage.binary_dilation(lesion, _STRUCT_18, LESION_DILATION)
+        matched = tuple(int(c) for c in np.unique(components[near][region]) if c != 0)
+        matched_anywhere.update(matched)
+        size = int(lesion.sum())
+        if matched:
+            overlap = int(np.isin(components[near][lesion], matched).sum())
+            lesion_dice = 2.0 * overlap / (size + int(component_sizes[list(matched)].sum()))
+            pair_box = _union_box([near] + [component_boxes[c - 1] for c in matched])
+            lesion_hd95 = hd95(np.isin(components[pair_box], matched), lesion_map[pair_box] == number, spacing)
+        else:
+            lesion_dice, lesion_hd95 = 0.0, EMPTY_HD95
+        volume = size * voxel_mm3
+        lesions.append(Lesion(volume, matched, lesion_dice, lesion_hd95, counted=volume > MIN_LESION_MM3))
+
+    counted = [lesion for lesion in lesions if lesion.counted]
+    fp = n_components - len(matched_anywhere)
+    tp = sum(1 for lesion in counted if lesion.matched)
+    denominator = len(counted) + fp
+    if denominator == 0:
+        lw_dice, lw_hd95 = 1.0, 0.0
+    else:
+        lw_dice = sum(lesion.dice for lesion in counted) / denominator
+        lw_hd95 = (sum(lesion.hd95 for lesion in counted) + EMPTY_HD95 * fp) / denominator
+    return RegionScores(whole_dice, whole_hd95, lw_dice, lw_hd95, tp, len(counted) - tp, fp, tuple(lesions))
+
+
+def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, RegionScores]:
+    """The `brats` protocol for two 0/1/2/4 label volumes: scores of WT, TC and ET."""
+    from ganet_lib.data import REGIONS
+
+    return {region: lesion_scores(np.isin(prediction, labels), np.isin(truth, labels), spacing) for region, labels in REGIONS.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The `paper-slicewise` protocol: the authors' computation behind the GANet-Seg row of Table 2,
+# reproduced as SPEC section 5 describes their release. Not BraTS metrics; kept to show the gap.
+# ---------------------------------------------------------------------------------------------
+
+# The authors' "WT / ET / TC" columns are the single labels 1 / 2 / 4 (NCR, ED, ET).
+PAPER_COLUMNS = {"WT": 1, "ET": 2, "TC": 4}
+_STRUCT_2D_4 = ndimage.generate_binary_structure(2, 1)
+_STRUCT_2D_8 = np.ones((3, 3), bool)
+
+
+def slice_hd95_pixels(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """HD95 of two 2D masks as the authors report it: pixels x 10; 0 when either mask is empty.
+
+    Border pixels are each mask minus its 4-neighbour erosion; the distances of both directions
+    are pooled and their 95th percentile taken (linear interpolation). The authors' release names
+    no package; this pooled-percentile definition is the common one (e.g. MedPy's `hd95`) and is
+    the kit's guess.
+    """
+    if not prediction.any() or not truth.any():
+        return 0.0
+    box = bounding_box(prediction | truth)
+    prediction, truth = np.pad(prediction[box], 1), np.pad(truth[box], 1)
+    border_p = prediction & ~ndimage.binary_erosion(prediction, _STRUCT_2D_4)
+    border_t = truth & ~ndimage.binary_erosion(truth, _STRUCT_2D_4)
+    to_truth = ndimage.distance_transform_edt(~border_t)[border_p]
+    to_prediction = ndimage.distance_transform_edt(~border_p)[border_t]
+    return 10.0 * float(np.percentile(np.concatenate([to_truth, to_prediction]), 95))
+
+
+def slice_best_match_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """The authors' 2D "lesion-wise Dice": the mean, over predicted 8-connected components, of
+    each one's best Dice against any truth component. Missed lesions cost nothing; no predicted
+    component: 1.0."""
+    predicted, n_predicted = ndimage.label(prediction, _STRUCT_2D_8)
+    if n_predicted == 0:
+        return 1.0
+    true, n_true = ndimage.label(truth, _STRUCT_2D_8)
+    if n_true == 0:
+        return 0.0
+    pairs = np.bincount((predicted * (n_true + 1) + true).ravel(), minlength=(n_predicted + 1) * (n_true + 1))
+    overlap = pairs.reshape(n_predicted + 1, n_true + 1)[1:, 1:]  # (predicted, true) voxel counts
+    sizes_p = np.bincount(predicted.ravel(), minlength=n_predicted + 1)[1:]
+    sizes_t = np.bincount(true.ravel(), minlength=n_true + 1)[1:]
+    dices = 2.0 * overlap / (sizes_p[:, None] + sizes_t[None, :])
+    return float(dices.max(axis=1).mean())
+
+
+def paper_slicewise_scores(prediction: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
+    """The authors' protocol on two (X, Y, Z) label volumes: per column of PAPER_COLUMNS, the mean
+    over all axial slices of the 2D Dice (both empty: 1), the 2D HD95 (`slice_hd95_pixels`) and
+    the best-match "lesion-wise" Dice (`slice_best_match_dice`)."""
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
+    scores = {}
+    for column, label in PAPER_COLUMNS.items():
+        p_volume, t_volume = prediction == label, truth == label
+        n_slices = p_volume.shape[2]
+        dices, hds, lw = np.ones(n_slices), np.zeros(n_slices), np.ones(n_slices)  # both empty: 1, 0, 1
+        for z in np.flatnonzero((p_volume | t_volume).any(axis=(0, 1))):
+            p, t = p_volume[:, :, z], t_volume[:, :, z]
+            dices[z] = dice(p, t)
+            hds[z] = slice_hd95_pixels(p, t)
+            lw[z] = slice_best_match_dice(p, t)
+        scores[column] = {"dice": float(dices.mean()), "hd95": float(hds.mean()), "lw_dice": float(lw.mean())}
+    return scores

@@ -121,3 +121,27 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
         nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
         synthetic=synthetic,
     )
+
+
+def open_run(run_dir: Path | str) -> Run:
+    """The run in an existing run folder (made by `setup_run`: notebooks or `ganet` commands).
+
+    Raises:
+        KitInputError: the folder has no config.json.
+    """
+    from ganet_lib.config import config_from_json
+    from ganet_lib.errors import KitInputError
+
+    folder = Path(run_dir)
+    path = folder / "config.json"
+    if not path.is_file():
+        raise KitInputError(f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or run_all.sh's runs/<profile>.")
+    config = config_from_json(path.read_text(), source=str(path))
+    data = config.data
+    return Run(
+        config=config,
+        run_dir=folder,
+        brats_dir=Path(data.brats_dir) if data.brats_dir else folder / "synthetic" / "brats",
+        nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
+        synthetic=data.brats_dir is None or data.nfbs_dir is None,
+    )

@@ -1,0 +1,135 @@
+"""`ganet evaluate`: prediction files against BraTS label maps, per case and region (SPEC section 7).
+
+Predictions are `<case>.nii.gz` (or `.nii`) label maps with labels 0/1/2/4 (ET may be 3 for
+2023-named data), one per truth case. A case without a prediction is scored as an empty
+prediction, with a warning. Two protocols (see `metrics`): `brats` (the one to trust) and
+`paper-slicewise` (the authors' 2D computation, to show where the paper's row comes from).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from ganet_lib.data import BratsCase, find_brats_cases, load_label
+from ganet_lib.errors import KitInputError
+from ganet_lib.files import atomic_write_csv
+from ganet_lib.metrics import brats_scores, paper_slicewise_scores
+
+PROTOCOLS = ("brats", "paper-slicewise")
+COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
+REGION_ORDER = ("WT", "TC", "ET")
+
+
+def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
+    """`pred_dir/<case>.nii.gz`, else `<case>.nii`, else None."""
+    for suffix in (".nii.gz", ".nii"):
+        path = pred_dir / f"{case_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -> np.ndarray:
+    """A prediction file as uint8 labels 0/1/2/4, checked against its case."""
+    try:
+        image = nib.load(path)
+        labels = np.asarray(image.dataobj)
+    except Exception as exc:
+        raise KitInputError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); write the prediction again.") from exc
+    if labels.shape != truth_shape:
+        raise KitInputError(
+            f"The prediction '{path}' has shape {labels.shape} but the truth '{case.label}' has {truth_shape}; "
+            "predictions must be on the truth's voxel grid."
+        )
+    if labels.dtype.kind == "f":
+        labels = np.rint(labels)
+    values = set(np.unique(labels).tolist())
+    allowed = {0, 1, 2, 3, 4} if case.naming == "brats2023" else {0, 1, 2, 4}
+    if not values <= allowed:
+        raise KitInputError(
+            f"The prediction '{path}' holds label(s) {sorted(values - allowed)}; expected {sorted(allowed)} "
+            "(0 background, 1 NCR, 2 ED, 4 ET" + (", or 3 for ET in 2023 naming)." if case.naming == "brats2023" else ").")
+        )
+    labels = labels.astype(np.uint8)
+    labels[labels == 3] = 4
+    return labels
+
+
+def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], protocol: str) -> list[dict]:
+    """Rows (without the subject) for one case: one per region, columns of COLUMNS.
+
+    For `paper-slicewise` the regions are the authors' columns (WT = label 1, TC = label 4,
+    ET = label 2); lw_hd95 and the lesion counts do not exist in that protocol and are left empty.
+    """
+    if protocol == "brats":
+        scores = brats_scores(prediction, truth, spacing)
+        return [
+            {"region": region, "dice": s.dice, "hd95": s.hd95, "lw_dice": s.lw_dice, "lw_hd95": s.lw_hd95, "tp": s.tp, "fn": s.fn, "fp": s.fp}
+            for region, s in ((r, scores[r]) for r in REGION_ORDER)
+        ]
+    if protocol == "paper-slicewise":
+        scores = paper_slicewise_scores(prediction, truth)
+        return [{"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None} for region in REGION_ORDER]
+    raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
+
+
+def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True) -> list[dict]:
+    """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise KitInputError(f"The prediction folder '{pred_dir}' does not exist; run `ganet predict --out {pred_dir}` first.")
+    if protocol not in PROTOCOLS:
+        raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
+    rows = []
+    for case in tqdm(cases, desc=f"evaluate ({protocol})", unit="case", disable=not progress):
+        truth = load_label(case)
+        spacing = tuple(float(s) for s in nib.load(case.label).header.get_zooms()[:3])
+        path = prediction_path(pred_dir, case.case_id)
+        if path is None:
+            warnings.warn(f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction", stacklevel=2)
+            prediction = np.zeros_like(truth)
+        else:
+            prediction = read_prediction(path, case, truth.shape)
+        rows += [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing, protocol)]
+    return rows
+
+
+def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True) -> list[dict]:
+    """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout)."""
+    cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
+    if not cases:
+        raise KitInputError(f"No label maps (*_seg.nii.gz) found under '{gt_dir}'; --gt must hold the truth.")
+    return evaluate_cases(pred_dir, cases, protocol, progress)
+
+
+def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean of every score column per region (empty columns stay out)."""
+    means = {}
+    for region in REGION_ORDER:
+        selected = [row for row in rows if row["region"] == region]
+        means[region] = {
+            column: float(np.mean([row[column] for row in selected]))
+            for column in COLUMNS[2:]
+            if selected and selected[0][column] is not None
+        }
+    return means
+
+
+def write_rows(path: Path | str, rows: list[dict]) -> Path:
+    """The CSV of `ganet evaluate` (exactly COLUMNS), written atomically."""
+    return atomic_write_csv(path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows])
+
+
+def format_means(rows: list[dict], protocol: str) -> str:
+    """The per-region means as a few printable lines."""
+    cases = len({row["subject"] for row in rows})
+    lines = [f"mean over {cases} case(s), protocol {protocol}" + (" (WT = label 1, TC = label 4, ET = label 2, as the authors)" if protocol == "paper-slicewise" else "")]
+    for region, means in region_means(rows).items():
+        lines.append(f"  {region}: " + "  ".join(f"{column} {value:.4f}" for column, value in means.items()))
+    return "\n".join(lines)
+

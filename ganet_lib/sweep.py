@@ -1,0 +1,109 @@
+"""Table 1: how well the pre-trained discriminator alone tells tumour slices from normal ones.
+
+The authors' protocol (SPEC section 5): every axial slice of every test subject, the T1 slice at
+full size (not cropped, not resized, not enhanced), the mean of the discriminator's patch map
+("probability of normal tissue"); a slice is called "tumour" when that mean is <= a threshold,
+and is truly positive when its label map holds any tumour. The kit adds TN and specificity to
+the paper's columns, and the whole ROC curve with its AUC.
+
+One choice the paper leaves open: "raw" T1 still gets the per-volume intensity scaling of
+training (brain intensities / their 99.5th percentile, clipped to [0, 1]); the discriminator has
+never seen other intensities, so unscaled values would measure nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ganet_lib.data import BratsCase, axial_slices, load_label, read_volume
+from ganet_lib.errors import KitInputError
+from ganet_lib.metrics import roc_auc, roc_curve
+from ganet_lib.run import Run
+from ganet_lib.train_gan import discriminator_maps, load_gan
+
+PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4)
+# Table 1 of the paper (36 BraTS 2020 test subjects, 5580 slices, 2379 positive).
+PAPER_TABLE_1 = [
+    {"threshold": 0.1, "accuracy": 0.7507, "sensitivity": 0.5124, "TP": 1219, "FN": 1160, "FP": 231},
+    {"threshold": 0.2, "accuracy": 0.7953, "sensitivity": 0.8852, "TP": 2106, "FN": 273, "FP": 869},
+    {"threshold": 0.3, "accuracy": 0.7640, "sensitivity": 0.9500, "TP": 2260, "FN": 119, "FP": 1198},
+    {"threshold": 0.4, "accuracy": 0.7292, "sensitivity": 0.9811, "TP": 2334, "FN": 45, "FP": 1466},
+]
+
+
+def full_size_t1(case: BratsCase, clip_percentile: float) -> np.ndarray:
+    """The case's T1 as (Z, H, W) axial slices in display orientation, scaled like training: brain
+    (non-zero) intensities / their `clip_percentile` percentile, clipped to [0, 1]."""
+    volume, _ = read_volume(case.images["t1"])
+    slices = axial_slices(volume)
+    brain = slices[slices > 0]
+    scale = float(np.percentile(brain, clip_percentile)) if brain.size else 0.0
+    return np.clip(slices / scale, 0.0, 1.0).astype(np.float32) if scale > 0 else np.zeros_like(slices, np.float32)
+
+
+@torch.no_grad()
+def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], clip_percentile: float, batch_size: int = 16, progress: bool = True) -> list[dict]:
+    """One row per axial slice of every case: subject, z, positive (any tumour), score (mean of
+    the discriminator's map) and brain (whether the slice shows any brain)."""
+    device = next(discriminator.parameters()).device
+    rows = []
+    for case in tqdm(cases, desc="discriminator sweep", unit="case", disable=not progress):
+        slices = full_size_t1(case, clip_percentile)
+        tumour = axial_slices(load_label(case)).any(axis=(1, 2))
+        for start in range(0, len(slices), batch_size):
+            batch = torch.from_numpy(slices[start : start + batch_size, None]).to(device)
+            means = discriminator_maps(discriminator, batch).mean(dim=(1, 2)).cpu().numpy()
+            for offset, score in enumerate(means):
+                z = start + offset
+                rows.append({"subject": case.case_id, "z": z, "positive": bool(tumour[z]), "score": float(score), "brain": bool(slices[z].any())})
+    return rows
+
+
+def sweep_table(scores: np.ndarray, positive: np.ndarray, thresholds: tuple[float, ...] = PAPER_THRESHOLDS) -> list[dict]:
+    """Table 1's rows: "tumour" when score <= threshold. Accuracy, sensitivity and specificity are fractions."""
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    rows = []
+    for threshold in thresholds:
+        called = scores <= threshold
+        tp, fn = int((called & positive).sum()), int((~called & positive).sum())
+        fp, tn = int((called & ~positive).sum()), int((~called & ~positive).sum())
+        rows.append({
+            "threshold": float(threshold),
+            "accuracy": (tp + tn) / len(scores),
+            "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+            "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+            "TP": tp, "FN": fn, "FP": fp, "TN": tn,
+        })
+    return rows
+
+
+def sweep_roc(scores: np.ndarray, positive: np.ndarray) -> dict:
+    """The ROC curve of "lower score = tumour" and its AUC."""
+    fpr, tpr, thresholds = roc_curve(-np.asarray(scores, float), positive)
+    return {"fpr": fpr, "tpr": tpr, "thresholds": -thresholds, "auc": roc_auc(-np.asarray(scores, float), positive)}
+
+
+def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool = True) -> list[dict]:
+    """`slice_scores` of the run's test subjects with its pre-trained discriminator (gan/best.pt)."""
+    checkpoint = Path(checkpoint) if checkpoint else run.run_dir / "gan" / "best.pt"
+    if not checkpoint.is_file():
+        raise KitInputError(f"No pre-trained GAN at '{checkpoint}'; run `ganet pretrain-gan --run {run.run_dir}` (or notebook 03) first.")
+    _, discriminator, _ = load_gan(checkpoint, run.config.model)
+    if torch.cuda.is_available():
+        discriminator = discriminator.cuda()
+    test = set(run.split["test"])
+    cases = [case for case in run.cases if case.case_id in test]
+    return slice_scores(discriminator, cases, run.config.preprocess.clip_percentile, progress=progress)
+
+
+def format_table(rows: list[dict]) -> str:
+    """Table 1's rows as aligned text, percentages as the paper prints them."""
+    lines = [f"{'threshold':>9}  {'accuracy':>8}  {'sensitivity':>11}  {'specificity':>11}  {'TP':>6}  {'FN':>6}  {'FP':>6}  {'TN':>6}"]
+    for r in rows:
+        lines.append(f"{r['threshold']:>9.3g}  {r['accuracy']:>8.2%}  {r['sensitivity']:>11.2%}  {r['specificity']:>11.2%}  "
+                     f"{r['TP']:>6}  {r['FN']:>6}  {r['FP']:>6}  {r['TN']:>6}")
+    return "\n".join(lines)
