@@ -26,13 +26,6 @@ from ganet_lib.run import Run
 from ganet_lib.train_gan import discriminator_maps, load_gan
 
 PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4)
-# Table 1 of the paper (36 BraTS 2020 test subjects, 5580 slices, 2379 positive).
-PAPER_TABLE_1 = [
-    {"threshold": 0.1, "accuracy": 0.7507, "sensitivity": 0.5124, "TP": 1219, "FN": 1160, "FP": 231},
-    {"threshold": 0.2, "accuracy": 0.7953, "sensitivity": 0.8852, "TP": 2106, "FN": 273, "FP": 869},
-    {"threshold": 0.3, "accuracy": 0.7640, "sensitivity": 0.9500, "TP": 2260, "FN": 119, "FP": 1198},
-    {"threshold": 0.4, "accuracy": 0.7292, "sensitivity": 0.9811, "TP": 2334, "FN": 45, "FP": 1466},
-]
 
 
 def full_size_t1(case: BratsCase, clip_percentile: float) -> np.ndarray:

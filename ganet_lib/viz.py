@@ -365,3 +365,144 @@ def plot_nfbs_orientation(stored: np.ndarray, reoriented: np.ndarray, brats_t1: 
     _bare(axes[2], "BraTS T1: axial")
     fig.tight_layout()
     return fig
+
+
+# --- notebook 05: the discriminator as a tumour-slice detector ------------------------------
+
+
+def plot_score_histogram(scores: np.ndarray, positive: np.ndarray, thresholds: list[float]) -> Figure:
+    """Mean of the discriminator map per slice, tumour slices against tumour-free ones."""
+    scores, positive = np.asarray(scores), np.asarray(positive, bool)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    bins = np.linspace(min(scores.min(), min(thresholds)), max(scores.max(), max(thresholds)), 40)
+    ax.hist(scores[~positive], bins=bins, alpha=0.6, color="#4daf4a", label=f"tumour-free ({(~positive).sum()})")
+    ax.hist(scores[positive], bins=bins, alpha=0.6, color="#e41a1c", label=f"tumour ({positive.sum()})")
+    for threshold in thresholds:
+        ax.axvline(threshold, color="black", linestyle=":", linewidth=1)
+    ax.set_xlabel("mean of the discriminator map (probability of normal tissue)")
+    ax.set_ylabel("slices")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], label: str, paper_points: list[dict] | None = None) -> Figure:
+    """ROC of "mean D map <= threshold = tumour" with the thresholds of a table marked.
+
+    Args:
+        points: rows of `sweep.sweep_table` (their thresholds are marked on the curve).
+        paper_points: the paper's Table 1 operating points, each with sensitivity and fpr.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot(fpr, tpr, color="#377eb8", label=f"{label}, AUC {auc:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for row in points:
+        x, y = 1 - row["specificity"], row["sensitivity"]
+        ax.plot(x, y, "o", color="#377eb8")
+        ax.annotate(f"{row['threshold']:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    if paper_points:
+        ax.plot([p["fpr"] for p in paper_points], [p["sensitivity"] for p in paper_points], "s", color="#e41a1c",
+                label="paper, Table 1 (BraTS 2020, its own D)")
+        for p in paper_points:
+            ax.annotate(f"{p['threshold']:g}", (p["fpr"], p["sensitivity"]), textcoords="offset points", xytext=(4, 2), fontsize=7, color="#e41a1c")
+    ax.set_xlabel("1 - specificity (tumour-free slices called tumour)")
+    ax.set_ylabel("sensitivity")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, threshold: float, counts: dict, title: str = "") -> Figure:
+    """One slice of the sweep: T1 with the truth outlined, the discriminator map over it, the call
+    at `threshold`, and the confusion counts of all slices at that threshold.
+
+    Args:
+        image: (H, W) T1 in [0, 1]; d_map: (h, w) in [0, 1]; label: (H, W) 0/1/2/4;
+        counts: a row of `sweep.sweep_table` at `threshold`.
+    """
+    score = float(d_map.mean())
+    called, truth = score <= threshold, bool(label.any())
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    if truth:
+        axes[0].contour(label > 0, levels=[0.5], colors="#e41a1c", linewidths=1)
+    _bare(axes[0], title or "T1 (truth outlined)")
+    axes[1].imshow(image, cmap="gray", vmin=0, vmax=1)
+    height, width = image.shape
+    shown = axes[1].imshow(d_map, cmap="RdYlGn", vmin=0, vmax=1, alpha=0.55, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
+    verdict = "tumour" if called else "normal"
+    right = "right" if called == truth else "wrong"
+    _bare(axes[1], f"D map: mean {score:.3f} {'<=' if called else '>'} {threshold:.3f} -> {verdict} ({right})")
+    names = ["TP", "FN", "FP", "TN"]
+    colours = ["#4daf4a", "#e41a1c", "#ff7f00", "#999999"]
+    axes[2].barh(names[::-1], [counts[n] for n in names][::-1], color=colours[::-1])
+    for y, name in enumerate(names[::-1]):
+        axes[2].text(counts[name], y, f" {counts[name]}", va="center", fontsize=8)
+    axes[2].set_title(f"all slices at {threshold:.3f}: accuracy {counts['accuracy']:.1%}, sensitivity {counts['sensitivity']:.1%}", fontsize=8)
+    axes[2].set_xlim(0, 1.25 * max(counts[n] for n in names) + 1)
+    fig.tight_layout()
+    return fig
+
+
+# --- notebook 06: evaluation -------------------------------------------------------------------
+
+ERROR_COLOURS = {"TP": "#4daf4a", "FN": "#377eb8", "FP": "#e41a1c"}
+
+
+def render_case_errors(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, region: str, title: str = "") -> Figure:
+    """A slice of a subject: FLAIR, the truth, the prediction, and the region's errors
+    (green: found, blue: missed, red: false).
+
+    Args:
+        image: (H, W) in display orientation (any intensity range); truth, prediction: (H, W) 0/1/2/4.
+    """
+    true_region, predicted_region = region_mask(truth, region), region_mask(prediction, region)
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    for ax in axes:
+        ax.imshow(image, cmap="gray")
+    overlay_labels(axes[1], truth)
+    overlay_labels(axes[2], prediction)
+    errors = np.zeros(image.shape + (4,))
+    for name, mask in (("TP", true_region & predicted_region), ("FN", true_region & ~predicted_region), ("FP", ~true_region & predicted_region)):
+        errors[mask] = (*plt.matplotlib.colors.to_rgb(ERROR_COLOURS[name]), 0.7)
+    axes[3].imshow(errors, interpolation="nearest")
+    slice_dice = 2 * (true_region & predicted_region).sum() / max(true_region.sum() + predicted_region.sum(), 1)
+    for ax, name in zip(axes, [title or "FLAIR", "truth", "prediction", f"{region} on this slice: Dice {slice_dice:.2f}"]):
+        _bare(ax, name)
+    label_legend(axes[2])
+    axes[3].legend(handles=[Patch(color=c, label=n) for n, c in (("found", ERROR_COLOURS["TP"]), ("missed", ERROR_COLOURS["FN"]), ("false", ERROR_COLOURS["FP"]))],
+                   loc="lower right", fontsize=7, framealpha=0.7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_distributions(frames: dict[str, "pandas.DataFrame"], metrics: tuple[str, ...] = ("dice", "hd95", "lw_dice")) -> Figure:
+    """Per-subject scores (rows of `ganet evaluate`), one panel per metric, boxes per region and variant.
+
+    Args:
+        frames: variant -> DataFrame with columns region and the metrics.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    variants = list(frames)
+    regions = ["WT", "TC", "ET"]
+    width = 0.8 / len(variants)
+    colours = ["#377eb8", "#ff7f00", "#4daf4a", "#984ea3"]
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes[0], metrics):
+        for v, variant in enumerate(variants):
+            frame = frames[variant]
+            data = [frame.loc[frame.region == region, metric].astype(float).to_numpy() for region in regions]
+            positions = np.arange(len(regions)) + (v - (len(variants) - 1) / 2) * width
+            ax.boxplot(data, positions=positions, widths=width * 0.8, showfliers=False,
+                       patch_artist=True, boxprops={"facecolor": colours[v], "alpha": 0.35})
+            for x, values in zip(positions, data):
+                ax.plot(x + rng.uniform(-width / 4, width / 4, len(values)), values, ".", color=colours[v], markersize=4)
+            ax.plot([], [], "s", color=colours[v], label=variant)
+        ax.set_xticks(range(len(regions)), regions)
+        ax.set_title({"dice": "Dice", "hd95": "HD95 (mm)", "lw_dice": "lesion-wise Dice", "lw_hd95": "lesion-wise HD95 (mm)"}.get(metric, metric), fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -37,3 +37,45 @@ def test_save_figure_writes_a_png(case, tmp_path):
     path = viz.save_figure(fig, tmp_path / "sub" / "regions.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["regions.png"]  # no temporary file left
+
+
+def test_sweep_slice_widget_says_the_call_and_the_counts():
+    image = np.zeros((40, 40))
+    label = np.zeros((40, 40), np.uint8)
+    label[10:20, 10:20] = 2
+    d_map = np.full((6, 6), 0.3)
+    counts = {"TP": 3, "FN": 1, "FP": 2, "TN": 4, "accuracy": 0.7, "sensitivity": 0.75}
+    fig = viz.render_sweep_slice(image, d_map, label, 0.4, counts)
+    assert "-> tumour (right)" in fig.axes[1].get_title()  # mean 0.3 <= 0.4, and the slice has tumour
+    bars = [patch.get_width() for patch in fig.axes[2].patches]  # axes: slice, map, counts, colour bar
+    assert sorted(bars) == [1, 2, 3, 4]
+    fig = viz.render_sweep_slice(image, d_map, np.zeros_like(label), 0.2, counts)
+    assert "-> normal (right)" in fig.axes[1].get_title()
+
+
+def test_case_errors_colour_found_missed_and_false_voxels():
+    truth = np.zeros((30, 30), np.uint8)
+    prediction = np.zeros_like(truth)
+    truth[5:15, 5:15] = 2
+    prediction[10:20, 10:20] = 2
+    fig = viz.render_case_errors(np.ones((30, 30)), truth, prediction, "WT")
+    errors = fig.axes[3].get_images()[-1].get_array()
+    def colour_at(r, c):
+        return tuple(np.round(errors[r, c, :3], 3))
+    from matplotlib.colors import to_rgb
+    assert colour_at(12, 12) == tuple(np.round(to_rgb(viz.ERROR_COLOURS["TP"]), 3))
+    assert colour_at(6, 6) == tuple(np.round(to_rgb(viz.ERROR_COLOURS["FN"]), 3))
+    assert colour_at(18, 18) == tuple(np.round(to_rgb(viz.ERROR_COLOURS["FP"]), 3))
+    assert errors[0, 0, 3] == 0  # correct background stays transparent
+    assert "Dice 0.25" in fig.axes[3].get_title()  # 2 * 25 / (100 + 100)
+
+
+def test_roc_and_distribution_figures_draw():
+    fpr, tpr = np.array([0, 0.5, 1.0]), np.array([0, 0.8, 1.0])
+    points = [{"threshold": 0.3, "sensitivity": 0.8, "specificity": 0.5}]
+    fig = viz.plot_roc(fpr, tpr, 0.65, points, "kit", [{"threshold": 0.1, "sensitivity": 0.5, "fpr": 0.07}])
+    assert "AUC 0.650" in fig.axes[0].get_legend().get_texts()[0].get_text()
+    import pandas as pd
+    frame = pd.DataFrame({"region": ["WT", "TC", "ET"] * 2, "dice": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "hd95": [1.0] * 6, "lw_dice": [0.5] * 6})
+    fig = viz.plot_metric_distributions({"ganet": frame, "unet": frame})
+    assert len(fig.axes) == 3
