@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Run the kit's notebooks in order, headlessly, with papermill.
+# Run the kit's notebooks in order, headlessly, with papermill, and write the results report.
 #
 #   ./run_all.sh [--profile smoke|default|paper] [--brats DIR] [--nfbs DIR] [--fresh]
 #
 # Creates the environment if needed (scripts/ensure_env.sh), then executes notebooks/NN_*.ipynb
-# into runs/<profile>/notebooks/, where the figures and tables also go (runs/ is git-ignored).
-# Without --brats / --nfbs (or GANET_BRATS_DIR / GANET_NFBS_DIR), synthetic data is generated into
-# the run folder. Stops at the first failing notebook, with a non-zero exit, naming the executed
-# notebook that shows the error.
+# into runs/<profile>/notebooks/ and writes runs/<profile>/report.md (figures, tables and per-case
+# metrics beside it; runs/ is git-ignored). Without --brats / --nfbs (or GANET_BRATS_DIR /
+# GANET_NFBS_DIR) the default and smoke profiles generate synthetic data; the paper profile
+# refuses to start without real data that passes `ganet validate`. A failing notebook stops the
+# run (exit 1) naming the executed notebook that shows the error; running the same command again
+# resumes with that notebook. A second run reuses data, caches and checkpoints whose settings are
+# unchanged and says what it reused; --fresh deletes the run folder first and redoes everything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
-PROFILE=default BRATS="" NFBS="" FRESH=0
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+PROFILE=default BRATS="${GANET_BRATS_DIR:-}" NFBS="${GANET_NFBS_DIR:-}" FRESH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) PROFILE="${2:?--profile needs a name}"; shift 2 ;;
@@ -27,35 +30,37 @@ if [ ! -f "$ROOT/configs/$PROFILE.yaml" ]; then
   echo "error: there is no profile '$PROFILE' (configs/$PROFILE.yaml); use smoke, default or paper." >&2
   exit 2
 fi
+for pair in "--brats:$BRATS" "--nfbs:$NFBS"; do
+  folder="${pair#*:}"
+  if [ -n "$folder" ] && [ ! -d "$folder" ]; then
+    echo "error: the folder '$folder' given with ${pair%%:*} does not exist; see data/README.md." >&2
+    exit 2
+  fi
+done
+if [ "$PROFILE" = paper ] && { [ -z "$BRATS" ] || [ -z "$NFBS" ]; }; then
+  echo "error: the paper profile reproduces the paper on the real data and needs both --brats DIR and --nfbs DIR (see data/README.md for getting BraTS 2020 and NFBS); use --profile default for the synthetic run." >&2
+  exit 2
+fi
 
 source "$ROOT/scripts/ensure_env.sh"
 ensure_env
+
+if [ "$PROFILE" = paper ]; then
+  echo "checking the data with ganet validate ..."
+  if ! "$ROOT/.venv/bin/ganet" validate --brats "$BRATS" --nfbs "$NFBS"; then
+    echo "error: the data in '$BRATS' / '$NFBS' failed 'ganet validate' (problems listed above); fix or re-download the named files, then run again." >&2
+    exit 2
+  fi
+fi
 
 RUN_DIR="${GANET_RUNS:-$ROOT/runs}/$PROFILE"
 if [ "$FRESH" = 1 ]; then
   echo "--fresh: removing $RUN_DIR"
   rm -rf "$RUN_DIR"
 fi
-mkdir -p "$RUN_DIR/notebooks"
-params=(-r profile "$PROFILE" -r run_dir "$RUN_DIR")
-[ -n "$BRATS" ] && params+=(-r brats_dir "$(cd "$BRATS" && pwd)")
-[ -n "$NFBS" ] && params+=(-r nfbs_dir "$(cd "$NFBS" && pwd)")
-
-timings="$RUN_DIR/timings.tsv"
-printf 'notebook\tseconds\n' > "$timings"
+mkdir -p "$RUN_DIR"
+args=(--profile "$PROFILE" --run "$RUN_DIR")
+[ -n "$BRATS" ] && args+=(--brats "$(cd "$BRATS" && pwd)")
+[ -n "$NFBS" ] && args+=(--nfbs "$(cd "$NFBS" && pwd)")
 echo "profile '$PROFILE', run folder $RUN_DIR"
-for notebook in "$ROOT"/notebooks/[0-9][0-9]_*.ipynb; do
-  name="$(basename "$notebook")"
-  executed="$RUN_DIR/notebooks/$name"
-  echo "== $name"
-  start=$EPOCHREALTIME
-  if ! "$ROOT/.venv/bin/papermill" "$notebook" "$executed" -k ganet-kit --cwd "$ROOT/notebooks" \
-        "${params[@]}" --progress-bar; then
-    echo "error: $name failed; the executed notebook showing the error is $executed" >&2
-    exit 1
-  fi
-  seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-  printf '%s\t%s\n' "$name" "$seconds" >> "$timings"
-  echo "   done in $seconds s -> $executed"
-done
-echo "all notebooks ran; executed notebooks, figures and tables are in $RUN_DIR (timings: $timings)"
+exec "$ROOT/.venv/bin/python" -m ganet_lib.pipeline "${args[@]}"

@@ -126,6 +126,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ganet_lib.report import write_report
+
+    print(f"wrote {write_report(args.run)}")
+    return 0
+
+
 def _run_arguments(command: argparse.ArgumentParser, data_flag: str, data_help: str, training: str = "") -> None:
     """The options of every command that works in a run folder (and, for training, --resume / --cpu)."""
     command.add_argument("--config", default="", help="profile name (smoke, default, paper) or YAML file")
@@ -187,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="mean D map <= threshold means tumour")
     sweep.add_argument("--checkpoint", type=Path, help="GAN checkpoint (default RUN/gan/best.pt)")
     sweep.set_defaults(handler=cmd_sweep)
+
+    report = commands.add_parser("report", help="write RUN/report.md from a run folder's tables and figures (run_all.sh does this)")
+    report.add_argument("--run", type=Path, required=True, help="run folder")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 

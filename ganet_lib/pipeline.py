@@ -1,0 +1,175 @@
+"""The engine of `run_all.sh`: run the notebooks in order with papermill, resume, time, report.
+
+- Each notebook runs headlessly into `RUN/notebooks/<name>` with the run's parameters.
+- A failing notebook stops the run (exit 1) with the path of the executed notebook that shows
+  the error. Progress is kept in `RUN/notebooks/progress.json`; the next run skips the notebooks
+  that completed (when the notebooks and parameters are unchanged) and goes on from the failed one.
+- A run that completes removes the progress file, so the next run executes every notebook again;
+  the notebooks then reuse the data, caches and checkpoints whose settings are unchanged, and the
+  runner says which artefacts were reused (their files did not change) and which were rebuilt.
+- With more than one GPU visible, the two training steps first run as `accelerate launch
+  --multi_gpu` subprocesses (the notebooks then find and reuse their checkpoints).
+- At the end: `RUN/timings.tsv` and `RUN/report.md` (see `report`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ganet_lib.config import REPO_ROOT
+from ganet_lib.files import atomic_write_text
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL = "ganet-kit"
+
+
+def notebook_paths(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def run_key(notebooks: list[Path], parameters: dict) -> str:
+    """Changes when a notebook's file or a parameter changes: then nothing is skipped."""
+    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode())
+    for path in notebooks:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def artefacts(run_dir: Path) -> dict[str, int]:
+    """What later runs may reuse, with a stamp (modification time) of each."""
+    found = {}
+    for pattern, name in (("synthetic/SYNTHETIC.json", "synthetic data"), ("gan/last.pt", "GAN checkpoint"),
+                          ("seg-ganet/last.pt", "ganet checkpoint"), ("seg-unet/last.pt", "unet checkpoint")):
+        path = run_dir / pattern
+        if path.is_file():
+            found[name] = path.stat().st_mtime_ns
+    for cache in sorted((run_dir / "cache").glob("*-*")):
+        if (cache / "manifest.json").is_file():
+            found[f"cache {cache.name}"] = (cache / "manifest.json").stat().st_mtime_ns
+    return found
+
+
+def peak_child_mb() -> float:
+    """Largest resident memory of any finished child process (the notebook kernels), in MB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def launch_training(notebook: str, parameters: dict, gpus: int) -> None:
+    """Before notebooks 03 and 04 on several GPUs: train with `accelerate launch` across them."""
+    base = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus), "-m", "ganet_lib"]
+    run = ["--config", parameters["profile"], "--run", parameters["run_dir"]]
+    if notebook.startswith("03"):
+        commands = [base + ["pretrain-gan", *run, "--resume"] + (["--nfbs", parameters["nfbs_dir"]] if parameters.get("nfbs_dir") else [])]
+    elif notebook.startswith("04"):
+        data = ["--brats", parameters["brats_dir"]] if parameters.get("brats_dir") else []
+        commands = [base + ["train-seg", *run, "--resume", "--variant", variant] + data for variant in ("ganet", "unet")]
+    else:
+        return
+    for command in commands:
+        print("   " + " ".join(command[1:]), flush=True)
+        subprocess.run(command, check=True)
+
+
+def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None = None, report: bool = True) -> int:
+    """Execute `notebooks` (default: all of notebooks/) for one run; returns the exit status."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = notebook_paths() if notebooks is None else notebooks
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress_path = out_dir / "progress.json"
+    key = run_key(notebooks, parameters)
+    progress = {"key": key, "completed": [], "seconds": {}}
+    if progress_path.is_file():
+        saved = json.loads(progress_path.read_text())
+        if saved.get("key") == key:
+            progress = saved
+        else:
+            print("the notebooks or parameters changed since the interrupted run: starting again from the first notebook")
+    before = artefacts(run_dir)
+    gpus = visible_gpus()
+    started_run = time.perf_counter()
+    skipped = []
+    for notebook in notebooks:
+        executed = out_dir / notebook.name
+        if notebook.name in progress["completed"]:
+            print(f"== {notebook.name}: completed in the interrupted run ({progress['seconds'][notebook.name]:.1f} s), skipped; --fresh redoes everything")
+            skipped.append(notebook.name)
+            continue
+        print(f"== {notebook.name}", flush=True)
+        started = time.perf_counter()
+        try:
+            if gpus > 1:
+                launch_training(notebook.name, parameters, gpus)
+            papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=str(notebook.parent), progress_bar=True)
+        except (PapermillExecutionError, subprocess.CalledProcessError) as exc:
+            reason = f"{exc.ename}: {exc.evalue}" if isinstance(exc, PapermillExecutionError) else f"the training launch failed ({exc})"
+            print(f"error: {notebook.name} failed ({reason}); the executed notebook showing the error is {executed}. "
+                  "Fix the cause and run the same command again: it resumes with this notebook.", file=sys.stderr)
+            return 1
+        seconds = time.perf_counter() - started
+        progress["completed"].append(notebook.name)
+        progress["seconds"][notebook.name] = round(seconds, 1)
+        progress["peak_mb"] = max(progress.get("peak_mb", 0.0), peak_child_mb())
+        atomic_write_text(progress_path, json.dumps(progress, indent=1))
+        print(f"   done in {seconds:.1f} s -> {executed}", flush=True)
+
+    after = artefacts(run_dir)
+    reused = sorted(name for name, stamp in after.items() if before.get(name) == stamp)
+    rebuilt = sorted(name for name in after if name not in reused)
+    timings = [{"notebook": path.name, "seconds": progress["seconds"][path.name]} for path in notebooks]
+    atomic_write_text(run_dir / "timings.tsv", "notebook\tseconds\n" + "".join(f"{t['notebook']}\t{t['seconds']}\n" for t in timings))
+    summary = {
+        "timings": timings,
+        "wall_seconds": round(time.perf_counter() - started_run, 1),
+        "skipped": skipped,  # completed by an interrupted earlier run
+        "peak_mb": round(max(progress.get("peak_mb", 0.0), peak_child_mb()), 0),
+        "reused": reused,
+        "rebuilt": rebuilt,
+        "gpus": gpus,
+    }
+    atomic_write_text(run_dir / "run_summary.json", json.dumps(summary, indent=1))
+    if report:
+        from ganet_lib.report import write_report
+
+        print(f"report: {write_report(run_dir)}")
+    progress_path.unlink(missing_ok=True)
+    print(f"reused (unchanged settings): {', '.join(reused) or 'nothing'}")
+    print(f"built in this run: {', '.join(rebuilt) or 'nothing'}")
+    print(f"all {len(notebooks)} notebooks ran; peak memory of a notebook kernel {summary['peak_mb']:.0f} MB; "
+          f"executed notebooks, figures, tables and report.md are in {run_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the kit's notebooks in order (called by run_all.sh).")
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--brats", default="")
+    parser.add_argument("--nfbs", default="")
+    args = parser.parse_args(argv)
+    parameters = {"profile": args.profile, "run_dir": str(args.run)}
+    if args.brats:
+        parameters["brats_dir"] = args.brats
+    if args.nfbs:
+        parameters["nfbs_dir"] = args.nfbs
+    return run_notebooks(parameters, args.run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

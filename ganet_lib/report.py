@@ -1,0 +1,173 @@
+"""`RUN/report.md`: what a run did and found, in one page (written by run_all.sh, or `ganet report`).
+
+Reads only files the notebooks and the runner left in the run folder: config.json, split.json,
+tables/*.csv, metrics/*.csv, the training histories, run_summary.json and the figures. A part
+whose inputs are missing says so instead of failing, so a partial run still gets a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ganet_lib import paper
+from ganet_lib.files import atomic_write_text
+from ganet_lib.run import open_run
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub-flavoured markdown table; floats get 4 significant digits."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if value != value else f"{value:.4g}"  # NaN -> empty
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_description() -> str:
+    import torch
+
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return (f"{platform.platform()}; {os.cpu_count()} CPU cores; {memory_gb:.0f} GiB memory; "
+            f"{', '.join(gpus) if gpus else 'no GPU'}; Python {sys.version.split()[0]}, torch {torch.__version__}")
+
+
+def _figure(run_dir: Path, name: str, caption: str) -> str:
+    return f"![{caption}](figures/{name})" if (run_dir / "figures" / name).is_file() else f"(figure {name} not made in this run)"
+
+
+def _table_1(run_dir: Path) -> str:
+    path = run_dir / "tables" / "table1_sweep.csv"
+    if not path.is_file():
+        return "Not computed in this run (notebook 05 or `ganet sweep`)."
+    rows = _read_csv(path)
+    kit = markdown_table(
+        ["Threshold", "Accuracy", "Sensitivity", "Specificity", "TP", "FN", "FP", "TN"],
+        [[r["threshold"], f"{float(r['accuracy']):.2%}", f"{float(r['sensitivity']):.2%}", f"{float(r['specificity']):.2%}", r["TP"], r["FN"], r["FP"], r["TN"]] for r in rows],
+    )
+    published = markdown_table(
+        ["Threshold", "Accuracy", "Sensitivity", "TP", "FN", "FP"],
+        [[r["threshold"], f"{r['accuracy']:.2%}", f"{r['sensitivity']:.2%}", r["TP"], r["FN"], r["FP"]] for r in paper.TABLE_1],
+    )
+    slices = _read_csv(run_dir / "tables" / "sweep_slices.csv") if (run_dir / "tables" / "sweep_slices.csv").is_file() else []
+    auc = ""
+    if slices:
+        from ganet_lib.sweep import sweep_roc
+        import numpy as np
+
+        scores = np.array([float(s["score"]) for s in slices])
+        positive = np.array([s["positive"] == "True" for s in slices])
+        if positive.any() and not positive.all():
+            auc = f" ROC AUC of the mean map: **{sweep_roc(scores, positive)['auc']:.3f}** over {len(slices)} slices, {int(positive.sum())} with tumour."
+    return (f"This run (discriminator `gan/best.pt`, test subjects, full-size T1 slices, the authors' protocol).{auc}\n\n{kit}\n\n"
+            f"The paper (BraTS 2020, 36 subjects, {paper.TABLE_1_SLICES} slices, its own discriminator):\n\n{published}\n\n"
+            "An absolute threshold belongs to one discriminator: compare operating points on the ROC curve, not rows. "
+            + _figure(run_dir, "05_roc.png", "ROC curve of the discriminator sweep"))
+
+
+def _table_2(run_dir: Path) -> str:
+    path = run_dir / "tables" / "table2.csv"
+    if not path.is_file():
+        return "Not computed in this run (notebook 06)."
+    rows = _read_csv(path)
+    header = ["Model"] + paper.TABLE_2_COLUMNS + ["Source"]
+    body = [[r[""]] + [float(r[c]) for c in paper.TABLE_2_COLUMNS] + [r["source"]] for r in rows]
+    return (markdown_table(header, body) + "\n\nDice in %; HD95 in mm for `brats`, in pixels x 10 for `paper-slicewise`. "
+            "**The rows are not comparable with each other**: the paper's GANet-Seg row is the authors' slice-wise protocol "
+            "(its WT / ET / TC columns are the labels 1 / 2 / 4, means over 2D slices, missed lesions never penalised); "
+            "its baseline rows come from another paper (3D BraTS metrics, other data); only the kit's `brats` rows are "
+            "BraTS metrics. Per-case rows: `metrics/<variant>_<protocol>.csv` (the `ganet evaluate` format).")
+
+
+def _ablation(run_dir: Path) -> str:
+    lines = []
+    rows = []
+    for variant in ("ganet", "unet"):
+        path = run_dir / "metrics" / f"{variant}_brats.csv"
+        history = run_dir / f"seg-{variant}" / "metrics.csv"
+        if not path.is_file():
+            continue
+        from ganet_lib.evaluate import region_means
+
+        records = [{k: (float(v) if k not in ("subject", "region") else v) for k, v in r.items()} for r in _read_csv(path)]
+        means = region_means(records)
+        seconds = [float(r["seconds"]) for r in _read_csv(history)] if history.is_file() else []
+        rows.append([variant] + [means[g]["dice"] for g in ("WT", "TC", "ET")] + [means[g]["hd95"] for g in ("WT", "TC", "ET")]
+                    + [means[g]["lw_dice"] for g in ("WT", "TC", "ET")] + [sum(seconds) / len(seconds) if seconds else float("nan")])
+    if not rows:
+        return "Not computed in this run (notebooks 04 and 06)."
+    lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects:\n")
+    lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch"], rows))
+    lines.append("\n" + _figure(run_dir, "04_training_curves.png", "training curves of both variants"))
+    lines.append("\n" + _figure(run_dir, "06_per_subject.png", "per-subject scores"))
+    return "\n".join(lines)
+
+
+def write_report(run_dir: Path | str) -> Path:
+    """Write RUN/report.md from the run folder's files; returns its path."""
+    run_dir = Path(run_dir)
+    run = open_run(run_dir)
+    summary = json.loads((run_dir / "run_summary.json").read_text()) if (run_dir / "run_summary.json").is_file() else {}
+    split = run.split
+    data = [
+        f"- {run.describe()}",
+        f"- {len(split['train'])} training and {len(split['test'])} test subjects ({'the paper' if split['rule'] == 'paper' else 'seeded'} split; `split.json`)",
+        f"- {len(run.normals)} normal (NFBS-layout) subjects for the GAN",
+    ]
+    if run.synthetic:
+        data.append("- **Synthetic data**: every number below measures the kit's code on generated subjects, not the paper's claims on BraTS.")
+    timing_rows = [[t["notebook"], t["seconds"]] for t in summary.get("timings", [])]
+    timing = markdown_table(["Notebook", "Seconds"], timing_rows) if timing_rows else "(no timings: the notebooks were not run by run_all.sh)"
+    if summary:
+        timing += (f"\n\nTotal wall time of this invocation {summary['wall_seconds']:.0f} s; largest notebook kernel {summary['peak_mb']:.0f} MB resident."
+                   + (f" Skipped (completed by an interrupted earlier run): {', '.join(summary['skipped'])}." if summary.get("skipped") else "")
+                   + f"\n\nReused (settings unchanged): {', '.join(summary['reused']) or 'nothing'}. Built in this run: {', '.join(summary['rebuilt']) or 'nothing'}.")
+    text = f"""# GANet-Seg kit: results of profile `{run.config.profile}`
+
+Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `{run_dir}`.
+
+## Data
+
+{chr(10).join(data)}
+
+## Table 1: the discriminator as a tumour-slice detector
+
+{_table_1(run_dir)}
+
+## Table 2: segmentation, in two protocols
+
+{_table_2(run_dir)}
+
+## Ablation: the adversarial feedback
+
+{_ablation(run_dir)}
+
+## Wall time and memory
+
+{timing}
+
+## Machine
+
+{machine_description()}
+
+## Resolved configuration (`config.json`)
+
+```json
+{run.config.to_json()}
+```
+"""
+    return atomic_write_text(run_dir / "report.md", text)

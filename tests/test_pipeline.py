@@ -1,0 +1,94 @@
+"""run_all.sh's engine: stop on a failing notebook, resume after the last completed one; the report."""
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ganet_lib.pipeline import run_notebooks
+from ganet_lib.report import write_report
+from ganet_lib.run import setup_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_notebook(path: Path, body: str) -> Path:
+    book = nbformat.v4.new_notebook()
+    book.metadata = {"kernelspec": {"name": "ganet-kit", "display_name": "Python (ganet-kit)", "language": "python"}}
+    parameters = nbformat.v4.new_code_cell('profile: str = ""  # profile\nrun_dir: str = ""  # run folder')
+    parameters.metadata["tags"] = ["parameters"]
+    book.cells = [parameters, nbformat.v4.new_code_cell(body)]
+    nbformat.write(book, path)
+    return path
+
+
+def test_a_failing_notebook_stops_the_run_and_the_rerun_resumes_after_the_last_completed(tmp_path, capsys):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    first = write_notebook(folder / "01_count.ipynb", "from pathlib import Path\np = Path(run_dir) / 'count'\np.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))")
+    second = write_notebook(folder / "02_check.ipynb", "from pathlib import Path\nassert not (Path(run_dir) / 'fail').exists(), 'told to fail'")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "fail").touch()
+    parameters = {"profile": "smoke", "run_dir": str(run_dir)}
+
+    assert run_notebooks(parameters, run_dir, [first, second], report=False) == 1
+    err = capsys.readouterr().err
+    assert "02_check.ipynb failed" in err and "told to fail" in err and str(run_dir / "notebooks" / "02_check.ipynb") in err
+    assert (run_dir / "count").read_text() == "1"
+
+    (run_dir / "fail").unlink()
+    assert run_notebooks(parameters, run_dir, [first, second], report=False) == 0
+    out = capsys.readouterr().out
+    assert "01_count.ipynb: completed in the interrupted run" in out
+    assert (run_dir / "count").read_text() == "1"  # not run again
+    with open(run_dir / "timings.tsv", newline="") as handle:
+        assert [row["notebook"] for row in csv.DictReader(handle, delimiter="\t")] == ["01_count.ipynb", "02_check.ipynb"]
+    assert not (run_dir / "notebooks" / "progress.json").exists()
+
+    assert run_notebooks(parameters, run_dir, [first, second], report=False) == 0  # complete before: everything runs
+    assert (run_dir / "count").read_text() == "2"
+    assert json.loads((run_dir / "run_summary.json").read_text())["skipped"] == []
+
+
+def test_paper_profile_refuses_to_start_without_data(tmp_path):
+    env = {**os.environ, "GANET_RUNS": str(tmp_path)}
+    env.pop("GANET_BRATS_DIR", None)
+    env.pop("GANET_NFBS_DIR", None)
+    result = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "paper"], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--brats DIR and --nfbs DIR" in lines[0]
+    assert not (tmp_path / "paper").exists()  # nothing started
+
+
+def test_paper_profile_refuses_data_that_fails_validation(tmp_path):
+    brats, nfbs = tmp_path / "brats", tmp_path / "nfbs"
+    brats.mkdir()
+    nfbs.mkdir()
+    result = subprocess.run([str(ROOT / "run_all.sh"), "--profile", "paper", "--brats", str(brats), "--nfbs", str(nfbs)],
+                            capture_output=True, text=True, env={**os.environ, "GANET_RUNS": str(tmp_path / "runs")})
+    assert result.returncode == 2
+    assert "failed 'ganet validate'" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "runs" / "paper").exists()
+
+
+def test_report_gathers_the_tables(tmp_path):
+    run = setup_run("smoke", str(tmp_path), progress=False)
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "table1_sweep.csv").write_text("threshold,accuracy,sensitivity,specificity,TP,FN,FP,TN\n0.3,0.75,0.5,0.875,2,2,1,7\n")
+    (tables / "table2.csv").write_text(",Dice WT,Dice ET,Dice TC,HD95 WT,HD95 ET,HD95 TC,LW Dice WT,LW Dice ET,LW Dice TC,source\n"
+                                       "kit: ganet (brats),91.5,80,70,3.5,4,5,88,77,66,synthetic\n")
+    (tmp_path / "run_summary.json").write_text(json.dumps({"timings": [{"notebook": "01_data.ipynb", "seconds": 12.5}], "wall_seconds": 13,
+                                                           "peak_mb": 400, "reused": ["GAN checkpoint"], "rebuilt": [], "skipped": []}))
+    text = write_report(tmp_path).read_text()
+    assert "| 0.3 | 75.00% | 50.00% | 87.50% | 2 | 2 | 1 | 7 |" in text
+    assert "| kit: ganet (brats) | 91.5 |" in text
+    assert "| 01_data.ipynb | 12.5 |" in text and "Reused (settings unchanged): GAN checkpoint" in text
+    assert "Synthetic data" in text and run.config.profile in text
+    assert "Not computed in this run (notebooks 04 and 06)" in text  # no metrics: said, not failed
