@@ -107,17 +107,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ganet_lib.files import atomic_write_csv
     from ganet_lib.run import open_run
-    from ganet_lib.sweep import format_table, sweep_for_run, sweep_roc, sweep_table
+    from ganet_lib.sweep import format_table, save_sweep, sweep_for_run, sweep_roc
 
     run = open_run(args.run)
     checkpoint = args.checkpoint or run.run_dir / "gan" / "best.pt"
     rows = sweep_for_run(run, checkpoint)
+    table = save_sweep(run, rows, tuple(args.thresholds))
     scores, positive = np.array([r["score"] for r in rows]), np.array([r["positive"] for r in rows])
-    table = sweep_table(scores, positive, tuple(args.thresholds))
-    atomic_write_csv(run.table_path("sweep_slices.csv"), rows)
-    atomic_write_csv(run.table_path("table1_sweep.csv"), table)
     print(f"Table 1 ({run.describe()}; discriminator {checkpoint}; {len(rows)} slices of {len(run.split['test'])} test subject(s), {int(positive.sum())} with tumour)")
     print(format_table(table))
     if positive.any() and not positive.all():

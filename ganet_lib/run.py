@@ -114,13 +114,7 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
             print(f"synthetic data in {target} was made with other settings; regenerating it")
             shutil.rmtree(target)
         write_synthetic_dataset(target, spec, progress=progress)
-    return Run(
-        config=config,
-        run_dir=folder,
-        brats_dir=Path(data.brats_dir) if data.brats_dir else folder / "synthetic" / "brats",
-        nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
-        synthetic=synthetic,
-    )
+    return _run_of(config, folder)
 
 
 def open_run(run_dir: Path | str) -> Run:
@@ -136,7 +130,12 @@ def open_run(run_dir: Path | str) -> Run:
     path = folder / "config.json"
     if not path.is_file():
         raise KitInputError(f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or run_all.sh's runs/<profile>.")
-    config = config_from_json(path.read_text(), source=str(path))
+    return _run_of(config_from_json(path.read_text(), source=str(path)), folder)
+
+
+def _run_of(config: ExperimentConfig, folder: Path) -> Run:
+    """The Run of a resolved config in `folder`: real data where the config names it, else the
+    synthetic data generated into the folder."""
     data = config.data
     return Run(
         config=config,

@@ -93,6 +93,16 @@ def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool
     return slice_scores(discriminator, cases, run.config.preprocess.clip_percentile, progress=progress)
 
 
+def save_sweep(run: Run, rows: list[dict], thresholds: tuple[float, ...] = PAPER_THRESHOLDS) -> list[dict]:
+    """Table 1 of `slice_scores` rows; both go to the run's tables (sweep_slices.csv, table1_sweep.csv)."""
+    from ganet_lib.files import atomic_write_csv
+
+    table = sweep_table(np.array([r["score"] for r in rows]), np.array([r["positive"] for r in rows]), thresholds)
+    atomic_write_csv(run.table_path("sweep_slices.csv"), rows)
+    atomic_write_csv(run.table_path("table1_sweep.csv"), table)
+    return table
+
+
 def format_table(rows: list[dict]) -> str:
     """Table 1's rows as aligned text, percentages as the paper prints them."""
     lines = [f"{'threshold':>9}  {'accuracy':>8}  {'sensitivity':>11}  {'specificity':>11}  {'TP':>6}  {'FN':>6}  {'FP':>6}  {'TN':>6}"]
