@@ -15,7 +15,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from ganet_lib import paper
+from ganet_lib.evaluate import region_means
 from ganet_lib.files import atomic_write_text
 from ganet_lib.run import open_run
 
@@ -66,8 +69,7 @@ def _table_1(run_dir: Path) -> str:
     slices = _read_csv(run_dir / "tables" / "sweep_slices.csv") if (run_dir / "tables" / "sweep_slices.csv").is_file() else []
     auc = ""
     if slices:
-        from ganet_lib.sweep import sweep_roc
-        import numpy as np
+        from ganet_lib.sweep import sweep_roc  # imports torch: only when there is a sweep
 
         scores = np.array([float(s["score"]) for s in slices])
         positive = np.array([s["positive"] == "True" for s in slices])
@@ -101,8 +103,6 @@ def _ablation(run_dir: Path) -> str:
         history = run_dir / f"seg-{variant}" / "metrics.csv"
         if not path.is_file():
             continue
-        from ganet_lib.evaluate import region_means
-
         records = [{k: (float(v) if k not in ("subject", "region") else v) for k, v in r.items()} for r in _read_csv(path)]
         means = region_means(records)
         seconds = [float(r["seconds"]) for r in _read_csv(history)] if history.is_file() else []
