@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,12 @@ def run(tmp_path_factory):
     run = setup_run("smoke", str(tmp_path_factory.mktemp("segrun")), progress=False)
     pretrain_gan_for_run(run, progress=False)
     return run
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_poly_learning_rate():
@@ -68,11 +76,16 @@ def test_two_processes_score_each_validation_slice_once(run, tmp_path):
     ids = ",".join(validation_ids(run))
     worker = Path(__file__).with_name("distributed_worker.py")
     results = []
+    # Loopback only, on a port the OS says is free: a fixed port or the machine's hostname made
+    # this test fail on a CI machine (exit 1 from the 2-process run) while it passed here.
+    environment = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
     for processes in (1, 2):
         out = tmp_path / f"scores-{processes}.json"
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(29500 + processes),
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
                    str(worker), str(checkpoint), str(images), str(t1), ids, "5", str(out)]  # 5: batches do not split evenly
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+        assert finished.returncode == 0, f"{processes} process(es) failed:\n{finished.stderr[-4000:]}"
         results.append(json.loads(out.read_text()))
     one, two = results
     assert (one["processes"], two["processes"]) == (1, 2)
