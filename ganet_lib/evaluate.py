@@ -125,6 +125,48 @@ def write_rows(path: Path | str, rows: list[dict]) -> Path:
     return atomic_write_csv(path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows])
 
 
+def read_rows(path: Path | str) -> list[dict]:
+    """Rows of a `ganet evaluate` CSV, scores as floats and empty cells as None (as `evaluate_case` gives them)."""
+    import csv
+
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    if records and set(records[0]) != set(COLUMNS):
+        raise KitInputError(f"'{path}' is not a `ganet evaluate` CSV: its columns must be exactly {', '.join(COLUMNS)}.")
+    return [{column: (row[column] if column in ("subject", "region") else (float(row[column]) if row[column] != "" else None))
+             for column in COLUMNS} for row in records]
+
+
+def table_2(run) -> list[dict]:
+    """Table 2 as the kit shows it: the paper's rows, then one row per `metrics/<variant>_<protocol>.csv` of `run`.
+
+    Each row: `model`, the paper's columns (`paper.TABLE_2_COLUMNS`; Dice in %, HD95 in mm for
+    `brats`, pixels x 10 for `paper-slicewise`) and `source`, which says what the numbers were
+    computed on. Kit rows come in the order ganet, unet, other variants; brats before paper-slicewise.
+    """
+    from ganet_lib import paper
+
+    rows = [{"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
+            for name, values in paper.TABLE_2.items()]
+    metrics_dir = run.run_dir / "metrics"
+    found = {tuple(path.stem.rsplit("_", 1)): path for path in metrics_dir.glob("*_*.csv")} if metrics_dir.is_dir() else {}
+    found = {key: path for key, path in found.items() if key[1] in PROTOCOLS}
+    variant_order = {"ganet": 0, "unet": 1}
+    for variant, protocol in sorted(found, key=lambda key: (variant_order.get(key[0], 2), key[0], PROTOCOLS.index(key[1]))):
+        records = read_rows(found[variant, protocol])
+        subjects = len({row["subject"] for row in records})
+        source = (f"{'synthetic' if run.synthetic else 'real'} data, {subjects} test subjects, profile {run.config.profile}; "
+                  f"checkpoint seg-{variant}/best.pt" + ("; WT/ET/TC = labels 1/2/4" if protocol == "paper-slicewise" else ""))
+        rows.append({"model": f"kit: {variant} ({protocol})",
+                     **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
+    return rows
+
+
+def write_table_2(run) -> Path:
+    """`table_2(run)` as RUN/tables/table2.csv (written atomically); returns its path."""
+    return atomic_write_csv(run.run_dir / "tables" / "table2.csv", table_2(run))
+
+
 def format_means(rows: list[dict], protocol: str) -> str:
     """The per-region means as a few printable lines."""
     cases = len({row["subject"] for row in rows})

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganet_lib import paper
-from ganet_lib.evaluate import region_means
+from ganet_lib.evaluate import read_rows, region_means, table_2
 from ganet_lib.files import atomic_write_text
 from ganet_lib.run import open_run
 
@@ -81,13 +81,12 @@ def _table_1(run_dir: Path) -> str:
             + _figure(run_dir, "05_roc.png", "ROC curve of the discriminator sweep"))
 
 
-def _table_2(run_dir: Path) -> str:
-    path = run_dir / "tables" / "table2.csv"
-    if not path.is_file():
-        return "Not computed in this run (notebook 06)."
-    rows = _read_csv(path)
+def _table_2(run) -> str:
+    rows = table_2(run)
+    if len(rows) == len(paper.TABLE_2):
+        return "Not computed in this run (notebook 06 or `ganet evaluate` into metrics/<variant>_<protocol>.csv)."
     header = ["Model"] + paper.TABLE_2_COLUMNS + ["Source"]
-    body = [[r[""]] + [float(r[c]) for c in paper.TABLE_2_COLUMNS] + [r["source"]] for r in rows]
+    body = [[row["model"]] + [row[column] for column in paper.TABLE_2_COLUMNS] + [row["source"]] for row in rows]
     return (markdown_table(header, body) + "\n\nDice in %; HD95 in mm for `brats`, in pixels x 10 for `paper-slicewise`. "
             "**The rows are not comparable with each other**: the paper's GANet-Seg row is the authors' slice-wise protocol "
             "(its WT / ET / TC columns are the labels 1 / 2 / 4, means over 2D slices, missed lesions never penalised); "
@@ -103,15 +102,14 @@ def _ablation(run_dir: Path) -> str:
         history = run_dir / f"seg-{variant}" / "metrics.csv"
         if not path.is_file():
             continue
-        records = [{k: (float(v) if k not in ("subject", "region") else v) for k, v in r.items()} for r in _read_csv(path)]
-        means = region_means(records)
+        means = region_means(read_rows(path))
         seconds = [float(r["seconds"]) for r in _read_csv(history)] if history.is_file() else []
         rows.append([variant] + [means[g]["dice"] for g in ("WT", "TC", "ET")] + [means[g]["hd95"] for g in ("WT", "TC", "ET")]
                     + [means[g]["lw_dice"] for g in ("WT", "TC", "ET")] + [sum(seconds) / len(seconds) if seconds else float("nan")])
     if not rows:
         return "Not computed in this run (notebooks 04 and 06)."
     lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects:\n")
-    lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch"], rows))
+    lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch (mean over all epochs)"], rows))
     lines.append("\n" + _figure(run_dir, "04_training_curves.png", "training curves of both variants"))
     lines.append("\n" + _figure(run_dir, "06_per_subject.png", "per-subject scores"))
     return "\n".join(lines)
@@ -150,7 +148,7 @@ Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `{run_d
 
 ## Table 2: segmentation, in two protocols
 
-{_table_2(run_dir)}
+{_table_2(run)}
 
 ## Ablation: the adversarial feedback
 

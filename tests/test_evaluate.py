@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from ganet_lib.checkpoint import save_checkpoint
+from ganet_lib import paper
 from ganet_lib.cli import main
 from ganet_lib.data import find_brats_cases, load_label
+from ganet_lib.errors import KitInputError
+from ganet_lib.evaluate import read_rows, table_2, write_rows, write_table_2
 from ganet_lib.run import setup_run
 from ganet_lib.sweep import sweep_table
 from ganet_lib.train_gan import build_gan
@@ -123,3 +126,28 @@ def test_sweep_without_a_gan_says_what_to_run(tmp_path, capsys):
 def test_sweep_of_a_folder_that_is_no_run(tmp_path, capsys):
     assert main(["sweep", "--run", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_read_rows_gives_back_what_write_rows_wrote(tmp_path):
+    rows = [{"subject": "a", "region": "WT", "dice": 0.75, "hd95": 2.5, "lw_dice": 0.5, "lw_hd95": None, "tp": None, "fn": None, "fp": None}]
+    assert read_rows(write_rows(tmp_path / "m.csv", rows)) == rows
+    (tmp_path / "other.csv").write_text("case,score\na,1\n")
+    with pytest.raises(KitInputError, match="other.csv"):
+        read_rows(tmp_path / "other.csv")
+
+
+def test_table_2_puts_the_papers_rows_first_then_each_metrics_file(tmp_path):
+    run = setup_run("smoke", str(tmp_path), progress=False)
+    def row(subject, region, dice):
+        return {"subject": subject, "region": region, "dice": dice, "hd95": 1.0, "lw_dice": dice, "lw_hd95": None, "tp": None, "fn": None, "fp": None}
+    for name, dice in (("unet_brats", 0.5), ("ganet_paper-slicewise", 0.25), ("ganet_brats", 0.75)):
+        write_rows(tmp_path / "metrics" / f"{name}.csv", [row(s, g, dice) for s in ("a", "b", "c") for g in ("WT", "TC", "ET")])
+    rows = table_2(run)
+    assert [r["model"] for r in rows] == [f"paper: {name}" for name in paper.TABLE_2] + [
+        "kit: ganet (brats)", "kit: ganet (paper-slicewise)", "kit: unet (brats)"]
+    assert rows[3]["Dice TC"] == paper.TABLE_2["GANnet-Seg"][2]
+    kit = rows[4:]
+    assert [r["Dice WT"] for r in kit] == [75.0, 25.0, 50.0] and kit[0]["HD95 ET"] == 1.0
+    assert "3 test subjects" in kit[0]["source"] and "labels 1/2/4" in kit[1]["source"] and "labels" not in kit[2]["source"]
+    with open(write_table_2(run), newline="") as handle:
+        assert [r["model"] for r in csv.DictReader(handle)] == [r["model"] for r in rows]

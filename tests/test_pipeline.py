@@ -82,13 +82,28 @@ def test_report_gathers_the_tables(tmp_path):
     tables = tmp_path / "tables"
     tables.mkdir()
     (tables / "table1_sweep.csv").write_text("threshold,accuracy,sensitivity,specificity,TP,FN,FP,TN\n0.3,0.75,0.5,0.875,2,2,1,7\n")
-    (tables / "table2.csv").write_text(",Dice WT,Dice ET,Dice TC,HD95 WT,HD95 ET,HD95 TC,LW Dice WT,LW Dice ET,LW Dice TC,source\n"
-                                       "kit: ganet (brats),91.5,80,70,3.5,4,5,88,77,66,synthetic\n")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "ganet_brats.csv").write_text("subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp\n"
+                                             "a,WT,0.9,3,0.8,10,1,0,0\nb,WT,0.8,4,0.6,20,1,0,1\n"
+                                             "a,TC,0.5,5,0.5,5,1,0,0\nb,TC,0.7,7,0.7,7,1,0,0\n"
+                                             "a,ET,0.6,2,0.6,2,1,0,0\nb,ET,0.6,2,0.6,2,1,0,0\n")
     (tmp_path / "run_summary.json").write_text(json.dumps({"timings": [{"notebook": "01_data.ipynb", "seconds": 12.5}], "wall_seconds": 13,
                                                            "peak_mb": 400, "reused": ["GAN checkpoint"], "rebuilt": [], "skipped": []}))
     text = write_report(tmp_path).read_text()
     assert "| 0.3 | 75.00% | 50.00% | 87.50% | 2 | 2 | 1 | 7 |" in text
-    assert "| kit: ganet (brats) | 91.5 |" in text
+    # Table 2 from metrics/ganet_brats.csv alone, columns WT ET TC: Dice %, HD95, LW Dice %
+    assert "| kit: ganet (brats) | 85 | 60 | 60 | 3.5 | 2 | 6 | 70 | 60 | 60 | synthetic data, 2 test subjects" in text
+    assert "| paper: GANnet-Seg | 81.28 |" in text
     assert "| 01_data.ipynb | 12.5 |" in text and "Reused (settings unchanged): GAN checkpoint" in text
     assert "Synthetic data" in text and run.config.profile in text
-    assert "Not computed in this run (notebooks 04 and 06)" in text  # no metrics: said, not failed
+    assert "| ganet | 0.85 | 0.6 | 0.6 | 3.5 | 6 | 2 |" in text  # ablation (WT TC ET), no training history: s/epoch empty
+
+
+def test_report_says_what_a_run_did_not_compute(tmp_path):
+    setup_run("smoke", str(tmp_path), progress=False)
+    text = write_report(tmp_path).read_text()
+    assert "Not computed in this run (notebook 05" in text
+    assert "Not computed in this run (notebook 06" in text
+    assert "Not computed in this run (notebooks 04 and 06)" in text
+
