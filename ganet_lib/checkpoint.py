@@ -62,3 +62,31 @@ def load_for_resume(path: Path | str, settings: str, resume: bool, say=print) ->
         say(f"the settings differ from those of {path}; training from scratch instead of resuming")
         return None
     return checkpoint
+
+
+def training_state(parts: dict[str, Any], unwrap=lambda part: part) -> dict[str, Any]:
+    """The state dicts of `parts` (networks, optimisers, schedulers, each under its checkpoint key)
+    and the torch RNG state: what a trainer saves every epoch. `unwrap` strips Accelerate's wrapper
+    from the networks (`accelerator.unwrap_model`); optimisers and schedulers are saved as they are."""
+    return {**{key: (unwrap(part) if isinstance(part, torch.nn.Module) else part).state_dict() for key, part in parts.items()},
+            "rng_torch": torch.get_rng_state()}
+
+
+def restore_training(checkpoint: dict[str, Any], parts: dict[str, Any], counters: dict[str, Any]) -> dict[str, Any]:
+    """Load what `training_state` saved back into `parts` and the RNG; returns the checkpoint's
+    values of the keys of `counters` (epoch, best score, history, ...)."""
+    for key, part in parts.items():
+        part.load_state_dict(checkpoint[key])
+    torch.set_rng_state(checkpoint["rng_torch"])
+    return {key: checkpoint[key] for key in counters}
+
+
+def save_epoch(checkpoint: dict[str, Any], out_dir: Path, improved: bool, history: list[dict]) -> None:
+    """A trainer's files after an epoch: last.pt, best.pt when the validation score improved, and
+    metrics.csv (one row per epoch so far)."""
+    from ganet_lib.files import atomic_write_csv
+
+    save_checkpoint(checkpoint, out_dir / "last.pt")
+    if improved:
+        save_checkpoint(checkpoint, out_dir / "best.pt")
+    atomic_write_csv(out_dir / "metrics.csv", history)

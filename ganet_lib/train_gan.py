@@ -35,9 +35,8 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from ganet_lib.checkpoint import load_checkpoint, load_for_resume, save_checkpoint
+from ganet_lib.checkpoint import load_checkpoint, load_for_resume, restore_training, save_epoch, training_state
 from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, settings_key
-from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
 from ganet_lib.data import split_cases
@@ -288,14 +287,10 @@ def pretrain_gan(
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
+    parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # checkpoint keys
     checkpoint = load_for_resume(last_path, settings, resume, accelerator.print)
     if checkpoint is not None:
-        generator_net.load_state_dict(checkpoint["generator"])
-        discriminator.load_state_dict(checkpoint["discriminator"])
-        opt_g.load_state_dict(checkpoint["opt_g"])
-        opt_d.load_state_dict(checkpoint["opt_d"])
-        torch.set_rng_state(checkpoint["rng_torch"])
-        state = {k: checkpoint[k] for k in state}
+        state = restore_training(checkpoint, parts, state)
         done = state["epoch"] + 1
         finished = done >= gan.epochs or state["stale_epochs"] >= gan.patience
         accelerator.print(f"{'reusing the finished' if finished else 'resuming after epoch ' + str(done) + ' of the'} GAN pre-training in {last_path}")
@@ -329,20 +324,9 @@ def pretrain_gan(
         state["history"].append({"epoch": epoch + 1, **losses, **scores, "g_steps": counters["g_steps"], "d_steps": counters["d_steps"], "seconds": round(time.perf_counter() - started, 2)})
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            checkpoint = {
-                "generator": accelerator.unwrap_model(generator_net).state_dict(),
-                "discriminator": accelerator.unwrap_model(discriminator).state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "rng_torch": torch.get_rng_state(),
-                "config": config_json,
-                "settings": settings,
-                **state,
-            }
-            save_checkpoint(checkpoint, last_path)
-            if improved:
-                save_checkpoint(checkpoint, best_path)
-            atomic_write_csv(out_dir / "metrics.csv", state["history"])
+            parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # the prepared ones
+            checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
+            save_epoch(checkpoint, out_dir, improved, state["history"])
             save_inpainting_figure(accelerator.unwrap_model(generator_net), val_set, gan, out_dir / f"inpainting_epoch{epoch + 1:03d}.png", accelerator.device)
             row = state["history"][-1]
             accelerator.print(

@@ -33,11 +33,10 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from ganet_lib.checkpoint import load_checkpoint, load_for_resume, save_checkpoint
+from ganet_lib.checkpoint import load_checkpoint, load_for_resume, restore_training, save_epoch, training_state
 from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
 from ganet_lib.data import REGIONS, labels_to_classes, split_cases
 from ganet_lib.errors import KitInputError
-from ganet_lib.files import atomic_write_csv
 from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
 from ganet_lib.models import SegmentationUNet
 from ganet_lib.preprocess import SliceCache, build_slice_cache
@@ -226,11 +225,7 @@ def train_segmentation(
     state = {"epoch": -1, "best_dice": -1.0, "history": []}
     checkpoint = load_for_resume(last_path, settings, resume, accelerator.print)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        opt.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        torch.set_rng_state(checkpoint["rng_torch"])
-        state = {k: checkpoint[k] for k in state}
+        state = restore_training(checkpoint, {"model": model, "optimizer": opt, "scheduler": scheduler}, state)
         done = state["epoch"] + 1
         accelerator.print(f"{'reusing the finished' if done >= seg.epochs else f'resuming after epoch {done} of the'} {variant} training in {last_path}")
 
@@ -263,19 +258,9 @@ def train_segmentation(
         state["history"].append({"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)})
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            checkpoint = {
-                "model": accelerator.unwrap_model(model).state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng_torch": torch.get_rng_state(),
-                "config": config_json,
-                "settings": settings,
-                **state,
-            }
-            save_checkpoint(checkpoint, last_path)
-            if improved:
-                save_checkpoint(checkpoint, best_path)
-            atomic_write_csv(out_dir / "metrics.csv", state["history"])
+            parts = {"model": model, "optimizer": opt, "scheduler": scheduler}  # checkpoint keys
+            checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
+            save_epoch(checkpoint, out_dir, improved, state["history"])
             row = state["history"][-1]
             accelerator.print(
                 f"{variant} epoch {epoch + 1}/{seg.epochs}: loss {row['loss_total']:.4f} (seg {row['loss_seg']:.4f})  "
