@@ -155,8 +155,10 @@ def table_2(run) -> list[dict]:
     for variant, protocol in sorted(found, key=lambda key: (variant_order.get(key[0], 2), key[0], PROTOCOLS.index(key[1]))):
         records = read_rows(found[variant, protocol])
         subjects = len({row["subject"] for row in records})
+        trained_here = (run.run_dir / f"seg-{variant}" / "best.pt").is_file()
         source = (f"{'synthetic' if run.synthetic else 'real'} data, {subjects} test subjects, profile {run.config.profile}; "
-                  f"checkpoint seg-{variant}/best.pt" + ("; WT/ET/TC = labels 1/2/4" if protocol == "paper-slicewise" else ""))
+                  + (f"checkpoint seg-{variant}/best.pt" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
+                  + ("; WT/ET/TC = labels 1/2/4" if protocol == "paper-slicewise" else ""))
         rows.append({"model": f"kit: {variant} ({protocol})",
                      **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
     return rows

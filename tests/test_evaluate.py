@@ -149,5 +149,8 @@ def test_table_2_puts_the_papers_rows_first_then_each_metrics_file(tmp_path):
     kit = rows[4:]
     assert [r["Dice WT"] for r in kit] == [75.0, 25.0, 50.0] and kit[0]["HD95 ET"] == 1.0
     assert "3 test subjects" in kit[0]["source"] and "labels 1/2/4" in kit[1]["source"] and "labels" not in kit[2]["source"]
+    assert "scores from metrics/ganet_brats.csv" in kit[0]["source"]  # no checkpoint in this run: says where the numbers came from
+    save_checkpoint({"model": {}}, tmp_path / "seg-unet" / "best.pt")
+    assert "checkpoint seg-unet/best.pt" in table_2(run)[-1]["source"]
     with open(write_table_2(run), newline="") as handle:
         assert [r["model"] for r in csv.DictReader(handle)] == [r["model"] for r in rows]
