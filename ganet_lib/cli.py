@@ -208,6 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     except KitInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _end_distributed()
+
+
+def _end_distributed() -> None:
+    """Under `accelerate launch` / torchrun, take the process group down before Python exits: left to
+    interpreter shutdown, gloo's worker threads can abort the process ("terminate called without an
+    active exception", seen here with 2 CPU processes; pytorch/pytorch#190489)."""
+    torch = sys.modules.get("torch")  # a command that never imported torch has no process group
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ def main(checkpoint: str, image_cache: str, t1_cache: str, ids: str, batch_size:
     if accelerator.is_main_process:
         with open(out, "w") as handle:
             json.dump({**scores, "processes": accelerator.num_processes, "dataset_slices": len(val_set)}, handle)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # destroys the gloo group: left to interpreter exit, a rank can abort (SIGABRT)
 
 
 if __name__ == "__main__":

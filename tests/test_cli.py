@@ -46,3 +46,17 @@ def test_train_seg_needs_the_gan_then_trains(tmp_path, capsys):
     assert main(["train-seg", "--config", "smoke", "--run", str(tmp_path), "--variant", "ganet", "--cpu"]) == 0
     assert "ganet: 3 epoch(s); best validation Dice WT" in capsys.readouterr().out
     assert (tmp_path / "seg-ganet" / "best.pt").is_file() and (tmp_path / "seg-ganet" / "metrics.csv").is_file()
+
+
+def test_a_command_takes_its_process_group_down_when_it_ends(tmp_path, capsys):
+    """Under accelerate launch / torchrun the commands destroy the process group before exit (left to
+    interpreter shutdown, a gloo rank could abort). Here a 1-process gloo group stands in."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert main(["preprocess", "--config", "no-such-profile", "--run", str(tmp_path / "run")]) == 2
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

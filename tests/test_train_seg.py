@@ -76,8 +76,8 @@ def test_two_processes_score_each_validation_slice_once(run, tmp_path):
     ids = ",".join(validation_ids(run))
     worker = Path(__file__).with_name("distributed_worker.py")
     results = []
-    # Loopback only, on a port the OS says is free: a fixed port or the machine's hostname made
-    # this test fail on a CI machine (exit 1 from the 2-process run) while it passed here.
+    # Loopback only, on a port the OS says is free, so nothing else on the machine can collide with
+    # it. (A CI failure of this test was a gloo rank aborting at exit; the worker now ends its group.)
     environment = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
     for processes in (1, 2):
         out = tmp_path / f"scores-{processes}.json"
