@@ -8,6 +8,7 @@ prediction, with a warning. Two protocols (see `metrics`): `brats` (the one to t
 
 from __future__ import annotations
 
+import csv
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
+from ganet_lib import paper
 from ganet_lib.data import BratsCase, find_brats_cases, load_label
 from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_csv
@@ -127,8 +129,6 @@ def write_rows(path: Path | str, rows: list[dict]) -> Path:
 
 def read_rows(path: Path | str) -> list[dict]:
     """Rows of a `ganet evaluate` CSV, scores as floats and empty cells as None (as `evaluate_case` gives them)."""
-    import csv
-
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
     if records and set(records[0]) != set(COLUMNS):
@@ -144,8 +144,6 @@ def table_2(run) -> list[dict]:
     `brats`, pixels x 10 for `paper-slicewise`) and `source`, which says what the numbers were
     computed on. Kit rows come in the order ganet, unet, other variants; brats before paper-slicewise.
     """
-    from ganet_lib import paper
-
     rows = [{"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
             for name, values in paper.TABLE_2.items()]
     metrics_dir = run.run_dir / "metrics"

@@ -287,14 +287,14 @@ def pretrain_gan(
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
-    parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # checkpoint keys
     checkpoint = load_for_resume(last_path, settings, resume, accelerator.print)
     if checkpoint is not None:
-        state = restore_training(checkpoint, parts, state)
+        state = restore_training(checkpoint, {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}, state)
         done = state["epoch"] + 1
         finished = done >= gan.epochs or state["stale_epochs"] >= gan.patience
         accelerator.print(f"{'reusing the finished' if finished else 'resuming after epoch ' + str(done) + ' of the'} GAN pre-training in {last_path}")
     generator_net, discriminator, opt_g, opt_d = accelerator.prepare(generator_net, discriminator, opt_g, opt_d)
+    parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # the prepared ones, saved every epoch
     val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=gan.batch_size))
     counters = {"g_steps": state["g_steps"], "d_steps": state["d_steps"]}
 
@@ -324,7 +324,6 @@ def pretrain_gan(
         state["history"].append({"epoch": epoch + 1, **losses, **scores, "g_steps": counters["g_steps"], "d_steps": counters["d_steps"], "seconds": round(time.perf_counter() - started, 2)})
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # the prepared ones
             checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
             save_epoch(checkpoint, out_dir, improved, state["history"])
             save_inpainting_figure(accelerator.unwrap_model(generator_net), val_set, gan, out_dir / f"inpainting_epoch{epoch + 1:03d}.png", accelerator.device)

@@ -239,6 +239,7 @@ def train_segmentation(
         gan_nets = (generator_net.to(accelerator.device), discriminator.to(accelerator.device))
 
     model, opt = accelerator.prepare(model, opt)
+    parts = {"model": model, "optimizer": opt, "scheduler": scheduler}  # the prepared ones, saved every epoch
     val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=seg.batch_size))
     epochs_run = 0
     for epoch in range(state["epoch"] + 1, seg.epochs):
@@ -258,7 +259,6 @@ def train_segmentation(
         state["history"].append({"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)})
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            parts = {"model": model, "optimizer": opt, "scheduler": scheduler}  # checkpoint keys
             checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
             save_epoch(checkpoint, out_dir, improved, state["history"])
             row = state["history"][-1]
