@@ -18,6 +18,7 @@ import pytest
 
 from ganet_lib.cli import main
 from ganet_lib.data import MODALITIES
+from ganet_lib.validate import validate_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -255,6 +256,22 @@ def test_truncated_nfbs_file(synthetic_root, tmp_path, capsys):
     code, _, err = validate(capsys, "--nfbs", str(root))
     line = single_error(code, err)
     assert broken.name in line
+
+
+def test_threads_report_the_problems_in_subject_order(synthetic_root, tmp_path):
+    """Subjects are checked on several threads; the report must not depend on which finished first."""
+    root = copy_brats(synthetic_root, tmp_path)
+    nfbs = copy_nfbs(synthetic_root, tmp_path)
+    truncate(case_file(root, 3, "t1"))
+    truncate(case_file(root, 1, "flair"))
+    case_file(root, 2, "t2").unlink()
+    truncate(nfbs / "A10000002" / "sub-A10000002_ses-NFB3_T1w_brain.nii.gz")
+    one = validate_dataset(root, nfbs, progress=False, workers=1)
+    three = validate_dataset(root, nfbs, progress=False, workers=3)
+    assert one.problems == three.problems and len(one.problems) == 4
+    assert [re.search(r"BraTS20_Training_00\d", problem).group() for problem in one.problems[:3]] == [
+        "BraTS20_Training_001", "BraTS20_Training_002", "BraTS20_Training_003"]
+    assert "sub-A10000002" in one.problems[3]
 
 
 def test_validate_needs_a_folder(capsys):
