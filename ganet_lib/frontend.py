@@ -1,0 +1,32 @@
+"""Is a person looking? Widget cells build their controls only when a front end shows the notebook.
+
+Why: executing a cell that creates ipywidgets headlessly (papermill, nbval, nbconvert, all on
+nbclient) sometimes blocks forever (nbclient #312, papermill #711/#723; seen here once in
+`./run_all.sh` on a busy 2-core machine). Headless runs have no use for controls nobody can
+move, so the kit's widget cells create none there: the plain cell before each one draws the same
+figure, and a headless run never opens a widget comm at all. That removes the hang by design
+instead of hoping the race is rare; the per-cell time limit of `run_all.sh` and nbval is the
+second line of defence.
+
+How: a Jupyter server (JupyterLab, Notebook 7, Voila; VS Code when it connects to a server)
+starts each kernel with `JPY_SESSION_NAME` set to the notebook's path (jupyter_server's session
+manager); headless executors start kernels through jupyter_client directly and never set it.
+`GANET_WIDGETS=1` forces the controls on (a front end that sets no such variable),
+`GANET_WIDGETS=0` forces them off.
+"""
+
+from __future__ import annotations
+
+import os
+
+FORCE_VARIABLE = "GANET_WIDGETS"
+
+
+def front_end_attached() -> bool:
+    """True when this kernel was started by a front end that can show widgets (see the module doc)."""
+    forced = os.environ.get(FORCE_VARIABLE, "").strip().lower()
+    if forced in ("1", "true", "yes", "on"):
+        return True
+    if forced in ("0", "false", "no", "off"):
+        return False
+    return bool(os.environ.get("JPY_SESSION_NAME"))
