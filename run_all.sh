@@ -26,8 +26,8 @@ while [ $# -gt 0 ]; do
     *) echo "error: unknown argument '$1'; see ./run_all.sh --help" >&2; exit 2 ;;
   esac
 done
-if [ ! -f "$ROOT/configs/$PROFILE.yaml" ]; then
-  echo "error: there is no profile '$PROFILE' (configs/$PROFILE.yaml); use smoke, default or paper." >&2
+if [ ! -f "$ROOT/ganet_lib/configs/$PROFILE.yaml" ]; then
+  echo "error: there is no profile '$PROFILE' (ganet_lib/configs/$PROFILE.yaml); use smoke, default or paper." >&2
   exit 2
 fi
 for pair in "--brats:$BRATS" "--nfbs:$NFBS"; do

@@ -1,6 +1,6 @@
 """Experiment configuration: one frozen dataclass per concern, composed into `ExperimentConfig`.
 
-A profile (`configs/<name>.yaml`) is a YAML file of overrides on these defaults. The edges of the
+A profile (`ganet_lib/configs/<name>.yaml`, shipped inside the package) is a YAML file of overrides on these defaults. The edges of the
 kit (the command line and the notebooks) load a profile and hand plain arguments down to the
 library; library functions never read the config object themselves.
 """
@@ -18,8 +18,8 @@ import yaml
 
 from ganet_lib.errors import KitInputError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when the kit runs from one (notebooks/, run_all.sh)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: also there after `pip install .`
 PROFILES = ("smoke", "default", "paper")
 
 
@@ -96,6 +96,14 @@ class SegConfig:
 
 
 @dataclass(frozen=True)
+class NotebookConfig:
+    # Longest a notebook cell may run before the run fails (run_all.sh; nbval uses the smoke
+    # profile's): generous, because training cells take minutes on a CPU, and finite, because a
+    # headless widget cell can block forever (see ganet_lib/frontend.py).
+    cell_timeout_s: int = 1800
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     profile: str = "default"
     data: DataConfig = field(default_factory=DataConfig)
@@ -103,6 +111,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     seg: SegConfig = field(default_factory=SegConfig)
+    notebooks: NotebookConfig = field(default_factory=NotebookConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,7 +158,7 @@ def resolve_profile(profile: str | None) -> str:
 
 
 def load_config(profile_or_file: str | None = None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Load a profile by name (`configs/<name>.yaml`) or a YAML file by path, then apply `overrides`.
+    """Load a profile by name (`ganet_lib/configs/<name>.yaml`) or a YAML file by path, then apply `overrides`.
 
     Overrides use the same nesting as the YAML file, e.g. ``{"data": {"brats_dir": "/data/brats"}}``.
     """

@@ -9,6 +9,11 @@
   runner says which artefacts were reused (their files did not change) and which were rebuilt.
 - With more than one GPU visible, the two training steps first run as `accelerate launch
   --multi_gpu` subprocesses (the notebooks then find and reuse their checkpoints).
+- Nothing waits forever: every cell has a time limit (`notebooks.cell_timeout_s` of the profile);
+  a cell over it fails the run (exit 1) naming the notebook, the cell and the limit. The kernels
+  build no widgets (`GANET_WIDGETS=0`, see `frontend`).
+- SIGINT and SIGTERM stop the kernel, keep the progress file, say how to resume and exit with
+  130 / 143 (128 + the signal's number, as shells report a process killed by it).
 - At the end: `RUN/timings.tsv` and `RUN/report.md` (see `report`).
 """
 
@@ -16,14 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
+import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from ganet_lib.config import REPO_ROOT
+from ganet_lib import processes
+from ganet_lib.config import REPO_ROOT, load_config
 from ganet_lib.files import atomic_write_text
+from ganet_lib.frontend import FORCE_VARIABLE
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "ganet-kit"
@@ -79,14 +89,73 @@ def launch_training(notebook: str, parameters: dict, gpus: int) -> None:
         return
     for command in commands:
         print("   " + " ".join(command[1:]), flush=True)
-        subprocess.run(command, check=True)
+        launcher = subprocess.Popen(command)
+        try:
+            if launcher.wait() != 0:
+                raise subprocess.CalledProcessError(launcher.returncode, command)
+        except BaseException:  # a signal (Interrupted) included: stop the launcher and its workers together
+            processes.stop([launcher.pid, *processes.descendants(launcher.pid)])
+            raise
 
 
-def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None = None, report: bool = True) -> int:
-    """Execute `notebooks` (default: all of notebooks/) for one run; returns the exit status."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (raised in the main thread by `signals_interrupt`).
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way swallows it;
+    papermill's kernel context manager shuts the kernel down as the exception passes."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def signals_interrupt():
+    """Turn SIGINT and SIGTERM into `Interrupted` while the block runs. Once one has arrived,
+    further ones are ignored, so that stopping the kernel is not cut short by a second Ctrl-C."""
+    def handler(signum, frame):
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {each: signal.signal(each, handler) for each in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for each, old_handler in previous.items():
+            signal.signal(each, old_handler)
+
+
+def timed_out_cell(executed: Path) -> str:
+    """'cell N of M (`first line`)' for the cell a timeout stopped: papermill stamps a start time
+    on each cell it starts and writes the notebook when one ends, timeouts included."""
+    import nbformat
+
+    cells = nbformat.read(executed, as_version=4).cells
+    started = [i for i, cell in enumerate(cells) if cell.metadata.get("papermill", {}).get("start_time")]
+    if not started:
+        return "a cell"
+    index = started[-1]
+    first_line = next((line for line in cells[index].source.splitlines() if line.strip()), "")
+    return f"cell {index + 1} of {len(cells)} (`{first_line.strip()[:60]}`)"
+
+
+def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None = None, report: bool = True,
+                  cell_timeout_s: int | None = None) -> int:
+    """Execute `notebooks` (default: all of notebooks/) for one run; returns the exit status.
+
+    `cell_timeout_s` (default: the profile's `notebooks.cell_timeout_s`) bounds every cell. Call
+    it inside `signals_interrupt()` (as `main` does) for SIGINT/SIGTERM to stop it cleanly."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
+    # Headless: the kernels build no widget controls, even when this runner was itself started
+    # from a notebook (whose JPY_SESSION_NAME the kernels would inherit).
+    os.environ[FORCE_VARIABLE] = "0"
+    config = load_config(parameters["profile"])
+    cell_limit = cell_timeout_s or config.notebooks.cell_timeout_s
+    limit_source = "given by the caller" if cell_timeout_s else f"notebooks.cell_timeout_s of profile '{config.profile}'"
     notebooks = notebook_paths() if notebooks is None else notebooks
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,11 +180,26 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
             continue
         print(f"== {notebook.name}", flush=True)
         started = time.perf_counter()
+        children_before = set(processes.descendants(os.getpid()))
         try:
             if gpus > 1:
                 launch_training(notebook.name, parameters, gpus)
-            papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=str(notebook.parent), progress_bar=True)
-        except (PapermillExecutionError, subprocess.CalledProcessError) as exc:
+            papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=str(notebook.parent),
+                                       progress_bar=True, execution_timeout=cell_limit)
+        except (PapermillExecutionError, subprocess.CalledProcessError, CellTimeoutError, Interrupted) as exc:
+            # papermill shut the kernel down on the way out; stop whatever it left (a kernel that
+            # ignored the request, its workers) before saying anything.
+            processes.stop([pid for pid in processes.descendants(os.getpid()) if pid not in children_before])
+            if isinstance(exc, Interrupted):
+                print(f"stopped by {exc} during {notebook.name} ({len(progress['completed'])} of {len(notebooks)} notebooks completed and kept): "
+                      f"run the same command again to resume with {notebook.name}.", file=sys.stderr)
+                return 128 + exc.signum
+            if isinstance(exc, CellTimeoutError):
+                print(f"error: {notebook.name}: {timed_out_cell(executed)} ran past its limit of {cell_limit} s "
+                      f"({limit_source}) and was stopped, see {executed}; "
+                      "raise the limit if the cell is only slow, and run the same command again to resume with this notebook.",
+                      file=sys.stderr)
+                return 1
             reason = f"{exc.ename}: {exc.evalue}" if isinstance(exc, PapermillExecutionError) else f"the training launch failed ({exc})"
             print(f"error: {notebook.name} failed ({reason}); the executed notebook showing the error is {executed}. "
                   "Fix the cause and run the same command again: it resumes with this notebook.", file=sys.stderr)
@@ -162,13 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--brats", default="")
     parser.add_argument("--nfbs", default="")
+    parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, help="folder of NN_*.ipynb to run (default: the kit's)")
     args = parser.parse_args(argv)
     parameters = {"profile": args.profile, "run_dir": str(args.run)}
     if args.brats:
         parameters["brats_dir"] = args.brats
     if args.nfbs:
         parameters["nfbs_dir"] = args.nfbs
-    return run_notebooks(parameters, args.run)
+    with signals_interrupt():
+        try:
+            return run_notebooks(parameters, args.run, notebook_paths(args.notebooks))
+        except Interrupted as stop:  # between notebooks (the report, the summary): nothing to resume but the run
+            print(f"stopped by {stop}; run the same command again to finish the run.", file=sys.stderr)
+            return 128 + stop.signum
 
 
 if __name__ == "__main__":

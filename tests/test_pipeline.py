@@ -1,14 +1,18 @@
-"""run_all.sh's engine: stop on a failing notebook, resume after the last completed one; the report."""
+"""run_all.sh's engine: stop on a failing notebook, a cell over its limit or a signal; resume after the last completed notebook; the report."""
 
 import csv
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from ganet_lib import processes
 from ganet_lib.pipeline import run_notebooks
 from ganet_lib.report import write_report
 from ganet_lib.run import setup_run
@@ -107,3 +111,86 @@ def test_report_says_what_a_run_did_not_compute(tmp_path):
     assert "Not computed in this run (notebook 06" in text
     assert "Not computed in this run (notebooks 04 and 06)" in text
 
+
+
+def test_a_cell_over_its_time_limit_fails_the_run_naming_notebook_cell_and_limit(tmp_path, capsys):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    first = write_notebook(folder / "01_quick.ipynb", "x = 1")
+    slow = write_notebook(folder / "02_slow.ipynb", "import time\ntime.sleep(60)  # stands for a cell that never returns")
+    run_dir = tmp_path / "run"
+    parameters = {"profile": "smoke", "run_dir": str(run_dir)}
+
+    started = time.monotonic()
+    assert run_notebooks(parameters, run_dir, [first, slow], report=False, cell_timeout_s=3) == 1
+    assert time.monotonic() - started < 45  # bounded by the limit, not by the 60 s sleep
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # (the rest: progress bars)
+    assert len(errors) == 1, errors
+    assert "02_slow.ipynb: cell 3 of 3 (`import time`) ran past its limit of 3 s" in errors[0]
+    assert "run the same command again to resume" in errors[0]
+    progress = json.loads((run_dir / "notebooks" / "progress.json").read_text())
+    assert progress["completed"] == ["01_quick.ipynb"]  # the same command resumes with 02
+
+
+def kernels_of_this_test(marker: str) -> list[int]:
+    """Living ipykernel processes whose connection file or cwd ties them to this test's run."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if "ipykernel" in command and marker in cwd and processes.alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_kernel_exits_non_zero_and_the_next_run_resumes(tmp_path, signum, status):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(folder / "01_count.ipynb", "from pathlib import Path\np = Path(run_dir) / 'count'\np.write_text(str(int(p.read_text()) + 1 if p.exists() else 1))")
+    write_notebook(folder / "02_wait.ipynb", "import os, time\nfrom pathlib import Path\n(Path(run_dir) / 'kernel.pid').write_text(str(os.getpid()))\n"
+                                             "while (Path(run_dir) / 'wait').exists():\n    time.sleep(0.1)")
+    run_dir = tmp_path / "run"
+    setup_run("smoke", str(run_dir), progress=False)  # the report at the end reads the run's config
+    (run_dir / "wait").touch()
+    command = [sys.executable, "-m", "ganet_lib.pipeline", "--profile", "smoke", "--run", str(run_dir), "--notebooks", str(folder)]
+
+    runner = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "kernel.pid").exists():
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.1)
+    kernel = int((run_dir / "kernel.pid").read_text())
+    assert processes.alive(kernel)
+    runner.send_signal(signum)
+    _, err = runner.communicate(timeout=60)
+
+    assert runner.returncode == status, err
+    assert err.strip().splitlines()[-1] == (f"stopped by {signal.Signals(signum).name} during 02_wait.ipynb (1 of 2 notebooks completed and kept): "
+                                            "run the same command again to resume with 02_wait.ipynb.")
+    assert not processes.alive(kernel)
+    assert kernels_of_this_test(str(folder)) == []
+    assert json.loads((run_dir / "notebooks" / "progress.json").read_text())["completed"] == ["01_count.ipynb"]
+
+    (run_dir / "wait").unlink()
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "01_count.ipynb: completed in the interrupted run" in rerun.stdout
+    assert (run_dir / "count").read_text() == "1"  # not run again
+
+
+def test_run_all_exits_143_on_sigterm_and_leaves_no_kernel(tmp_path):
+    runner = subprocess.Popen([str(ROOT / "run_all.sh"), "--profile", "smoke"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "GANET_RUNS": str(tmp_path)})
+    deadline = time.monotonic() + 120
+    while not (kernels := [pid for pid in processes.descendants(runner.pid) if "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]):
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.1)
+    runner.terminate()
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 143, err
+    assert "stopped by SIGTERM during 01_data.ipynb" in err.strip().splitlines()[-1]
+    assert not any(processes.alive(pid) for pid in kernels)
