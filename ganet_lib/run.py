@@ -29,8 +29,11 @@ from ganet_lib.synthetic import SynthSpec, read_spec, write_synthetic_dataset
 
 
 def runs_root() -> Path:
-    """Where run folders live: $GANET_RUNS, else `runs/` in the repository (git-ignored)."""
-    return Path(os.environ.get("GANET_RUNS") or REPO_ROOT / "runs")
+    """Where run folders live: $GANET_RUNS, else `runs/` in the kit's checkout (git-ignored), else
+    (the package installed with pip, no checkout around it) `runs/` in the current folder."""
+    if os.environ.get("GANET_RUNS"):
+        return Path(os.environ["GANET_RUNS"])
+    return (REPO_ROOT if (REPO_ROOT / "notebooks").is_dir() else Path.cwd()) / "runs"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,193 @@
+"""The widgets where students use them: JupyterLab in a real browser (Debian's Chromium, driven by
+Playwright through `executable_path`; Playwright's own browser download cannot work here).
+
+A smoke-profile run folder is prepared once (GAN and both U-Nets trained), the kit's JupyterLab
+starts from `.venv` on a free loopback port with a token, and each widget notebook is opened, run
+in the page, and its explorer moved: the rendered figure must change and the browser console must
+show no error. Screenshots go to the test's temporary folder. Without Chromium these tests are
+skipped and the summary says how to enable them (root conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ganet_lib import processes
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package (the root conftest.py looks in the same place)
+TOKEN = "ganet-browser-test"
+# Chromium on a machine without internet: no background fetches, no first-run, no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"Chromium not found ({CHROMIUM}); `apt-get install chromium` enables the browser tests", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (it is in requirements.txt)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """(base URL, folder) of a JupyterLab serving copies of the widget notebooks over a prepared smoke run."""
+    from ganet_lib.run import setup_run
+    from ganet_lib.train_gan import pretrain_gan_for_run
+    from ganet_lib.train_seg import train_segmentation_for_run
+
+    work = tmp_path_factory.mktemp("lab")
+    runs, served, home = work / "runs", work / "notebooks", work / "jupyter"
+    run = setup_run("smoke", str(runs / "smoke"), progress=False)
+    pretrain_gan_for_run(run, progress=False)
+    for variant in ("ganet", "unet"):
+        train_segmentation_for_run(run, variant, progress=False)
+    served.mkdir()
+    for name in ("05_threshold_sweep.ipynb", "06_evaluation.ipynb"):
+        shutil.copy(ROOT / "notebooks" / name, served / name)  # the page saves into these, never into the repository
+
+    env = {key: value for key, value in os.environ.items() if key != "GANET_WIDGETS"}  # a front end: widgets on
+    env.update(GANET_PROFILE="smoke", GANET_RUNS=str(runs), JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
+    for plugin, settings in (("apputils-extension/notification", '{"fetchNews": "false"}'),  # no news pop-up over the page
+                             ("notebook-extension/tracker", '{"windowingMode": "none"}')):  # every cell in the page, not only those in view
+        path = home / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(settings)
+    port = free_port()
+    log = open(work / "jupyterlab.log", "w")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={served}", "--LabApp.expose_app_in_browser=True",
+                               "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly",
+                               *(["--allow-root"] if os.geteuid() == 0 else [])],
+                              cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, (work / "jupyterlab.log").read_text()
+            time.sleep(0.3)
+    yield base, work
+    processes.stop([server.pid, *processes.descendants(server.pid)])
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+# The notebook panel of this page's notebook (JupyterLab exposes its app with expose_app_in_browser).
+PANEL = "(window.jupyterapp && Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && w.context.path === NOTEBOOK))"
+
+
+def panel_js(notebook: str, body: str) -> str:
+    """A JavaScript function whose `panel` is the notebook's panel (undefined while it loads)."""
+    return f"() => {{ const panel = {PANEL.replace('NOTEBOOK', repr(notebook))}; {body} }}"
+
+
+def open_and_run(browser, base: str, notebook: str, errors: list[str]):
+    """Open `notebook` in a JupyterLab workspace of its own, run every cell as a student would
+    (Run > Run All Cells), wait until all have run, and return the page and the explorer."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda message: errors.append(f"console: {message.text}") if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+    page.goto(f"{base}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={TOKEN}")
+    page.wait_for_function(panel_js(notebook, "const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;"
+                                              " return kernel && kernel.status === 'idle';"), timeout=60_000)
+    page.evaluate(panel_js(notebook, "window.jupyterapp.shell.activateById(panel.id);"
+                                     " return window.jupyterapp.commands.execute('notebook:run-all-cells');"))
+    wait_until_executed(page, notebook, timeout_ms=120_000)
+    explorer = page.locator(".widget-interact")
+    explorer.locator(".widget-output img").first.wait_for(state="attached")
+    explorer.scroll_into_view_if_needed()
+    return page, explorer
+
+
+def wait_until_executed(page, notebook: str, timeout_ms: int = 30_000) -> None:
+    """Until every code cell has run and the kernel is idle; a cell that raised fails at once, with its error."""
+    page.wait_for_function(panel_js(notebook, "const cells = panel.content.widgets.filter(c => c.model.type === 'code');"
+                                              " const failed = cells.find(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));"
+                                              " if (failed) return 'error';"
+                                              " return panel.sessionContext.session.kernel.status === 'idle'"
+                                              "  && cells.every(c => c.model.executionCount !== null && c.model.executionState !== 'running');"),
+                           timeout=timeout_ms)
+    failures = page.evaluate(panel_js(notebook, "return panel.content.widgets.flatMap(c => c.model.type === 'code' ?"
+                                                " c.model.outputs.toJSON().filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue) : []);"))
+    assert not failures, f"{notebook} raised in the browser: {failures}"
+
+
+def figure(explorer) -> str:
+    return explorer.locator(".widget-output img").first.get_attribute("src")
+
+
+def wait_for_new_figure(page, explorer, before: str) -> str:
+    page.wait_for_function("([selector, before]) => { const img = document.querySelector(selector);"
+                           " return img && img.getAttribute('src') !== before; }",
+                           arg=[".widget-interact .widget-output img", before], timeout=30_000)
+    return figure(explorer)
+
+
+def move_slider(page, slider, presses: int) -> None:
+    """Keyboard on the slider's handle, as a student would nudge it (continuous_update=False: one update)."""
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+
+
+def test_threshold_and_slice_explorer_in_jupyterlab(lab, browser):
+    base, work = lab
+    errors: list[str] = []
+    page, explorer = open_and_run(browser, base, "05_threshold_sweep.ipynb", errors)
+    first = figure(explorer)
+    page.screenshot(path=str(work / "05_before.png"), full_page=False)
+    sliders = explorer.locator(".widget-slider")
+    assert sliders.count() == 2  # threshold, slice
+    move_slider(page, sliders.nth(1), 2)  # the slice
+    moved = wait_for_new_figure(page, explorer, first)
+    move_slider(page, sliders.nth(0), 4)  # the threshold
+    wait_for_new_figure(page, explorer, moved)
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(work / "05_after.png"))
+    page.close()
+    assert errors == []
+
+
+def test_subject_slice_region_explorer_in_jupyterlab(lab, browser):
+    base, work = lab
+    errors: list[str] = []
+    page, explorer = open_and_run(browser, base, "06_evaluation.ipynb", errors)
+    first = figure(explorer)
+    page.screenshot(path=str(work / "06_before.png"))
+    explorer.locator("button", has_text="TC").click()  # region
+    region = wait_for_new_figure(page, explorer, first)
+    explorer.locator("button", has_text="unet").click()  # variant
+    variant = wait_for_new_figure(page, explorer, region)
+    move_slider(page, explorer.locator(".widget-slider").first, 1)  # the slice
+    wait_for_new_figure(page, explorer, variant)
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(work / "06_after.png"))
+    page.close()
+    assert errors == []
