@@ -37,6 +37,9 @@ from ganet_lib.frontend import FORCE_VARIABLE
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 KERNEL = "ganet-kit"
+# After a cell's reply, how long its last outputs may take to arrive. nbclient's default, 4 s, would
+# fail a cell that finished but whose output was delayed on a loaded machine (not seen here; cheap).
+IOPUB_TIMEOUT_S = 60
 
 
 def notebook_paths(folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -185,7 +188,7 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
             if gpus > 1:
                 launch_training(notebook.name, parameters, gpus)
             papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=str(notebook.parent),
-                                       progress_bar=True, execution_timeout=cell_limit)
+                                       progress_bar=True, execution_timeout=cell_limit, iopub_timeout=IOPUB_TIMEOUT_S)
         except (PapermillExecutionError, subprocess.CalledProcessError, CellTimeoutError, Interrupted) as exc:
             # papermill shut the kernel down on the way out; stop whatever it left (a kernel that
             # ignored the request, its workers) before saying anything.
@@ -195,8 +198,9 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
                       f"run the same command again to resume with {notebook.name}.", file=sys.stderr)
                 return 128 + exc.signum
             if isinstance(exc, CellTimeoutError):
-                print(f"error: {notebook.name}: {timed_out_cell(executed)} ran past its limit of {cell_limit} s "
-                      f"({limit_source}) and was stopped, see {executed}; "
+                what = (f"finished, but its output did not end within {IOPUB_TIMEOUT_S} s" if "IOPub" in str(exc)
+                        else f"ran past its limit of {cell_limit} s ({limit_source}) and was stopped")
+                print(f"error: {notebook.name}: {timed_out_cell(executed)} {what}, see {executed}; "
                       "raise the limit if the cell is only slow, and run the same command again to resume with this notebook.",
                       file=sys.stderr)
                 return 1
