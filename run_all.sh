@@ -11,6 +11,8 @@
 # run (exit 1) naming the executed notebook that shows the error; running the same command again
 # resumes with that notebook. A second run reuses data, caches and checkpoints whose settings are
 # unchanged and says what it reused; --fresh deletes the run folder first and redoes everything.
+# Every cell has the profile's time limit (notebooks.cell_timeout_s): a cell over it fails the run
+# (exit 1). Ctrl-C or SIGTERM stops the kernel and exits 130 / 143; the same command resumes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 

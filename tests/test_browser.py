@@ -77,17 +77,19 @@ def lab(tmp_path_factory):
                                *(["--allow-root"] if os.geteuid() == 0 else [])],
                               cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, (work / "jupyterlab.log").read_text()
-            time.sleep(0.3)
-    yield base, work
-    processes.stop([server.pid, *processes.descendants(server.pid)])
-    log.close()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (work / "jupyterlab.log").read_text()
+                time.sleep(0.3)
+        yield base, work
+    finally:  # the server and the kernels it started
+        processes.stop([server.pid, *processes.descendants(server.pid)])
+        log.close()
 
 
 @pytest.fixture(scope="module")
