@@ -16,7 +16,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 PROFILE=default BRATS="${GANET_BRATS_DIR:-}" NFBS="${GANET_NFBS_DIR:-}" FRESH=0
 while [ $# -gt 0 ]; do
   case "$1" in
