@@ -57,7 +57,7 @@ def lab(tmp_path_factory):
     for variant in ("ganet", "unet"):
         train_segmentation_for_run(run, variant, progress=False)
     served.mkdir()
-    for name in ("05_threshold_sweep.ipynb", "06_evaluation.ipynb"):
+    for name in ("02_enhancement.ipynb", "05_threshold_sweep.ipynb", "06_evaluation.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, served / name)  # the page saves into these, never into the repository
 
     env = {key: value for key, value in os.environ.items() if key != "GANET_WIDGETS"}  # a front end: widgets on
@@ -157,6 +157,20 @@ def move_slider(page, slider, presses: int) -> None:
     handle.focus()
     for _ in range(presses):
         page.keyboard.press("ArrowRight")
+
+
+def test_enhancement_explorer_in_jupyterlab(lab, browser):
+    base, work = lab
+    errors: list[str] = []
+    page, explorer = open_and_run(browser, base, "02_enhancement.ipynb", errors)
+    first = figure(explorer)
+    explorer.locator("select").select_option("flair")  # the modality dropdown
+    flair = wait_for_new_figure(page, explorer, first)
+    move_slider(page, explorer.locator(".widget-slider").first, 3)  # lambda
+    wait_for_new_figure(page, explorer, flair)
+    page.screenshot(path=str(work / "02_after.png"))
+    page.close()
+    assert errors == []
 
 
 def test_threshold_and_slice_explorer_in_jupyterlab(lab, browser):
