@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = parser.parse_args()
 
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="ganet-stress-"))
     os.environ["GANET_RUNS"] = str(work)
     run_dir = work / "smoke"
@@ -107,7 +108,7 @@ def main() -> int:
         print(f"{name:<22}{len(rows):>6}{counts['ok']:>6}{counts['failed']:>8}{counts['hang']:>7}{median:>10.1f}")
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"bound_seconds": args.bound, "busy": args.busy, "cores": os.cpu_count(), "summary": summary, "runs": results,
-              "git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()}
+              "git": commit}  # the notebooks that ran: the checkout when the loop started
     (args.out / "stress_widgets.json").write_text(json.dumps(record, indent=1))
     return 1 if any(s["hang"] for s in summary.values()) else 0
 
