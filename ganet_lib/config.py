@@ -1,8 +1,9 @@
 """Experiment configuration: one frozen dataclass per concern, composed into `ExperimentConfig`.
 
-A profile (`ganet_lib/configs/<name>.yaml`, shipped inside the package) is a YAML file of overrides on these defaults. The edges of the
-kit (the command line and the notebooks) load a profile and hand plain arguments down to the
-library; library functions never read the config object themselves.
+A profile (`ganet_lib/configs/<name>.yaml`, shipped inside the package) is a YAML file of
+overrides on these defaults. The edges of the kit (the command line and the notebooks) load a
+profile and hand plain arguments down to the library; library functions never read the config
+object themselves.
 """
 
 from __future__ import annotations
