@@ -15,6 +15,8 @@ axial slices of the two data sets look alike.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 import warnings
 from collections import defaultdict
@@ -75,6 +77,21 @@ def _check_folder(root: Path | str, what: str) -> Path:
     return root
 
 
+def files_under(root: Path, pattern: str) -> list[Path]:
+    """Files below `root` whose name matches `pattern`, sorted, following symbolic links to folders
+    (a split made of links to case folders is a common layout; `Path.rglob` skips such links before
+    Python 3.13). A folder reached twice through links is read once."""
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link loop, or two links to one folder
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        found.extend(Path(folder) / name for name in fnmatch.filter(names, pattern))
+    return sorted(found)
+
+
 def find_brats_cases(root: Path | str) -> list[BratsCase]:
     """All BraTS subjects below `root` (a data set root or one subject's folder), sorted by id.
 
@@ -86,7 +103,7 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
     namings: dict[str, str] = {}
     notes: dict[str, list[str]] = defaultdict(list)
     odd_labels: list[Path] = []
-    for path in sorted(root.rglob("*.nii*")):
+    for path in files_under(root, "*.nii*"):
         if _SUBJECT_355_SEG.match(path.name):
             odd_labels.append(path)
             continue
@@ -137,7 +154,7 @@ def find_nfbs_subjects(root: Path | str) -> list[NfbsSubject]:
     """
     root = _check_folder(root, "NFBS")
     subjects = {}
-    for path in sorted(root.rglob("*_T1w_brain.nii*")):
+    for path in files_under(root, "*_T1w_brain.nii*"):
         match = _NFBS_PATTERN.match(path.name)
         if match:
             subjects.setdefault(match["subject"], path)

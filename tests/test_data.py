@@ -258,6 +258,27 @@ def test_nfbs_flat_layout_matches_nested(synthetic_root, tmp_path):
         np.testing.assert_array_equal(load_nfbs(flat_subject), load_nfbs(nested_subject))
 
 
+def test_case_folders_that_are_symbolic_links_are_read(synthetic_root, tmp_path):
+    """A split made of links to case folders (and to NFBS subject folders); a link loop does not hang."""
+    split = tmp_path / "split"
+    (split / "brats").mkdir(parents=True)
+    (split / "nfbs").mkdir()
+    for case_id in CASE_IDS[:2]:
+        (split / "brats" / case_id).symlink_to(synthetic_root / "brats" / case_id, target_is_directory=True)
+    for subject in (synthetic_root / "nfbs").iterdir():
+        (split / "nfbs" / subject.name).symlink_to(subject, target_is_directory=True)
+    (split / "brats" / "loop").symlink_to(split / "brats", target_is_directory=True)
+
+    cases = find_brats_cases(split / "brats")
+    assert [c.case_id for c in cases] == CASE_IDS[:2]
+    original = {c.case_id: c for c in find_brats_cases(synthetic_root / "brats")}
+    for case in cases:
+        assert sorted(case.images) == sorted(MODALITIES)
+        assert case.label.resolve() == original[case.case_id].label.resolve()
+    assert [s.subject_id for s in find_nfbs_subjects(split / "nfbs")] == NFBS_IDS
+    assert [c.case_id for c in find_brats_cases(split / "brats" / CASE_IDS[0])] == CASE_IDS[:1]  # one linked case folder
+
+
 # --- splits --------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -51,16 +52,21 @@ def test_prediction_lands_on_the_input_grid(oblong):
     assert set(np.unique(predict_volume(ConstantClass(3), volumes, settings))) == {0, 4}  # class 3 is BraTS label 4
 
 
+def untrained_checkpoint(path: Path) -> Path:
+    """A `train-seg` checkpoint of the smoke profile's U-Net, untrained (seeded)."""
+    config = load_config("smoke")
+    torch.manual_seed(0)
+    model = SegmentationUNet(channels=config.model.seg_channels)
+    save_checkpoint({"model": model.state_dict(), "config": json.dumps({"variant": "unet", **config.to_dict()})}, path)
+    return path
+
+
 def test_ganet_predict_on_a_case_without_label(oblong, tmp_path, capsys):
     case_dir = tmp_path / "input" / oblong.case_id
     case_dir.mkdir(parents=True)
     for path in oblong.images.values():
         shutil.copy(path, case_dir / path.name)  # no *_seg file
-    config = load_config("smoke")
-    torch.manual_seed(0)
-    model = SegmentationUNet(channels=config.model.seg_channels)
-    checkpoint = tmp_path / "best.pt"
-    save_checkpoint({"model": model.state_dict(), "config": json.dumps({"variant": "unet", **config.to_dict()})}, checkpoint)
+    checkpoint = untrained_checkpoint(tmp_path / "best.pt")
 
     assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(case_dir), "--out", str(tmp_path / "out")]) == 0
     written = nib.load(tmp_path / "out" / f"{oblong.case_id}.nii.gz")
@@ -70,3 +76,13 @@ def test_ganet_predict_on_a_case_without_label(oblong, tmp_path, capsys):
     assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
     assert [p.name for p in (tmp_path / "out").iterdir()] == [f"{oblong.case_id}.nii.gz"]  # no temporary file left
     assert "wrote 1 label map" in capsys.readouterr().out
+
+
+def test_ganet_predict_reads_a_folder_of_linked_cases(oblong, tmp_path, capsys):
+    """`ganet predict --input` on a split whose case folders are symbolic links (it once said "No BraTS files found")."""
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / oblong.case_id).symlink_to(oblong.images["t1"].parent, target_is_directory=True)
+    checkpoint = untrained_checkpoint(tmp_path / "best.pt")
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(split), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / f"{oblong.case_id}.nii.gz").is_file()
