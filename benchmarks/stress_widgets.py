@@ -58,7 +58,7 @@ def execute(notebook: Path, run_dir: Path, out: Path, bound: float) -> tuple[str
     try:
         _, stderr = child.communicate(timeout=bound)
     except subprocess.TimeoutExpired:
-        processes.stop([child.pid, *processes.descendants(child.pid)])  # the kernel sits in a session of its own
+        processes.stop_tree(child.pid)  # the kernel sits in a session of its own
         child.communicate()
         return "hang", time.perf_counter() - started
     seconds = time.perf_counter() - started

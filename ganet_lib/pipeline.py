@@ -97,7 +97,7 @@ def launch_training(notebook: str, parameters: dict, gpus: int) -> None:
             if launcher.wait() != 0:
                 raise subprocess.CalledProcessError(launcher.returncode, command)
         except BaseException:  # a signal (Interrupted) included: stop the launcher and its workers together
-            processes.stop([launcher.pid, *processes.descendants(launcher.pid)])
+            processes.stop_tree(launcher.pid)
             raise
 
 

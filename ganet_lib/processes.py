@@ -57,3 +57,9 @@ def stop(pids: list[int], grace_seconds: float = 5.0) -> None:
             time.sleep(0.05)
         if not any(alive(pid) for pid in pids):
             return
+
+
+def stop_tree(pid: int, grace_seconds: float = 5.0) -> None:
+    """Stop `pid` and every process below it (its descendants are listed first: once it is gone,
+    they would be re-parented and no longer found under it)."""
+    stop([pid, *descendants(pid)], grace_seconds)

@@ -88,7 +88,7 @@ def lab(tmp_path_factory):
                 time.sleep(0.3)
         yield base, work
     finally:  # the server and the kernels it started
-        processes.stop([server.pid, *processes.descendants(server.pid)])
+        processes.stop_tree(server.pid)
         log.close()
 
 
