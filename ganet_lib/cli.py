@@ -17,17 +17,50 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset
 
     spec = SynthSpec(cases=args.cases, normals=args.normals, shape=tuple(args.shape), seed=args.seed, compress=args.format == "nii.gz")
-    out = write_synthetic_dataset(args.out, spec)
-    print(f"synthetic data ({spec.cases} BraTS-layout subjects, {spec.normals} NFBS-layout subjects, shape {spec.shape}, seed {spec.seed}) in {out}")
+    forms = (args.modalities, args.labels, args.intensity) != ("", "brats2017", "int16")
+    if not forms:
+        out = write_synthetic_dataset(args.out, spec)
+        print(f"synthetic data ({spec.cases} BraTS-layout subjects, {spec.normals} NFBS-layout subjects, shape {spec.shape}, seed {spec.seed}) in {out}")
+        return 0
+    import os
+    import shutil
+
+    from ganet_lib.data import MODALITIES
+    from ganet_lib.forms import rewrite_brats
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise KitInputError(f"'{out}' already exists and is not empty; remove it or choose another output folder.")
+    modalities = tuple(args.modalities.split(",")) if args.modalities else MODALITIES
+    staging = out.with_name(f"{out.name}.partial-{os.getpid()}")  # renamed into place when complete
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write_synthetic_dataset(staging / "source", spec)
+        rewrite_brats(staging / "source" / "brats", staging / "data" / "brats", modalities, args.labels, args.intensity)
+        shutil.move(staging / "source" / "nfbs", staging / "data" / "nfbs")
+        if out.exists():
+            out.rmdir()
+        os.replace(staging / "data", out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"synthetic data ({spec.cases} BraTS-layout subjects written as {', '.join(modalities)}, labels {args.labels}, intensities {args.intensity}; "
+          f"{spec.normals} NFBS-layout subjects; shape {spec.shape}, seed {spec.seed}) in {out}")
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ganet_lib.data import MODALITIES
     from ganet_lib.validate import validate_dataset
 
-    report = validate_dataset(args.brats, args.nfbs, require_labels=not args.no_labels)
+    modalities = tuple(args.modalities.split(",")) if args.modalities else MODALITIES
+    report = validate_dataset(args.brats, args.nfbs, require_labels=not args.no_labels, modalities=modalities,
+                              labels=args.labels, label_convention=args.label_convention)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if report.labels:
+        print(f"label maps: {report.labels}")
+    if report.intensities:
+        print(f"intensities: {'; '.join(report.intensities)}")
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
     checked = []
@@ -75,8 +108,9 @@ def cmd_train_seg(args: argparse.Namespace) -> int:
     result = train_segmentation_for_run(run, args.variant, resume=args.resume, cpu=args.cpu)
     if result.history and PartialState().is_main_process:
         best = max(result.history, key=lambda row: row["val_dice_mean"])
-        print(f"{args.variant}: {len(result.history)} epoch(s); best validation Dice WT {best['val_dice_WT']:.3f} TC {best['val_dice_TC']:.3f} "
-              f"ET {best['val_dice_ET']:.3f} (epoch {best['epoch']}); checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
+        regions = " ".join(f"{region} {best[f'val_dice_{region}']:.3f}" for region in run.scheme.regions)
+        print(f"{args.variant}: {len(result.history)} epoch(s); best validation Dice {regions} "
+              f"(epoch {best['epoch']}); checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
     return 0
 
 
@@ -151,12 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64], metavar=("X", "Y", "Z"), help="volume shape (real BraTS: 240 240 155)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--format", choices=["nii.gz", "nii"], default="nii.gz", help="file format (default nii.gz)")
+    synth.add_argument("--modalities", default="", help="write only these modalities, comma-separated (default: t1,t1ce,t2,flair)")
+    synth.add_argument("--labels", choices=["brats2017", "brats2012", "brats2023", "whole-tumour"], default="brats2017",
+                       help="label numbering: BraTS 2017-2021 (default), 2012-2016 (NET = 3), 2023+ (ET = 3, 2023 file names) or whole-tumour masks")
+    synth.add_argument("--intensity", choices=["int16", "float32", "zscore", "zscore-mask"], default="int16",
+                       help="int16 (default), raw float32, z-scored with a non-zero background, or z-scored with a *_brainmask file")
     synth.set_defaults(handler=cmd_synth)
 
     validate = commands.add_parser("validate", help="check a data set: files, shapes, affines, intensities, labels")
     validate.add_argument("--brats", type=Path, help="BraTS root (any supported layout)")
     validate.add_argument("--nfbs", type=Path, help="NFBS root (nested or flat)")
     validate.add_argument("--no-labels", action="store_true", help="label maps are optional (prediction input)")
+    validate.add_argument("--modalities", default="", help="comma-separated modalities to check (data.modalities; default t1,t1ce,t2,flair)")
+    validate.add_argument("--labels", choices=["auto", "brats", "whole-tumour"], default="auto", help="what the label maps hold (default: found in the files)")
+    validate.add_argument("--label-convention", choices=["auto", "brats2012", "brats2017", "brats2023"], default="auto",
+                          help="how BraTS label maps are numbered (default: found in the files)")
     validate.set_defaults(handler=cmd_validate)
 
     preprocess = commands.add_parser("preprocess", help="build the slice cache for a run (done by training too)")

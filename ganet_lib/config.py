@@ -35,6 +35,11 @@ class DataConfig:
     split_seed: int = 42  # seeded split for data other than the full BraTS 2020 training set
     test_fraction: float = 0.2  # share of subjects held out when the paper's split does not apply
     # (the paper's own split is 36 of 369, about 0.1; on 24 synthetic subjects 0.2 keeps 5 for test)
+    # The input channels, kept in the order t1, t1ce, t2, flair; the U-Net's input width follows.
+    # The GAN and the adversarial feedback work on T1: without t1 only the unet variant trains.
+    modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
+    labels: str = "auto"  # auto | brats | whole-tumour: what the label maps hold (auto: decided from the files, see labels.py)
+    label_convention: str = "auto"  # auto | brats2012 | brats2017 | brats2023: how BraTS label maps are numbered
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ class PreprocessConfig:
     image_size: int = 128  # network input size; the paper uses 128 x 128
     enhance: bool = True  # apply the paper's enhancement (Appendix C, Eqs. 13-17)
     enhance_lambda: float = -0.8  # lambda of Eq. (15)-(16); the paper gives none, -0.8 is the authors' release
-    clip_percentile: float = 99.5  # per-volume normalisation: brain intensities / this percentile, clipped to [0, 1]
+    # Per-volume, per-modality normalisation (intensity.py): this brain percentile becomes 0 ...
+    low_percentile: float = 0.5
+    clip_percentile: float = 99.5  # ... and this one 1, clipped to [0, 1] (0.5 / 99.5: not in the paper)
     drop_empty_slices: bool = True  # drop slices whose label map is empty (paper 5.3)
     min_brain_pixels: int = 64  # slices with fewer brain pixels than this are never cached
 
@@ -74,6 +81,13 @@ class GanConfig:
     # on the default profile: discriminator AUC 0.72 without, 0.51 with; see the closing note of
     # the GAN issue).
     enhance_input: bool = False
+    # Normal slices for pre-training: nfbs (the paper) or tumour-free-slices, the axial slices of
+    # the training subjects whose label map is empty and at least `normal_margin` slices away from
+    # any tumour slice (a departure from the paper, for users without NFBS).
+    normals: str = "nfbs"
+    # 5 slices (5 mm in BraTS's 1 mm grid) is a guess: edema and infiltration fade out beyond the
+    # labelled border, and raters disagree most about a tumour's first and last slices.
+    normal_margin: int = 5
     mixed_precision: str = "no"  # no | fp16 | bf16 (GPU); Accelerate's setting
 
 
@@ -153,6 +167,17 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _extend(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`extends: <profile>` at the top of a YAML file: that profile's settings, then the file's."""
+    base = values.pop("extends", None)
+    if base is None:
+        return values
+    base_path = CONFIG_DIR / f"{base}.yaml"
+    if not base_path.is_file():
+        raise KitInputError(f"Config '{path}' extends '{base}', which is not a profile; use one of {', '.join(PROFILES)}.")
+    return _merge(yaml.safe_load(base_path.read_text()) or {}, values)
+
+
 def resolve_profile(profile: str | None) -> str:
     """An empty profile means $GANET_PROFILE, else 'default' (how tests run notebooks in 'smoke')."""
     return profile or os.environ.get("GANET_PROFILE") or "default"
@@ -175,6 +200,7 @@ def load_config(profile_or_file: str | None = None, overrides: dict[str, Any] | 
         raise KitInputError(f"Config '{path}' is not valid YAML ({exc}); fix the file.") from exc
     if not isinstance(values, dict):
         raise KitInputError(f"Config '{path}' must hold a mapping of settings at the top level.")
+    values = _extend(values, path)
     values.setdefault("profile", path.stem)
     values = _merge(values, overrides or {})
     return _build(ExperimentConfig, values, str(path))

@@ -7,6 +7,11 @@ BraTS (segmentation data): four modalities and a label map per subject.
 - 2021: ``BraTS2021_00000_{flair,t1,t1ce,t2,seg}.nii.gz`` (labels 1, 2, 4).
 - 2023: ``BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz`` (ET is label 3; mapped to the kit's 4).
 
+Beside the images a subject may have a brain mask, ``<case>_brainmask.nii[.gz]`` (or any
+``*brainmask*`` file in a folder holding one subject); it then defines the brain (see
+`intensity`). A subject may lack modalities: `configure_cases` says which ones a run reads, and
+how its label maps are numbered (`labels`).
+
 NFBS (normal brains for GAN pre-training): ``<ID>/sub-<ID>_ses-NFB3_T1w_brain.nii.gz``, nested or
 flat; only the skull-stripped ``_T1w_brain`` files are used. NFBS is stored in another orientation
 than BraTS, so its volumes are reoriented to the BraTS voxel axes (LPS) on loading, which makes
@@ -20,25 +25,26 @@ import os
 import re
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from ganet_lib.errors import KitInputError
+from ganet_lib.intensity import brain_from_background
+from ganet_lib.labels import BRATS, LabelSurvey, default_convention, distinct_values, survey_labels, to_kit_labels
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")  # channel order of every image array in the kit
-BRATS_LABELS = (0, 1, 2, 4)  # 0 background, 1 NCR/NET, 2 ED, 4 ET
-REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}  # evaluation regions, as label sets
+MODALITIES = ("t1", "t1ce", "t2", "flair")  # channel order of every image array in the kit (a run may read a subset)
+REGIONS = BRATS.regions  # evaluation regions of the BraTS scheme, as label sets
 BRATS_AXCODES = ("L", "P", "S")  # voxel axes of the BraTS files; NFBS is reoriented to these
 
 _NII = r"\.nii(?:\.gz)?"
 # (naming, file-name pattern, modality name in the file -> kit modality)
 _BRATS_PATTERNS = [
-    ("brats2020", re.compile(rf"^(?P<case>BraTS20_(?:Training|Validation)_\d{{3}})_(?P<mod>flair|t1ce|t1|t2|seg){_NII}$")),
-    ("brats2021", re.compile(rf"^(?P<case>BraTS2021_\d{{5}})_(?P<mod>flair|t1ce|t1|t2|seg){_NII}$")),
-    ("brats2023", re.compile(rf"^(?P<case>BraTS-[A-Z]+-\d{{5}}-\d{{3}})-(?P<mod>t1n|t1c|t2w|t2f|seg){_NII}$")),
+    ("brats2020", re.compile(rf"^(?P<case>BraTS20_(?:Training|Validation)_\d{{3}})_(?P<mod>flair|t1ce|t1|t2|seg|brainmask){_NII}$")),
+    ("brats2021", re.compile(rf"^(?P<case>BraTS2021_\d{{5}})_(?P<mod>flair|t1ce|t1|t2|seg|brainmask){_NII}$")),
+    ("brats2023", re.compile(rf"^(?P<case>BraTS-[A-Z]+-\d{{5}}-\d{{3}})-(?P<mod>t1n|t1c|t2w|t2f|seg|brainmask){_NII}$")),
 ]
 _MODALITY_ALIASES = {"t1n": "t1", "t1c": "t1ce", "t2w": "t2", "t2f": "flair"}
 # Known defect of the widely shared BraTS 2020 copy: subject 355's label map has another name.
@@ -48,18 +54,43 @@ _NFBS_PATTERN = re.compile(rf"^sub-(?P<subject>A\d+)_ses-(?P<session>[A-Za-z0-9]
 
 @dataclass(frozen=True)
 class BratsCase:
-    """One BraTS subject: where its files are and how its labels are numbered."""
+    """One BraTS subject: where its files are, which of them a run reads, how its labels are numbered."""
 
     case_id: str  # e.g. BraTS20_Training_001; also the name of its prediction file
     naming: str  # brats2020 | brats2021 | brats2023
     images: dict[str, Path]  # kit modality name -> file; may lack modalities (validate reports it)
     label: Path | None = None  # None for a case without a label map (prediction input)
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings met while finding it
+    brain_mask: Path | None = None  # a *brainmask* file beside the images, if any
+    modalities: tuple[str, ...] = MODALITIES  # the channels read (data.modalities), in MODALITIES order
+    convention: str | None = None  # labels.CONVENTIONS key of its data set; None: implied by the naming
 
     @property
-    def label_values(self) -> tuple[int, ...]:
-        """Label values allowed in this case's label file, before mapping to the kit's labels."""
-        return (0, 1, 2, 3) if self.naming == "brats2023" else BRATS_LABELS
+    def label_convention(self) -> str:
+        return self.convention or default_convention(self.naming)
+
+
+def chosen_modalities(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The setting data.modalities checked and put in the kit's channel order (MODALITIES order).
+
+    Raises:
+        KitInputError: an unknown name, a repeated one, or an empty choice.
+    """
+    names = tuple(str(n).lower() for n in names)
+    unknown = [n for n in names if n not in MODALITIES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise KitInputError(f"data.modalities is {list(names)}; choose one or more of {', '.join(MODALITIES)}, each once.")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+def display_modality(modalities: tuple[str, ...] | list[str]) -> str:
+    """The modality figures draw label contours on: FLAIR (edema is brightest there), else T2, T1ce, T1."""
+    return next(m for m in ("flair", "t2", "t1ce", "t1") if m in modalities)
+
+
+def configure_cases(cases: list[BratsCase], modalities: tuple[str, ...] = MODALITIES, convention: str | None = None) -> list[BratsCase]:
+    """The cases as a run reads them: only the `modalities` chosen, labels read by `convention`."""
+    return [replace(case, modalities=chosen_modalities(modalities), convention=convention) for case in cases]
 
 
 @dataclass(frozen=True)
@@ -103,6 +134,7 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
     namings: dict[str, str] = {}
     notes: dict[str, list[str]] = defaultdict(list)
     odd_labels: list[Path] = []
+    loose_masks: list[Path] = []
     for path in files_under(root, "*.nii*"):
         if _SUBJECT_355_SEG.match(path.name):
             odd_labels.append(path)
@@ -119,6 +151,9 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
                 files[case][mod] = path
                 namings[case] = naming
                 break
+        else:
+            if "brainmask" in path.name:
+                loose_masks.append(path)
     for path in odd_labels:
         # The file sits in its subject's folder, which is the only way to know whose it is.
         case = path.parent.name
@@ -126,6 +161,10 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
             files[case]["seg"] = path
             notes[case].append(f"label map of {case} is named '{path.name}' (a known defect of a public BraTS 2020 copy); using it.")
             warnings.warn(notes[case][-1], stacklevel=2)
+    for path in loose_masks:  # a brain mask with another name: its folder's only subject owns it
+        owners = {case for case, paths in files.items() if any(p.parent == path.parent for p in paths.values())}
+        if len(owners) == 1 and "brainmask" not in files[next(iter(owners))]:
+            files[owners.pop()]["brainmask"] = path
     if not files:
         raise KitInputError(
             f"No BraTS files found under '{root}'; expected files named like "
@@ -141,6 +180,7 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
                 images={m: paths[m] for m in MODALITIES if m in paths},
                 label=paths.get("seg"),
                 notes=tuple(notes[case]),
+                brain_mask=paths.get("brainmask"),
             )
         )
     return cases
@@ -193,20 +233,42 @@ def read_volume(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray
 
 
 def load_label(case: BratsCase) -> np.ndarray:
-    """The case's label map as uint8 with the kit's labels 0/1/2/4 (2023's ET label 3 becomes 4)."""
+    """The case's label map as uint8 in the kit's numbering: 0/1/2/4 (BraTS conventions; 2012's 3
+    becomes 1, 2023's 3 becomes 4) or 0/1 (whole-tumour masks). See `labels`."""
     if case.label is None:
         raise KitInputError(f"Subject {case.case_id} has no label map (expected a *_seg file next to its images).")
     label, _ = read_volume(case.label, dtype=None)
-    if label.dtype.kind == "f":  # some copies store labels as floats
-        label = np.rint(label)
-    label = label.astype(np.uint8)
-    if case.naming == "brats2023":
-        label[label == 3] = 4
-    return label
+    return to_kit_labels(label, case.label_convention, f"'{case.label}'")
+
+
+def survey_cases(cases: list[BratsCase], labels: str = "auto", convention: str = "auto", cache_file: Path | None = None, progress: bool = True) -> LabelSurvey:
+    """The label convention of a data set (`labels.survey_labels`), from every case's label file.
+
+    Reading every label map takes a while on a large data set, so the values found are kept in
+    `cache_file` (JSON, keyed by each file's name, size and time) and read back when unchanged.
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    labelled = [c for c in cases if c.label is not None]
+    stamps = {c.case_id: f"{c.label.name}:{c.label.stat().st_size}:{c.label.stat().st_mtime_ns}" for c in labelled}
+    known = {}
+    if cache_file is not None and Path(cache_file).is_file():
+        saved = json.loads(Path(cache_file).read_text())
+        known = {case: tuple(v["values"]) for case, v in saved.items() if stamps.get(case) == v.get("stamp")}
+    todo = [c for c in labelled if c.case_id not in known]
+    for case in tqdm(todo, desc="survey label maps", unit="case", disable=not progress or len(todo) < 2):
+        known[case.case_id] = distinct_values(read_volume(case.label, dtype=None)[0])
+    if cache_file is not None and todo:
+        from ganet_lib.files import atomic_write_text
+
+        atomic_write_text(Path(cache_file), json.dumps({c: {"stamp": stamps[c], "values": list(v)} for c, v in known.items() if c in stamps}, indent=1))
+    return survey_labels({c.case_id: known[c.case_id] for c in labelled}, {c.case_id: c.naming for c in labelled}, labels, convention)
 
 
 def load_modalities(case: BratsCase, dtype: type | None = np.float32) -> tuple[list[np.ndarray], np.ndarray]:
-    """The four modality volumes of a subject, in MODALITIES order, and the T1 file's affine.
+    """The chosen modality volumes of a subject (`case.modalities`, in that order) and the first one's affine.
 
     Args:
         dtype: as in `read_volume`; None keeps each file's own dtype.
@@ -214,17 +276,20 @@ def load_modalities(case: BratsCase, dtype: type | None = np.float32) -> tuple[l
     Raises:
         KitInputError: a modality is missing, unreadable, or on another grid than the others.
     """
-    missing = [m for m in MODALITIES if m not in case.images]
+    missing = [m for m in case.modalities if m not in case.images]
     if missing:
-        raise KitInputError(f"Subject {case.case_id} has no {', '.join(missing)} file; all of {', '.join(MODALITIES)} are needed.")
+        raise KitInputError(
+            f"Subject {case.case_id} has no {', '.join(missing)} file, which data.modalities ({', '.join(case.modalities)}) asks for; "
+            f"add the file, or leave {', '.join(missing)} out of data.modalities."
+        )
     volumes = []
     affine = None
-    for modality in MODALITIES:
+    for modality in case.modalities:
         array, file_affine = read_volume(case.images[modality], dtype)
         if volumes and array.shape != volumes[0].shape:
             raise KitInputError(
-                f"'{case.images[modality]}' has shape {array.shape} but '{case.images[MODALITIES[0]]}' has "
-                f"{volumes[0].shape}; the four modalities must be co-registered on one grid."
+                f"'{case.images[modality]}' has shape {array.shape} but '{case.images[case.modalities[0]]}' has "
+                f"{volumes[0].shape}; a subject's modalities must be co-registered on one grid."
             )
         affine = file_affine if affine is None else affine
         volumes.append(array)
@@ -235,13 +300,29 @@ def load_case(case: BratsCase, with_label: bool = True) -> tuple[np.ndarray, np.
     """Load a BraTS subject.
 
     Returns:
-        image: (4, X, Y, Z) float32, channels in MODALITIES order, in the files' voxel grid;
-        label: (X, Y, Z) uint8 with labels 0/1/2/4, or None (no label file or `with_label=False`);
-        affine: (4, 4) of the T1 file.
+        image: (C, X, Y, Z) float32, channels `case.modalities`, in the files' voxel grid;
+        label: (X, Y, Z) uint8 in the kit's labels (`load_label`), or None (no label file or
+            `with_label=False`);
+        affine: (4, 4) of the first modality's file.
     """
     volumes, affine = load_modalities(case)
     label = load_label(case) if with_label and case.label is not None else None
     return np.stack(volumes), label, affine
+
+
+def brain_mask(case: BratsCase, volumes: list[np.ndarray]) -> np.ndarray:
+    """(X, Y, Z) bool brain of a subject: its *brainmask* file if it has one, else where any of its
+    loaded `volumes` (`load_modalities`) differs from that volume's background constant (`intensity`).
+
+    Raises:
+        KitInputError: the mask file is on another grid, or a volume has no constant background.
+    """
+    if case.brain_mask is not None:
+        mask, _ = read_volume(case.brain_mask, dtype=None)
+        if mask.shape != volumes[0].shape:
+            raise KitInputError(f"The brain mask '{case.brain_mask}' has shape {mask.shape} but the images have {volumes[0].shape}; it must be on their grid.")
+        return mask != 0
+    return brain_from_background(volumes, [case.images[m] for m in case.modalities])
 
 
 def reorient(volume: np.ndarray, affine: np.ndarray, axcodes: tuple[str, str, str] = BRATS_AXCODES) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +356,8 @@ def axial_slices(volume: np.ndarray) -> np.ndarray:
 def case_statistics(cases: list[BratsCase], progress: bool = True) -> list[dict]:
     """Per subject: tumour volumes (ml) per label and region, and how many axial slices are empty.
 
-    Reads each subject's label map and FLAIR (the brain is where FLAIR is non-zero).
+    Reads each subject's label map and its chosen modalities (for the brain, `brain_mask`).
+    Whole-tumour label maps give ml_WT only; the other volumes are None (nothing to count).
 
     Returns:
         One dict per subject: case_id, ml_NCR, ml_ED, ml_ET, ml_WT, ml_TC, brain_slices,
@@ -284,45 +366,27 @@ def case_statistics(cases: list[BratsCase], progress: bool = True) -> list[dict]
     from tqdm.auto import tqdm
 
     rows = []
-    for case in tqdm(cases, desc="label statistics", disable=not progress):
+    for case in tqdm(cases, desc="label statistics", unit="case", disable=not progress):
         label = load_label(case)
-        flair, affine = read_volume(case.images["flair"], dtype=None)
+        volumes, affine = load_modalities(case, dtype=None)
+        brain = brain_mask(case, volumes)
         voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
-        counts = {v: int(np.count_nonzero(label == v)) for v in (1, 2, 4)}
-        brain_slices = np.flatnonzero((flair != 0).any(axis=(0, 1)))
+        ml = {value: np.count_nonzero(label == value) * voxel_ml for value in (1, 2, 4)}
+        whole_tumour = case.label_convention == "whole-tumour"  # label 1 is the whole tumour
+        brain_slices = np.flatnonzero(brain.any(axis=(0, 1)))
         tumour_slices = np.flatnonzero(label.any(axis=(0, 1)))
         rows.append({
             "case_id": case.case_id,
-            "ml_NCR": counts[1] * voxel_ml,
-            "ml_ED": counts[2] * voxel_ml,
-            "ml_ET": counts[4] * voxel_ml,
-            "ml_WT": (counts[1] + counts[2] + counts[4]) * voxel_ml,
-            "ml_TC": (counts[1] + counts[4]) * voxel_ml,
+            "ml_NCR": None if whole_tumour else ml[1],
+            "ml_ED": None if whole_tumour else ml[2],
+            "ml_ET": None if whole_tumour else ml[4],
+            "ml_WT": ml[1] + ml[2] + ml[4],
+            "ml_TC": None if whole_tumour else ml[1] + ml[4],
             "brain_slices": len(brain_slices),
             "tumour_slices": len(tumour_slices),
             "empty_slices": len(np.setdiff1d(brain_slices, tumour_slices)),
         })
     return rows
-
-
-# The network's classes: 0 background, 1 NCR/NET, 2 ED, 3 ET (BraTS label 4).
-CLASS_TO_LABEL = np.array([0, 1, 2, 4], dtype=np.uint8)
-LABEL_TO_CLASS = np.array([0, 1, 2, 0, 3], dtype=np.uint8)  # index by label value 0..4 (3 does not occur)
-
-
-def labels_to_classes(label: np.ndarray) -> np.ndarray:
-    """BraTS labels 0/1/2/4 -> class indices 0/1/2/3."""
-    return LABEL_TO_CLASS[label]
-
-
-def classes_to_labels(classes: np.ndarray) -> np.ndarray:
-    """Class indices 0/1/2/3 -> BraTS labels 0/1/2/4 (uint8)."""
-    return CLASS_TO_LABEL[classes]
-
-
-def region_mask(label: np.ndarray, region: str) -> np.ndarray:
-    """Boolean mask of an evaluation region (WT, TC or ET) from a 0/1/2/4 label map."""
-    return np.isin(label, REGIONS[region])
 
 
 # The paper's test split of BraTS 2020 (SPEC section 1): 36 subjects of the 369 training subjects.

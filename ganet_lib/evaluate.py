@@ -1,7 +1,8 @@
 """`ganet evaluate`: prediction files against BraTS label maps, per case and region (SPEC section 7).
 
 Predictions are `<case>.nii.gz` (or `.nii`) label maps with labels 0/1/2/4 (ET may be 3 for
-2023-named data), one per truth case. A case without a prediction is scored as an empty
+2023-numbered truth, NET may be 3 for 2012-2016 truth), or any non-zero tumour value for
+whole-tumour truth (then only WT is scored), one per truth case. A case without a prediction is scored as an empty
 prediction, with a warning. Two protocols (see `metrics`): `brats` (the one to trust) and
 `paper-slicewise` (the authors' 2D computation, to show where the paper's row comes from).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -17,10 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ganet_lib import paper
-from ganet_lib.data import BratsCase, find_brats_cases, load_label
+from ganet_lib.data import BratsCase, find_brats_cases, load_label, survey_cases
 from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_csv
-from ganet_lib.metrics import brats_scores, paper_slicewise_scores
+from ganet_lib.labels import BRATS, LabelScheme, scheme_of
+from ganet_lib.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
 
 PROTOCOLS = ("brats", "paper-slicewise")
 COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
@@ -37,7 +40,7 @@ def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
 
 
 def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -> np.ndarray:
-    """A prediction file as uint8 labels 0/1/2/4, checked against its case."""
+    """A prediction file in the kit's labels (0/1/2/4, or 0/1 for whole-tumour truth), checked against its case."""
     try:
         image = nib.load(path)
         labels = np.asarray(image.dataobj)
@@ -48,35 +51,42 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
             f"The prediction '{path}' has shape {labels.shape} but the truth '{case.label}' has {truth_shape}; "
             "predictions must be on the truth's voxel grid."
         )
+    convention = case.label_convention
+    if convention == "whole-tumour":
+        return (labels != 0).astype(np.uint8)
     if labels.dtype.kind == "f":
         labels = np.rint(labels)
     values = set(np.unique(labels).tolist())
-    allowed = {0, 1, 2, 3, 4} if case.naming == "brats2023" else {0, 1, 2, 4}
+    three = {"brats2023": 4, "brats2012": 1}.get(convention)  # what a 3 means beside this truth's numbering
+    allowed = {0, 1, 2, 4} | ({3} if three else set())
     if not values <= allowed:
         raise KitInputError(
             f"The prediction '{path}' holds label(s) {sorted(values - allowed)}; expected {sorted(allowed)} "
-            "(0 background, 1 NCR, 2 ED, 4 ET" + (", or 3 for ET in 2023 naming)." if case.naming == "brats2023" else ").")
+            "(0 background, 1 NCR, 2 ED, 4 ET" + (f", 3 as in the truth's {convention} numbering)." if three else ").")
         )
     labels = labels.astype(np.uint8)
-    labels[labels == 3] = 4
+    if three:
+        labels[labels == 3] = three
     return labels
 
 
-def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], protocol: str) -> list[dict]:
-    """Rows (without the subject) for one case: one per region, columns of COLUMNS.
+def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], protocol: str, scheme: LabelScheme = BRATS) -> list[dict]:
+    """Rows (without the subject) for one case: one per region of `scheme`, columns of COLUMNS.
 
     For `paper-slicewise` the regions are the authors' columns (WT = label 1, TC = label 4,
-    ET = label 2); lw_hd95 and the lesion counts do not exist in that protocol and are left empty.
+    ET = label 2; whole-tumour masks: WT = the tumour, label 1); lw_hd95 and the lesion counts do
+    not exist in that protocol and are left empty.
     """
+    regions = [r for r in REGION_ORDER if r in scheme.regions]
     if protocol == "brats":
-        scores = brats_scores(prediction, truth, spacing)
+        scores = brats_scores(prediction, truth, spacing, scheme.regions)
         return [
             {"region": region, "dice": s.dice, "hd95": s.hd95, "lw_dice": s.lw_dice, "lw_hd95": s.lw_hd95, "tp": s.tp, "fn": s.fn, "fp": s.fp}
-            for region, s in ((r, scores[r]) for r in REGION_ORDER)
+            for region, s in ((r, scores[r]) for r in regions)
         ]
     if protocol == "paper-slicewise":
-        scores = paper_slicewise_scores(prediction, truth)
-        return [{"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None} for region in REGION_ORDER]
+        scores = paper_slicewise_scores(prediction, truth, {r: PAPER_COLUMNS[r] for r in regions})
+        return [{"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None} for region in regions]
     raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
 
 
@@ -97,15 +107,22 @@ def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str =
             prediction = np.zeros_like(truth)
         else:
             prediction = read_prediction(path, case, truth.shape)
-        rows += [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing, protocol)]
+        scheme = scheme_of(case.label_convention)
+        rows += [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing, protocol, scheme)]
     return rows
 
 
-def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True) -> list[dict]:
-    """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout)."""
+def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True,
+                    labels: str = "auto", label_convention: str = "auto") -> list[dict]:
+    """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout), its label
+    convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it."""
     cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
     if not cases:
         raise KitInputError(f"No label maps (*_seg.nii.gz) found under '{gt_dir}'; --gt must hold the truth.")
+    survey = survey_cases(cases, labels, label_convention, progress=progress)
+    if progress:
+        print(f"label maps: {survey.reason}")
+    cases = [replace(case, convention=survey.convention) for case in cases]
     return evaluate_cases(pred_dir, cases, protocol, progress)
 
 

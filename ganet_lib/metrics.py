@@ -49,11 +49,11 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(prediction, truth).sum()) / total
 
 
-def region_dice(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Whole-volume Dice of the regions WT, TC, ET between two 0/1/2/4 label volumes."""
-    from ganet_lib.data import REGIONS
+def region_dice(prediction: np.ndarray, truth: np.ndarray, regions: dict[str, tuple[int, ...]] | None = None) -> dict[str, float]:
+    """Whole-volume Dice of each region (default: WT, TC, ET of BraTS labels 0/1/2/4) between two label volumes."""
+    from ganet_lib.labels import BRATS
 
-    return {region: dice(np.isin(prediction, labels), np.isin(truth, labels)) for region, labels in REGIONS.items()}
+    return {region: dice(np.isin(prediction, labels), np.isin(truth, labels)) for region, labels in (regions or BRATS.regions).items()}
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,11 +189,12 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     return RegionScores(whole_dice, whole_hd95, lw_dice, lw_hd95, tp, len(counted) - tp, fp, tuple(lesions))
 
 
-def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, RegionScores]:
-    """The `brats` protocol for two 0/1/2/4 label volumes: scores of WT, TC and ET."""
-    from ganet_lib.data import REGIONS
+def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                 regions: dict[str, tuple[int, ...]] | None = None) -> dict[str, RegionScores]:
+    """The `brats` protocol for two label volumes: scores of each region (default: WT, TC and ET of labels 0/1/2/4)."""
+    from ganet_lib.labels import BRATS
 
-    return {region: lesion_scores(np.isin(prediction, labels), np.isin(truth, labels), spacing) for region, labels in REGIONS.items()}
+    return {region: lesion_scores(np.isin(prediction, labels), np.isin(truth, labels), spacing) for region, labels in (regions or BRATS.regions).items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,14 +245,15 @@ def slice_best_match_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return float(dices.max(axis=1).mean())
 
 
-def paper_slicewise_scores(prediction: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
+def paper_slicewise_scores(prediction: np.ndarray, truth: np.ndarray, columns: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
     """The authors' protocol on two (X, Y, Z) label volumes: per column of PAPER_COLUMNS, the mean
     over all axial slices of the 2D Dice (both empty: 1), the 2D HD95 (`slice_hd95_pixels`) and
-    the best-match "lesion-wise" Dice (`slice_best_match_dice`)."""
+    the best-match "lesion-wise" Dice (`slice_best_match_dice`). `columns` (column -> label) replaces
+    PAPER_COLUMNS, e.g. {"WT": 1} for whole-tumour masks."""
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
     scores = {}
-    for column, label in PAPER_COLUMNS.items():
+    for column, label in (columns or PAPER_COLUMNS).items():
         p_volume, t_volume = prediction == label, truth == label
         n_slices = p_volume.shape[2]
         dices, hds, lw = np.ones(n_slices), np.zeros(n_slices), np.ones(n_slices)  # both empty: 1, 0, 1

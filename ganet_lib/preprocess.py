@@ -3,12 +3,15 @@
 Per subject, streaming one subject at a time so that peak memory does not grow with the data set
 (the full BraTS 2020 set is ~50 GB as float32):
 
-1. load the four modalities and the label map (`data.load_case`);
-2. find the brain (any modality > 0) and keep the axial slices that contain some of it;
+1. load the chosen modalities and the label map (`data.load_modalities`, `data.load_label`);
+2. find the brain (a brain mask file, else where any modality differs from its background
+   constant: `data.brain_mask`) and keep the axial slices that contain some of it;
 3. crop every slice to one square in-plane box around the whole brain of the volume;
-4. normalise each modality per volume: divide by a high percentile of its brain intensities and
-   clip to [0, 1];
-5. optionally drop slices whose label map is empty (paper 5.3);
+4. normalise each modality per volume: a low and a high percentile of its brain intensities
+   become 0 and 1, clipped to [0, 1], background 0 (`intensity`: the same result for int16,
+   float and z-scored files);
+5. optionally drop slices whose label map is empty (paper 5.3), or, for the GAN's normals, keep
+   only slices far from any tumour;
 6. resize to the network size (bilinear with anti-aliasing for images, nearest for labels);
 7. optionally apply the paper's enhancement (Eqs. 13-17) to every slice and modality.
 
@@ -41,11 +44,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ganet_lib.config import PreprocessConfig
-from ganet_lib.data import BratsCase, NfbsSubject, axial_slices, load_label, load_modalities, load_nfbs
+from ganet_lib.data import BratsCase, NfbsSubject, axial_slices, brain_mask, load_label, load_modalities, load_nfbs
 from ganet_lib.enhance import enhance
 from ganet_lib.errors import KitInputError
+from ganet_lib.intensity import brain_from_background, normalise, percentile_scale
 
-CACHE_FORMAT = 1  # bump when the cache's content or layout changes
+CACHE_FORMAT = 2  # bump when the cache's content or layout changes
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ class CroppedCase:
     ``plt.imshow(slice)`` shows the usual picture.
     """
 
-    images: np.ndarray  # (S, 4, size, size) float16 in [0, 1]
-    labels: np.ndarray  # (S, size, size) uint8, labels 0/1/2/4
+    images: np.ndarray  # (S, C, size, size) float16 in [0, 1], C the chosen modalities
+    labels: np.ndarray  # (S, size, size) uint8, the kit's labels (0/1/2/4, or 0/1 for whole-tumour masks)
     slice_index: np.ndarray  # (S,) int: the axial (z) index of each slice in the original volume
     box: tuple[int, int, int, int]  # row0, row1, col0, col1 of the square crop (may reach outside the slice)
 
@@ -101,37 +105,53 @@ def resize_slices(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np
     return image_tensor.clamp_(0, 1).numpy(), label_tensor[:, 0].to(torch.uint8).numpy()
 
 
-def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, settings: PreprocessConfig) -> CroppedCase:
+def tumour_free_slices(label: np.ndarray, candidates: np.ndarray, margin: int) -> np.ndarray:
+    """The `candidates` (axial indices) of a (Z, H, W) label stack with no tumour and at least
+    `margin` tumour-free slices between them and the nearest tumour slice."""
+    tumour = np.flatnonzero(label.any(axis=(1, 2)))
+    if len(tumour) == 0:
+        return candidates
+    distance = np.abs(candidates[:, None] - tumour[None, :]).min(axis=1)  # (S,) slices to the nearest tumour slice
+    return candidates[distance > margin]
+
+
+def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, settings: PreprocessConfig,
+                    brain: np.ndarray | None = None, normal_margin: int | None = None) -> CroppedCase:
     """Steps 2-7 of the module docstring for one subject.
 
     Args:
-        volumes: the four modalities, each (X, Y, Z) of any real dtype (as from
-            `data.load_modalities(case, dtype=None)`), in MODALITIES order.
-        label: (X, Y, Z) uint8 with labels 0/1/2/4, or None (then no slice is dropped as empty).
+        volumes: the chosen modalities, each (X, Y, Z) of any real dtype (as from
+            `data.load_modalities(case, dtype=None)`).
+        label: (X, Y, Z) uint8 in the kit's labels, or None (then no slice is dropped as empty).
         settings: the pre-processing settings.
+        brain: (X, Y, Z) bool, the subject's brain (`data.brain_mask`); None: where any volume
+            differs from its background constant.
+        normal_margin: keep only the tumour-free slices at least this many slices away from any
+            tumour slice (the GAN's normals from tumour subjects; needs `label`), instead of the
+            settings' `drop_empty_slices`.
     """
-    stacks = [axial_slices(v) for v in volumes]  # 4 x (Z, H, W) views
-    brain = stacks[0] != 0
-    for stack in stacks[1:]:
-        brain |= stack != 0  # (Z, H, W): any modality non-zero
+    stacks = [axial_slices(v) for v in volumes]  # C x (Z, H, W) views
+    brain = axial_slices(brain if brain is not None else brain_from_background(volumes))  # (Z, H, W)
     keep = np.flatnonzero(brain.sum(axis=(1, 2)) >= settings.min_brain_pixels)  # axial slices with brain
     box = square_brain_box(brain[keep])
-    # Per-volume normalisation scale of each modality, from the brain voxels of all kept slices.
-    scales = []
-    for stack in stacks:
-        values = crop_square(stack[keep], box)[crop_square(brain[keep], box)]
-        scales.append(float(np.percentile(values, settings.clip_percentile)) if values.size else 0.0)
+    # Per-volume normalisation of each modality, from the brain voxels of all kept slices (step 4),
+    # before any slice is dropped: the kept slices of a subject share one intensity scale.
+    scales = [percentile_scale(stack[keep][brain[keep]], settings.low_percentile, settings.clip_percentile) for stack in stacks]
     labels = crop_square(axial_slices(label)[keep], box) if label is not None else None
-    if settings.drop_empty_slices and labels is not None:
+    if normal_margin is not None:
+        if label is None:
+            raise ValueError("tumour-free slices need the label map")
+        keep = tumour_free_slices(axial_slices(label), keep, normal_margin)
+        labels = None  # all zero below
+    elif settings.drop_empty_slices and labels is not None:
         tumour = labels.any(axis=(1, 2))  # (S,)
         keep, labels = keep[tumour], labels[tumour]
     if labels is None:
         labels = np.zeros((len(keep), box[1] - box[0], box[3] - box[2]), np.uint8)
-    images = np.empty((len(keep), len(stacks), box[1] - box[0], box[3] - box[2]), np.float32)  # (S, 4, h, w)
-    for channel, (stack, scale) in enumerate(zip(stacks, scales)):
-        # Step 4: intensity / percentile, clipped to [0, 1]; an all-zero modality stays zero.
-        np.multiply(crop_square(stack[keep], box), 1.0 / scale if scale > 0 else 0.0, out=images[:, channel], casting="unsafe")
-    np.clip(images, 0.0, 1.0, out=images)
+    brain_box = crop_square(brain[keep], box)  # (S, h, w)
+    images = np.empty((len(keep), len(stacks), box[1] - box[0], box[3] - box[2]), np.float32)  # (S, C, h, w)
+    for channel, (stack, (offset, gain)) in enumerate(zip(stacks, scales)):
+        normalise(crop_square(stack[keep], box), brain_box, offset, gain, out=images[:, channel])  # step 4
     images, labels = resize_slices(images, labels, settings.image_size)
     if settings.enhance:
         images = enhance(images, settings.enhance_lambda)  # per slice and modality, Eqs. (13)-(17)
@@ -144,31 +164,50 @@ class CacheSource:
 
     subject_id: str
     files: tuple[Path, ...]
-    read: Callable[[], tuple[list[np.ndarray], np.ndarray | None]]  # -> (volumes, label or None)
+    read: Callable[[], tuple[list[np.ndarray], np.ndarray | None, np.ndarray]]  # -> (volumes, label or None, brain)
+    channels: tuple[str, ...]  # what each channel of its slices is (for the cache key and manifest)
+    labels: str = ""  # how its label file is read (`labels.CONVENTIONS`): part of the cache key
 
 
-def brats_sources(cases: list[BratsCase]) -> list[CacheSource]:
-    """BraTS subjects: four modalities in the files' own dtype (only the crop is converted) and the label."""
+def brats_sources(cases: list[BratsCase], only: str | None = None) -> list[CacheSource]:
+    """BraTS subjects: the chosen modalities in the files' own dtype (only the crop is converted),
+    the label and the brain. `only` keeps one modality's channel (the brain still comes from all)."""
 
     def reader(case: BratsCase):
-        return lambda: (load_modalities(case, dtype=None)[0], load_label(case) if case.label is not None else None)
+        def read():
+            volumes, _ = load_modalities(case, dtype=None)
+            brain = brain_mask(case, volumes)
+            if only is not None:
+                volumes = [volumes[case.modalities.index(only)]]
+            return volumes, (load_label(case) if case.label is not None else None), brain
+        return read
 
-    return [CacheSource(c.case_id, tuple(p for p in [*c.images.values(), c.label] if p is not None), reader(c)) for c in cases]
+    sources = []
+    for c in cases:
+        files = tuple(p for p in [*(c.images[m] for m in c.modalities if m in c.images), c.label, c.brain_mask] if p is not None)
+        sources.append(CacheSource(c.case_id, files, reader(c), (only,) if only else c.modalities, c.label_convention))
+    return sources
 
 
 def nfbs_sources(subjects: list[NfbsSubject]) -> list[CacheSource]:
     """NFBS subjects: the skull-stripped T1w, reoriented to BraTS's axes; no label."""
-    return [CacheSource(s.subject_id, (s.brain,), (lambda s=s: ([load_nfbs(s)], None))) for s in subjects]
+
+    def read(subject: NfbsSubject):
+        volume = load_nfbs(subject)
+        return [volume], None, brain_from_background([volume], [subject.brain])
+
+    return [CacheSource(s.subject_id, (s.brain,), (lambda s=s: read(s)), ("t1",)) for s in subjects]
 
 
-def cache_key(sources: list[CacheSource], settings: PreprocessConfig) -> str:
-    """A hash of everything the cache's content depends on: settings, format and input files."""
+def cache_key(sources: list[CacheSource], settings: PreprocessConfig, extra: dict | None = None) -> str:
+    """A hash of everything the cache's content depends on: settings, format, channels, input files
+    (and `extra`: the label convention, the normals' margin)."""
     files = []
     for source in sources:
         for path in source.files:
             stat = Path(path).stat()
-            files.append((source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns))
-    payload = json.dumps({"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files}, sort_keys=True)
+            files.append((source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns, source.channels, source.labels))
+    payload = json.dumps({"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files, "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -176,7 +215,7 @@ def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: 
     """Pre-process BraTS `cases` into `cache_root/slices-<key>/`, or reuse it if already complete.
 
     Returns:
-        The cache folder (read it with `SliceCache`): 4-channel images and labels.
+        The cache folder (read it with `SliceCache`): images (one channel per chosen modality) and labels.
     """
     return build_cache(brats_sources(cases), Path(cache_root), "slices", settings, progress)
 
@@ -190,14 +229,28 @@ def build_normal_cache(subjects: list[NfbsSubject], cache_root: Path | str, sett
     return build_cache(nfbs_sources(subjects), Path(cache_root), "normals", settings, progress)
 
 
-def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, settings: PreprocessConfig, progress: bool = True) -> Path:
+def build_tumour_free_cache(cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, margin: int, progress: bool = True) -> Path:
+    """The GAN's normals without NFBS (`gan.normals: tumour-free-slices`): the T1 slices of `cases`
+    (training subjects only; the caller chooses them) with no tumour and at least `margin` slices
+    from any tumour slice, into `cache_root/tumourfree-<key>/` (1 channel, all-zero labels).
+
+    T1 is cropped and normalised exactly as in the segmentation cache (the brain and the intensity
+    scale come from the whole subject), so the GAN sees what the U-Net's T1 channel shows.
+    """
+    if any("t1" not in c.modalities for c in cases):
+        raise KitInputError("gan.normals: tumour-free-slices takes the GAN's normal slices from T1, which data.modalities leaves out; add t1.")
+    return build_cache(brats_sources(cases, only="t1"), Path(cache_root), "tumourfree", settings, progress, {"margin": margin}, margin)
+
+
+def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, settings: PreprocessConfig, progress: bool = True,
+                extra: dict | None = None, normal_margin: int | None = None) -> Path:
     """Pre-process `sources` into `cache_root/<prefix>-<key>/`, or reuse it if already complete.
 
     While one subject is processed, the next is read from disk in a background thread
     (decompression releases the GIL), so at most two subjects are in memory at once, whatever
     the number of subjects.
     """
-    final = cache_root / f"{prefix}-{cache_key(sources, settings)}"
+    final = cache_root / f"{prefix}-{cache_key(sources, settings, extra)}"
     if (final / "manifest.json").is_file():
         return final
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -205,11 +258,12 @@ def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, setti
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     try:
-        entries = _fill_cache(sources, partial, settings, progress)
+        entries = _fill_cache(sources, partial, settings, progress, normal_margin)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)  # nothing half-written stays behind
         raise
-    manifest = {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "cases": entries}
+    channels = sources[0].channels if sources else ()
+    manifest = {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "channels": list(channels), "extra": extra or {}, "cases": entries}
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))  # written last: marks completion
     try:
         os.replace(partial, final)
@@ -220,19 +274,19 @@ def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, setti
     return final
 
 
-def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessConfig, progress: bool) -> list[dict]:
+def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessConfig, progress: bool, normal_margin: int | None = None) -> list[dict]:
     """Write each subject's .npy pair into `folder`; return the manifest entries."""
     entries = []
     with ThreadPoolExecutor(max_workers=1) as reader:
         upcoming = reader.submit(sources[0].read) if sources else None
         for k, source in enumerate(tqdm(sources, desc="pre-process subjects", unit="subject", disable=not progress)):
-            volumes, label = upcoming.result()
+            volumes, label, brain = upcoming.result()
             upcoming = reader.submit(sources[k + 1].read) if k + 1 < len(sources) else None
             try:
-                result = preprocess_case(volumes, label, settings)
+                result = preprocess_case(volumes, label, settings, brain, normal_margin)
             except ValueError as exc:
                 raise KitInputError(f"Subject {source.subject_id} cannot be pre-processed: {exc}; check it with `ganet validate`.") from exc
-            del volumes, label
+            del volumes, label, brain
             np.save(folder / f"{source.subject_id}_images.npy", result.images)
             np.save(folder / f"{source.subject_id}_labels.npy", result.labels)
             entries.append({"case_id": source.subject_id, "slices": len(result.labels), "slice_index": result.slice_index.tolist(), "box": list(result.box)})
@@ -242,13 +296,15 @@ def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessCo
 class SliceCache:
     """The slices of a built cache, memory-mapped, optionally restricted to some subjects.
 
-    ``cache[i]`` is ``(image, label)``: (4, size, size) float32 and (size, size) int64.
+    ``cache[i]`` is ``(image, label)``: (C, size, size) float32 and (size, size) int64; `channels`
+    names the C channels.
     """
 
     def __init__(self, folder: Path | str, case_ids: list[str] | None = None):
         self.folder = Path(folder)
         manifest = json.loads((self.folder / "manifest.json").read_text())
         self.settings = manifest["settings"]
+        self.channels = tuple(manifest["channels"])
         wanted = None if case_ids is None else set(case_ids)
         self.cases = [c for c in manifest["cases"] if wanted is None or c["case_id"] in wanted]
         self._images = [np.load(self.folder / f"{c['case_id']}_images.npy", mmap_mode="r") for c in self.cases]

@@ -104,8 +104,9 @@ def _ablation(run_dir: Path) -> str:
             continue
         means = region_means(read_rows(path))
         seconds = [float(r["seconds"]) for r in _read_csv(history)] if history.is_file() else []
-        rows.append([variant] + [means[g]["dice"] for g in ("WT", "TC", "ET")] + [means[g]["hd95"] for g in ("WT", "TC", "ET")]
-                    + [means[g]["lw_dice"] for g in ("WT", "TC", "ET")] + [sum(seconds) / len(seconds) if seconds else float("nan")])
+        regions = ("WT", "TC", "ET")  # a region the labels do not have (whole-tumour masks: TC, ET) stays empty
+        rows.append([variant] + [means[g].get(column, float("nan")) for column in ("dice", "hd95", "lw_dice") for g in regions]
+                    + [sum(seconds) / len(seconds) if seconds else float("nan")])
     if not rows:
         return "Not computed in this run (notebooks 04 and 06)."
     lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects:\n")
@@ -124,8 +125,12 @@ def write_report(run_dir: Path | str) -> Path:
     data = [
         f"- {run.describe()}",
         f"- {len(split['train'])} training and {len(split['test'])} test subjects ({'the paper' if split['rule'] == 'paper' else 'seeded'} split; `split.json`)",
-        f"- {len(run.normals)} normal (NFBS-layout) subjects for the GAN",
+        (f"- {len(run.normals)} normal (NFBS-layout) subjects for the GAN" if run.config.gan.normals == "nfbs" else
+         f"- GAN normals: the tumour-free axial slices of the {len(split['train'])} training subjects, at least {run.config.gan.normal_margin} "
+         "slices from any tumour (`gan.normals: tumour-free-slices`, a departure from the paper, which used NFBS)"),
     ]
+    if run.config.data.labels == "whole-tumour":
+        data.append("- Whole-tumour label maps: only WT is scored; TC and ET stay empty (there is nothing to compute them from)")
     if run.synthetic:
         data.append("- **Synthetic data**: every number below measures the kit's code on generated subjects, not the paper's claims on BraTS.")
     timing_rows = [[t["notebook"], t["seconds"]] for t in summary.get("timings", [])]

@@ -5,7 +5,9 @@ loads the profile, decides which data to use (real data named by argument, envir
 or config; otherwise synthetic data generated into the run folder), saves the resolved config and
 the train/test split, and hands back paths. Layout of `runs/<profile>/`:
 
-    config.json        the resolved config (every setting, after the profile and overrides)
+    config.json        the resolved config (every setting, after the profile and overrides; the
+                       label scheme and convention as found in the label maps)
+    labels.json        the label values found in each label map (read once, see `data.survey_cases`)
     split.json         train/test subject ids and the rule that made them
     synthetic/         generated data, when no real data is configured
     cache/             pre-processed slice caches (keyed by settings)
@@ -18,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 from ganet_lib.config import REPO_ROOT, ExperimentConfig, load_config
-from ganet_lib.data import BratsCase, NfbsSubject, find_brats_cases, find_nfbs_subjects, split_cases
+from ganet_lib.data import BratsCase, NfbsSubject, chosen_modalities, configure_cases, find_brats_cases, find_nfbs_subjects, split_cases, survey_cases
+from ganet_lib.errors import KitInputError
+from ganet_lib.labels import BRATS, SCHEMES, LabelScheme, scheme_of
 from ganet_lib.files import atomic_write_text
 from ganet_lib.synthetic import SynthSpec, read_spec, write_synthetic_dataset
 
@@ -56,7 +60,14 @@ class Run:
 
     @cached_property
     def cases(self) -> list[BratsCase]:
-        return find_brats_cases(self.brats_dir)
+        """The BraTS-layout subjects, read as the config says (its modalities, its label convention)."""
+        data = self.config.data
+        return configure_cases(find_brats_cases(self.brats_dir), data.modalities, data.label_convention)
+
+    @property
+    def scheme(self) -> LabelScheme:
+        """The label scheme the run trains and scores with (BraTS labels, or whole-tumour masks)."""
+        return scheme_of(self.config.data.label_convention) if self.config.data.label_convention != "auto" else SCHEMES.get(self.config.data.labels, BRATS)
 
     @cached_property
     def normals(self) -> list[NfbsSubject]:
@@ -78,7 +89,10 @@ class Run:
     def describe(self) -> str:
         """One line saying which data this run uses, for every table and figure caption."""
         kind = "synthetic data (generated, not BraTS)" if self.synthetic else "real data"
-        return f"profile '{self.config.profile}', {kind}: BraTS layout {self.brats_dir}, NFBS layout {self.nfbs_dir}"
+        data, gan = self.config.data, self.config.gan
+        normals = f"NFBS layout {self.nfbs_dir}" if gan.normals == "nfbs" else f"GAN normals: tumour-free slices of the training subjects (margin {gan.normal_margin})"
+        return (f"profile '{self.config.profile}', {kind}: BraTS layout {self.brats_dir} ({', '.join(data.modalities)}; "
+                f"labels {data.label_convention}), {normals}")
 
 
 def _mkdir(path: Path) -> Path:
@@ -103,9 +117,10 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     if nfbs_dir:
         overrides["nfbs_dir"] = str(nfbs_dir)
     config = load_config(profile, {"data": overrides} if overrides else None)
+    if config.gan.normals not in ("nfbs", "tumour-free-slices"):
+        raise KitInputError(f"gan.normals is '{config.gan.normals}'; use nfbs or tumour-free-slices.")
     folder = Path(run_dir) if run_dir else runs_root() / config.profile
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.json", config.to_json())
 
     data = config.data
     # Either data set missing: generate both (a few seconds; only the missing one is used).
@@ -117,7 +132,20 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
             print(f"synthetic data in {target} was made with other settings; regenerating it")
             shutil.rmtree(target)
         write_synthetic_dataset(target, spec, progress=progress)
+    config = resolve_data(config, _run_of(config, folder).brats_dir, folder / "labels.json", progress)
+    atomic_write_text(folder / "config.json", config.to_json())
     return _run_of(config, folder)
+
+
+def resolve_data(config: ExperimentConfig, brats_dir: Path, survey_file: Path, progress: bool = True) -> ExperimentConfig:
+    """The config with data.modalities in channel order and data.labels / data.label_convention
+    as found in the label maps (`data.survey_cases`); says once how the labels were read."""
+    data = config.data
+    fresh = not survey_file.is_file()
+    survey = survey_cases(find_brats_cases(brats_dir), data.labels, data.label_convention, survey_file, progress)
+    if fresh:
+        print(f"label maps: {survey.reason}")
+    return replace(config, data=replace(data, modalities=chosen_modalities(data.modalities), labels=survey.scheme.name, label_convention=survey.convention))
 
 
 def open_run(run_dir: Path | str) -> Run:

@@ -7,8 +7,8 @@ and is truly positive when its label map holds any tumour. The kit adds TN and s
 the paper's columns, and the whole ROC curve with its AUC.
 
 One choice the paper leaves open: "raw" T1 still gets the per-volume intensity scaling of
-training (brain intensities / their 99.5th percentile, clipped to [0, 1]); the discriminator has
-never seen other intensities, so unscaled values would measure nothing.
+training (`intensity`: brain percentiles 0.5 and 99.5 become 0 and 1, background 0); the
+discriminator has never seen other intensities, so unscaled values would measure nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ganet_lib.data import BratsCase, axial_slices, load_label, read_volume
+from ganet_lib.config import PreprocessConfig
+from ganet_lib.data import BratsCase, axial_slices, brain_mask, load_label, load_modalities
 from ganet_lib.errors import KitInputError
+from ganet_lib.intensity import normalise, percentile_scale
 from ganet_lib.metrics import roc_auc, roc_curve
 from ganet_lib.run import Run
 from ganet_lib.train_gan import discriminator_maps, load_gan
@@ -28,24 +30,25 @@ from ganet_lib.train_gan import discriminator_maps, load_gan
 PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4)
 
 
-def full_size_t1(case: BratsCase, clip_percentile: float) -> np.ndarray:
-    """The case's T1 as (Z, H, W) axial slices in display orientation, scaled like training: brain
-    (non-zero) intensities / their `clip_percentile` percentile, clipped to [0, 1]."""
-    volume, _ = read_volume(case.images["t1"])
-    slices = axial_slices(volume)
-    brain = slices[slices > 0]
-    scale = float(np.percentile(brain, clip_percentile)) if brain.size else 0.0
-    return np.clip(slices / scale, 0.0, 1.0).astype(np.float32) if scale > 0 else np.zeros_like(slices, np.float32)
+def full_size_t1(case: BratsCase, settings: PreprocessConfig) -> np.ndarray:
+    """The case's T1 as (Z, H, W) axial slices in display orientation, scaled exactly as the
+    training cache scales it (same brain, same percentiles over the slices training keeps)."""
+    volumes, _ = load_modalities(case)
+    brain = axial_slices(brain_mask(case, volumes))  # (Z, H, W)
+    slices = axial_slices(volumes[case.modalities.index("t1")])
+    kept = brain.sum(axis=(1, 2)) >= settings.min_brain_pixels  # the slices `preprocess_case` keeps
+    offset, gain = percentile_scale(slices[kept][brain[kept]], settings.low_percentile, settings.clip_percentile)
+    return normalise(slices, brain, offset, gain)
 
 
 @torch.no_grad()
-def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], clip_percentile: float, batch_size: int = 16, progress: bool = True) -> list[dict]:
+def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], settings: PreprocessConfig, batch_size: int = 16, progress: bool = True) -> list[dict]:
     """One row per axial slice of every case: subject, z, positive (any tumour), score (mean of
     the discriminator's map) and brain (whether the slice shows any brain)."""
     device = next(discriminator.parameters()).device
     rows = []
     for case in tqdm(cases, desc="discriminator sweep", unit="case", disable=not progress):
-        slices = full_size_t1(case, clip_percentile)
+        slices = full_size_t1(case, settings)
         tumour = axial_slices(load_label(case)).any(axis=(1, 2))
         for start in range(0, len(slices), batch_size):
             batch = torch.from_numpy(slices[start : start + batch_size, None]).to(device)
@@ -82,6 +85,8 @@ def sweep_roc(scores: np.ndarray, positive: np.ndarray) -> dict:
 
 def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool = True) -> list[dict]:
     """`slice_scores` of the run's test subjects with its pre-trained discriminator (gan/best.pt)."""
+    if "t1" not in run.config.data.modalities:
+        raise KitInputError(f"The discriminator sweep scores T1 slices, which data.modalities ({', '.join(run.config.data.modalities)}) leaves out; add t1.")
     checkpoint = Path(checkpoint) if checkpoint else run.run_dir / "gan" / "best.pt"
     if not checkpoint.is_file():
         raise KitInputError(f"No pre-trained GAN at '{checkpoint}'; run `ganet pretrain-gan --run {run.run_dir}` (or notebook 03) first.")
@@ -90,7 +95,7 @@ def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool
         discriminator = discriminator.cuda()
     test = set(run.split["test"])
     cases = [case for case in run.cases if case.case_id in test]
-    return slice_scores(discriminator, cases, run.config.preprocess.clip_percentile, progress=progress)
+    return slice_scores(discriminator, cases, run.config.preprocess, progress=progress)
 
 
 def save_sweep(run: Run, rows: list[dict], thresholds: tuple[float, ...] = PAPER_THRESHOLDS) -> list[dict]:

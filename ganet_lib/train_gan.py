@@ -40,8 +40,9 @@ from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, settings_
 from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
 from ganet_lib.data import split_cases
+from ganet_lib.errors import KitInputError
 from ganet_lib.metrics import roc_auc
-from ganet_lib.preprocess import SliceCache, build_normal_cache, build_slice_cache
+from ganet_lib.preprocess import SliceCache, build_normal_cache, build_slice_cache, build_tumour_free_cache
 from ganet_lib.run import Run
 
 VALIDATION_SEED = 10_007  # the validation holes are drawn from this seed every epoch
@@ -368,30 +369,51 @@ def gan_preprocess(config) -> PreprocessConfig:
     return replace(config.preprocess, enhance=config.gan.enhance_input)
 
 
+def normal_cache_for_run(run: Run, progress: bool = True) -> Path:
+    """The run's normal T1 slices as `gan.normals` says: NFBS (the paper), or the tumour-free
+    slices of the training subjects (never the test subjects), `gan.normal_margin` slices away from tumour."""
+    config = run.config
+    if "t1" not in config.data.modalities:
+        raise KitInputError(f"GAN pre-training needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) leaves out; add t1, or train only the unet variant.")
+    if config.gan.normals == "tumour-free-slices":
+        train = set(run.split["train"])
+        cases = [c for c in run.cases if c.case_id in train]
+        return build_tumour_free_cache(cases, run.cache_dir, gan_preprocess(config), config.gan.normal_margin, progress=progress)
+    return build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=progress)
+
+
 def pretrain_gan_for_run(run: Run, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> GanResult:
     """Everything `ganet pretrain-gan` and notebook 03 do: cache the run's normal slices, hold out
     `gan.val_fraction` of the subjects (seeded), and train into `run_dir/gan/`."""
     config = run.config
-    cache = build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=progress)
+    cache = normal_cache_for_run(run, progress)
     val_ids = normal_validation_ids(run)
-    settings = settings_key(config, ("data", "preprocess", "model", "gan"), normal_subjects=[s.subject_id for s in run.normals])
+    settings = settings_key(config, ("data", "preprocess", "model", "gan"), normal_subjects=normal_subject_ids(run))
     return pretrain_gan(cache, val_ids, run.run_dir / "gan", config.model, config.gan, config.to_json(), settings, resume, cpu, progress, max_epochs)
 
 
+def normal_subject_ids(run: Run) -> list[str]:
+    """The subjects the GAN's normal slices come from: NFBS subjects, or the training subjects."""
+    if run.config.gan.normals == "tumour-free-slices":
+        return sorted(run.split["train"])
+    return [s.subject_id for s in run.normals]
+
+
 def normal_validation_ids(run: Run) -> list[str]:
-    """The NFBS subjects held out for GAN validation (seeded by gan.seed)."""
-    return split_cases([s.subject_id for s in run.normals], run.config.gan.val_fraction, run.config.gan.seed)["test"]
+    """The normal subjects held out for GAN validation (seeded by gan.seed)."""
+    return split_cases(normal_subject_ids(run), run.config.gan.val_fraction, run.config.gan.seed)["test"]
 
 
-def held_out_slices(run: Run, channel: int = 0, progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
-    """Channel `channel` (0: T1) of every brain slice of the run's test subjects, pre-processed as
-    the GAN's input, with nothing dropped; and whether each slice holds tumour.
+def held_out_slices(run: Run, progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
+    """The T1 channel of every brain slice of the run's test subjects, pre-processed as the GAN's
+    input, with nothing dropped; and whether each slice holds tumour.
 
     Returns:
         images (N, 1, H, W) in [0, 1], tumour (N,) bool.
     """
     settings = replace(gan_preprocess(run.config), drop_empty_slices=False)
     cache = SliceCache(build_slice_cache(run.cases, run.cache_dir, settings, progress=progress), run.split["test"])
+    channel = cache.channels.index("t1")
     slices = [cache[i] for i in range(len(cache))]  # each slice read once
     images = np.stack([image[channel : channel + 1] for image, _ in slices])
     tumour = np.array([label.any() for _, label in slices])

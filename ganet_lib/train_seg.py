@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, load_for_resume, restore_training, save_epoch, training_state
 from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
-from ganet_lib.data import REGIONS, labels_to_classes, split_cases
+from ganet_lib.data import split_cases
 from ganet_lib.errors import KitInputError
+from ganet_lib.labels import BRATS, SCHEMES, LabelScheme
 from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
 from ganet_lib.models import SegmentationUNet
 from ganet_lib.preprocess import SliceCache, build_slice_cache
@@ -45,42 +46,57 @@ from ganet_lib.train_gan import epoch_generator, gan_preprocess, load_gan
 
 VARIANTS = ("ganet", "unet")
 TERMS = ("seg", "sparsity", "adv", "size")
-# Regions as sets of class indices (0 background, 1 NCR/NET, 2 ED, 3 ET).
-REGION_CLASSES = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
-assert set(REGION_CLASSES) == set(REGIONS)
+
+
+def scheme_of_config(config: ExperimentConfig) -> LabelScheme:
+    """The label scheme a run trains on (data.labels, resolved by `run.setup_run`). A config never
+    resolved (`auto`, e.g. a checkpoint from before whole-tumour masks were supported) is BraTS."""
+    return SCHEMES.get(config.data.labels, BRATS)
+
+
+def require_t1(config: ExperimentConfig, what: str) -> None:
+    """The GAN and the adversarial feedback work on T1: refuse `what` without it."""
+    if "t1" not in config.data.modalities:
+        raise KitInputError(f"{what} needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) leaves out; add t1, or train the unet variant.")
 
 
 class SegSlices(Dataset):
-    """Slices for segmentation: (image (4, H, W), classes (H, W) int64, t1 (1, H, W)).
+    """Slices for segmentation: (image (C, H, W), classes (H, W) int64, t1 (1, H, W) or (0, H, W)).
 
     `t1` is the T1 channel pre-processed as the GAN's input (see `gan.enhance_input`), from a
-    second cache built with the same slices; it is what the adversarial feedback occludes.
+    second cache built with the same slices; it is what the adversarial feedback occludes. Without
+    a T1 cache (a run without T1: the unet variant only) it is an empty (0, H, W) tensor.
     """
 
-    def __init__(self, cache: SliceCache, t1_cache: SliceCache):
-        if [(c["case_id"], c["slice_index"]) for c in cache.cases] != [(c["case_id"], c["slice_index"]) for c in t1_cache.cases]:
+    def __init__(self, cache: SliceCache, t1_cache: SliceCache | None, scheme: LabelScheme):
+        if t1_cache is not None and [(c["case_id"], c["slice_index"]) for c in cache.cases] != [(c["case_id"], c["slice_index"]) for c in t1_cache.cases]:
             raise ValueError("the image cache and the T1 cache hold different slices")
-        self.cache, self.t1_cache = cache, t1_cache
+        self.cache, self.t1_cache, self.scheme = cache, t1_cache, scheme
+        self.t1_channel = t1_cache.channels.index("t1") if t1_cache is not None else None
 
     def __len__(self) -> int:
         return len(self.cache)
 
     def __getitem__(self, index: int):
         image, label = self.cache[index]
+        classes = torch.from_numpy(self.scheme.labels_to_classes(label).astype(np.int64))
+        if self.t1_cache is None:
+            return torch.from_numpy(image), classes, torch.zeros((0, *image.shape[1:]))
         t1, _ = self.t1_cache[index]
-        return torch.from_numpy(image), torch.from_numpy(labels_to_classes(label).astype(np.int64)), torch.from_numpy(t1[0:1])
+        return torch.from_numpy(image), classes, torch.from_numpy(t1[self.t1_channel : self.t1_channel + 1])
 
 
-def seg_caches(run: Run, progress: bool = True) -> tuple[Path, Path]:
-    """The run's segmentation cache (4 channels, its pre-processing) and the aligned T1 cache of the GAN's pre-processing."""
+def seg_caches(run: Run, progress: bool = True) -> tuple[Path, Path | None]:
+    """The run's segmentation cache (its modalities and pre-processing) and the aligned cache of
+    the GAN's pre-processing that the T1 channel comes from (None when the run has no T1)."""
     images = build_slice_cache(run.cases, run.cache_dir, run.config.preprocess, progress=progress)
-    t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(run.config), progress=progress)
+    t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(run.config), progress=progress) if "t1" in run.config.data.modalities else None
     return images, t1
 
 
 def seg_datasets(run: Run, case_ids: list[str], progress: bool = True) -> SegSlices:
     images, t1 = seg_caches(run, progress)
-    return SegSlices(SliceCache(images, case_ids), SliceCache(t1, case_ids))
+    return SegSlices(SliceCache(images, case_ids), SliceCache(t1, case_ids) if t1 else None, scheme_of_config(run.config))
 
 
 def validation_ids(run: Run) -> list[str]:
@@ -149,30 +165,31 @@ def train_epoch(model, opt, loader, accelerator: Accelerator, seg: SegConfig, va
 
 
 @torch.no_grad()
-def validation_dice(model, loader, accelerator: Accelerator) -> dict[str, float]:
+def validation_dice(model, loader, accelerator: Accelerator, scheme: LabelScheme) -> dict[str, float]:
     """Dice per region over all validation slices together (2 sum|P n T| / (sum|P| + sum|T|)).
 
     Each slice's counts are gathered exactly once across processes: `gather_for_metrics`, called
     per batch, drops the duplicates that even batches pad the last one with.
     """
     model.eval()
+    region_classes = scheme.region_classes()  # e.g. {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
     rows = []
     for images, target, _ in loader:
         with accelerator.autocast():
             predicted = model(images).argmax(dim=1)  # (B, H, W)
         stats = []
-        for classes in REGION_CLASSES.values():
+        for classes in region_classes.values():
             p = torch.isin(predicted, torch.tensor(classes, device=predicted.device))
             t = torch.isin(target, torch.tensor(classes, device=target.device))
             stats += [(p & t).sum(dim=(1, 2)), p.sum(dim=(1, 2)), t.sum(dim=(1, 2))]
         # Gathered batch by batch: only at the last batch does Accelerate know which rows are padding.
-        rows.append(accelerator.gather_for_metrics(torch.stack(stats, dim=1).float()))  # (B x processes, 9)
-    per_slice = torch.cat(rows)  # (slices, 3 regions x 3 counts), each slice once
-    totals = per_slice.sum(dim=0).cpu().view(len(REGION_CLASSES), 3)
+        rows.append(accelerator.gather_for_metrics(torch.stack(stats, dim=1).float()))  # (B x processes, regions x 3)
+    per_slice = torch.cat(rows)  # (slices, regions x 3 counts), each slice once
+    totals = per_slice.sum(dim=0).cpu().view(len(region_classes), 3)
     dice = {}
-    for (region, _), (overlap, predicted_sum, true_sum) in zip(REGION_CLASSES.items(), totals.tolist()):
+    for region, (overlap, predicted_sum, true_sum) in zip(region_classes, totals.tolist()):
         dice[f"val_dice_{region}"] = 1.0 if predicted_sum + true_sum == 0 else 2 * overlap / (predicted_sum + true_sum)
-    dice["val_dice_mean"] = float(np.mean([dice[f"val_dice_{r}"] for r in REGION_CLASSES]))
+    dice["val_dice_mean"] = float(np.mean([dice[f"val_dice_{r}"] for r in region_classes]))
     dice["val_slices"] = len(per_slice)
     return dice
 
@@ -184,9 +201,14 @@ class SegResult:
     history: list[dict]
 
 
-def build_model(model: ModelConfig, seed: int) -> SegmentationUNet:
+def build_model(model: ModelConfig, seed: int, in_channels: int = 4, num_classes: int = 4) -> SegmentationUNet:
+    """The segmentation U-Net: one input channel per chosen modality, one output per class of the label scheme."""
     torch.manual_seed(seed)
-    return SegmentationUNet(channels=model.seg_channels, activation=model.seg_activation)
+    return SegmentationUNet(channels=model.seg_channels, activation=model.seg_activation, in_channels=in_channels, num_classes=num_classes)
+
+
+def model_for_config(config: ExperimentConfig, seed: int) -> SegmentationUNet:
+    return build_model(config.model, seed, len(config.data.modalities), scheme_of_config(config).num_classes)
 
 
 def train_segmentation(
@@ -210,7 +232,10 @@ def train_segmentation(
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if variant == "ganet":
+        require_t1(config, "The ganet variant")
     seg = config.seg
+    scheme = scheme_of_config(config)
     accelerator = Accelerator(cpu=cpu, mixed_precision=seg.mixed_precision)
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
@@ -219,7 +244,7 @@ def train_segmentation(
     settings = settings_key(config, ("data", "preprocess", "model", "gan", "seg"), variant=variant,
                             train_subjects=[c["case_id"] for c in train_set.cache.cases], gan_checkpoint=_file_stamp(gan_checkpoint))
 
-    model = build_model(config.model, seg.seed)
+    model = model_for_config(config, seg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: poly_lr_factor(e, seg.epochs, seg.poly_power))
     state = {"epoch": -1, "best_dice": -1.0, "history": []}
@@ -252,7 +277,7 @@ def train_segmentation(
         lr = opt.param_groups[0]["lr"]
         losses = train_epoch(model, opt, loader, accelerator, seg, variant, epoch, gan_nets, rng, progress)
         scheduler.step()
-        scores = validation_dice(model, val_loader, accelerator)
+        scores = validation_dice(model, val_loader, accelerator, scheme)
         improved = scores["val_dice_mean"] > state["best_dice"]
         state["best_dice"] = max(state["best_dice"], scores["val_dice_mean"])
         state["epoch"] = epoch
@@ -262,9 +287,10 @@ def train_segmentation(
             checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
             save_epoch(checkpoint, out_dir, improved, state["history"])
             row = state["history"][-1]
+            regions = " ".join(f"{region} {row[f'val_dice_{region}']:.3f}" for region in scheme.regions)
             accelerator.print(
                 f"{variant} epoch {epoch + 1}/{seg.epochs}: loss {row['loss_total']:.4f} (seg {row['loss_seg']:.4f})  "
-                f"val Dice WT {row['val_dice_WT']:.3f} TC {row['val_dice_TC']:.3f} ET {row['val_dice_ET']:.3f}  {row['seconds']:.1f} s"
+                f"val Dice {regions}  {row['seconds']:.1f} s"
             )
         epochs_run += 1
     accelerator.wait_for_everyone()
@@ -282,6 +308,8 @@ def _file_stamp(path: Path | None) -> str | None:
 def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> SegResult:
     """Everything `ganet train-seg` and notebook 04 do for one variant: caches, split, training
     into `run_dir/seg-<variant>/` (the ganet variant uses `run_dir/gan/best.pt`)."""
+    if variant == "ganet":
+        require_t1(run.config, "The ganet variant")
     gan_checkpoint = run.run_dir / "gan" / "best.pt" if variant == "ganet" else None
     if gan_checkpoint is not None and not gan_checkpoint.is_file():
         raise KitInputError(f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) first.")
@@ -300,7 +328,7 @@ def load_segmentation(checkpoint_path: Path | str) -> tuple[SegmentationUNet, Ex
     values = json.loads(checkpoint["config"])
     variant = values.pop("variant")
     config = config_from_json(json.dumps(values), str(checkpoint_path))
-    model = build_model(config.model, seed=0)
+    model = model_for_config(config, seed=0)
     model.load_state_dict(checkpoint["model"])
     return model.eval(), config, variant, checkpoint
 
@@ -310,11 +338,10 @@ def feedback_views(model: torch.nn.Module, gan_nets: tuple, dataset: SegSlices, 
     """What the adversarial feedback sees for some slices, for figures.
 
     Returns:
-        {"image": FLAIR (N, H, W), "truth": labels (N, H, W), "prediction": labels (N, H, W),
-         "mask": M (N, H, W), "edges": (N, h, w), "inpainted": T1 (N, H, W), "d_map": (N, h, w)}
+        {"image": FLAIR or the display channel (N, H, W), "truth": labels (N, H, W), "prediction":
+         labels (N, H, W), "mask": M (N, H, W), "edges": (N, h, w), "inpainted": T1 (N, H, W), "d_map": (N, h, w)}
     """
-    from ganet_lib.data import MODALITIES, classes_to_labels
-    from ganet_lib.losses import edge_map
+    from ganet_lib.data import display_modality
 
     model.eval()
     images, target, t1 = (torch.stack(items) for items in zip(*(dataset[i] for i in indices)))
@@ -323,13 +350,14 @@ def feedback_views(model: torch.nn.Module, gan_nets: tuple, dataset: SegSlices, 
     noise = torch.randn(t1.shape, generator=torch.Generator().manual_seed(seed))
     _, extras = adversarial_feedback_loss(t1, mask, *gan_nets, noise)
     return {
-        "image": images[:, MODALITIES.index("flair")].numpy(),
-        "truth": classes_to_labels(target.numpy()),
-        "prediction": classes_to_labels(logits.argmax(dim=1).numpy()),
+        "image": images[:, dataset.cache.channels.index(display_modality(dataset.cache.channels))].numpy(),
+        "truth": dataset.scheme.classes_to_labels(target.numpy()),
+        "prediction": dataset.scheme.classes_to_labels(logits.argmax(dim=1).numpy()),
         "mask": mask[:, 0].numpy(),
         "edges": extras["edges"][:, 0].numpy(),
         "inpainted": extras["inpainted"][:, 0].numpy(),
         "d_map": extras["d_map"][:, 0].numpy(),
+        "scheme": dataset.scheme,  # how to colour the labels
     }
 
 
@@ -340,10 +368,10 @@ def time_epoch(run: Run, drop_empty_slices: bool, out_dir: Path, progress: bool 
 
     config = replace(run.config, preprocess=replace(run.config.preprocess, drop_empty_slices=drop_empty_slices), seg=replace(run.config.seg, epochs=1))
     images = build_slice_cache(run.cases, run.cache_dir, config.preprocess, progress=progress)
-    t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(config), progress=progress)
+    scheme = scheme_of_config(config)
     val_ids = validation_ids(run)
     train_ids = [i for i in run.split["train"] if i not in set(val_ids)]
-    train_set = SegSlices(SliceCache(images, train_ids), SliceCache(t1, train_ids))
-    val_set = SegSlices(SliceCache(images, val_ids[:1]), SliceCache(t1, val_ids[:1]))  # the timing needs a validation pass only
+    train_set = SegSlices(SliceCache(images, train_ids), None, scheme)  # the plain U-Net never reads T1 separately
+    val_set = SegSlices(SliceCache(images, val_ids[:1]), None, scheme)  # the timing needs a validation pass only
     result = train_segmentation(train_set, val_set, out_dir, config, "unet", None, progress=progress)
     return {"drop_empty_slices": drop_empty_slices, "slices": len(train_set), "seconds": result.history[0]["seconds"]}

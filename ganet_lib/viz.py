@@ -16,11 +16,15 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from ganet_lib.data import MODALITIES, REGIONS, axial_slices, region_mask
+from ganet_lib.data import MODALITIES, axial_slices, display_modality
 from ganet_lib.enhance import enhancement_steps, transfer_curve
+from ganet_lib.labels import BRATS, LabelScheme
 
-# Colours of the BraTS labels in every overlay.
-LABEL_COLOURS = {1: ("NCR/NET (1)", "#e41a1c"), 2: ("edema (2)", "#4daf4a"), 4: ("enhancing (4)", "#ffd92f")}
+# Colours of the labels in every overlay, per label scheme.
+LABEL_COLOURS = {
+    "brats": {1: ("NCR/NET (1)", "#e41a1c"), 2: ("edema (2)", "#4daf4a"), 4: ("enhancing (4)", "#ffd92f")},
+    "whole-tumour": {1: ("tumour (1)", "#ff7f00")},
+}
 MODALITY_TITLES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 
 
@@ -34,16 +38,16 @@ def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
     return path
 
 
-def overlay_labels(ax: plt.Axes, label: np.ndarray, alpha: float = 0.45) -> None:
-    """Draw a 0/1/2/4 label slice over whatever `ax` shows; background stays transparent."""
+def overlay_labels(ax: plt.Axes, label: np.ndarray, alpha: float = 0.45, scheme: LabelScheme = BRATS) -> None:
+    """Draw a label slice (the scheme's labels) over whatever `ax` shows; background stays transparent."""
     rgba = np.zeros(label.shape + (4,))
-    for value, (_, colour) in LABEL_COLOURS.items():
+    for value, (_, colour) in LABEL_COLOURS[scheme.name].items():
         rgba[label == value] = (*plt.matplotlib.colors.to_rgb(colour), alpha)
     ax.imshow(rgba, interpolation="nearest")
 
 
-def label_legend(ax: plt.Axes) -> None:
-    handles = [Patch(color=colour, label=name) for name, colour in LABEL_COLOURS.values()]
+def label_legend(ax: plt.Axes, scheme: LabelScheme = BRATS) -> None:
+    handles = [Patch(color=colour, label=name) for name, colour in LABEL_COLOURS[scheme.name].values()]
     ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.7)
 
 
@@ -53,36 +57,40 @@ def _bare(ax: plt.Axes, title: str = "") -> None:
     ax.set_title(title, fontsize=9)
 
 
-def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: str = "") -> Figure:
-    """The four modalities of axial slice `z`, and FLAIR with the label overlay.
+def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: str = "",
+                    modalities: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
+    """The modalities of axial slice `z`, and FLAIR (or the display modality) with the label overlay.
 
     Args:
-        image: (4, X, Y, Z) in MODALITIES order; label: (X, Y, Z) 0/1/2/4 or None.
+        image: (C, X, Y, Z), channels `modalities`; label: (X, Y, Z) in `scheme`'s labels, or None.
     """
-    panels = len(MODALITIES) + (label is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels, 2.9))
-    for ax, channel, name in zip(axes, image, MODALITIES):
+    panels = len(modalities) + (label is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels, 2.9), squeeze=False)
+    axes = axes[0]
+    for ax, channel, name in zip(axes, image, modalities):
         ax.imshow(axial_slices(channel)[z], cmap="gray")
         _bare(ax, MODALITY_TITLES[name])
     if label is not None:
-        axes[-1].imshow(axial_slices(image[MODALITIES.index("flair")])[z], cmap="gray")
-        overlay_labels(axes[-1], axial_slices(label)[z])
-        label_legend(axes[-1])
-        _bare(axes[-1], "FLAIR + labels")
+        shown = display_modality(modalities)
+        axes[-1].imshow(axial_slices(image[modalities.index(shown)])[z], cmap="gray")
+        overlay_labels(axes[-1], axial_slices(label)[z], scheme=scheme)
+        label_legend(axes[-1], scheme)
+        _bare(axes[-1], f"{MODALITY_TITLES[shown]} + labels")
     fig.suptitle(title or f"axial slice z = {z}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_regions(image: np.ndarray, label: np.ndarray, z: int) -> Figure:
-    """The three evaluation regions (WT, TC, ET) of slice `z` over T1ce."""
-    t1ce = axial_slices(image[MODALITIES.index("t1ce")])[z]
-    fig, axes = plt.subplots(1, len(REGIONS), figsize=(8, 2.9))
-    for ax, region in zip(axes, REGIONS):
-        ax.imshow(t1ce, cmap="gray")
-        mask = axial_slices(region_mask(label, region))[z]
+def plot_regions(image: np.ndarray, label: np.ndarray, z: int, modalities: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
+    """The evaluation regions of the scheme (WT, TC, ET; WT only for whole-tumour masks) of slice `z` over T1ce (or the display modality)."""
+    shown = "t1ce" if "t1ce" in modalities else display_modality(modalities)
+    background = axial_slices(image[modalities.index(shown)])[z]
+    fig, axes = plt.subplots(1, len(scheme.regions), figsize=(2.7 * len(scheme.regions), 2.9), squeeze=False)
+    for ax, region in zip(axes[0], scheme.regions):
+        ax.imshow(background, cmap="gray")
+        mask = axial_slices(scheme.region_mask(label, region))[z]
         ax.imshow(np.ma.masked_where(~mask, mask), cmap=ListedColormap(["#377eb8"]), alpha=0.55, interpolation="nearest")
-        labels = "+".join(str(v) for v in REGIONS[region])
+        labels = "+".join(str(v) for v in scheme.regions[region])
         _bare(ax, f"{region} = labels {labels}")
     fig.tight_layout()
     return fig
@@ -90,7 +98,7 @@ def plot_regions(image: np.ndarray, label: np.ndarray, z: int) -> Figure:
 
 def plot_volume_distribution(rows: list[dict]) -> Figure:
     """Box plots of tumour volume per label and region over subjects (rows from `case_statistics`)."""
-    keys = ["ml_NCR", "ml_ED", "ml_ET", "ml_WT", "ml_TC"]
+    keys = [k for k in ("ml_NCR", "ml_ED", "ml_ET", "ml_WT", "ml_TC") if rows and rows[0][k] is not None]  # whole-tumour masks: WT only
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.boxplot([[r[k] for r in rows] for k in keys], tick_labels=[k[3:] for k in keys])
     ax.set_ylabel("volume per subject (ml)")
@@ -182,20 +190,20 @@ def render_enhancement(slice2d: np.ndarray, lam: float) -> Figure:
     return fig
 
 
-def plot_cache_samples(images: np.ndarray, labels: np.ndarray, count: int = 4) -> Figure:
-    """Network inputs from the slice cache: the four channels and the label of `count` slices.
+def plot_cache_samples(images: np.ndarray, labels: np.ndarray, count: int = 4, channels: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
+    """Network inputs from the slice cache: every channel and the label of `count` slices.
 
     Args:
-        images: (S, 4, H, W); labels: (S, H, W); `count` slices spread evenly over S are shown.
+        images: (S, C, H, W), channels `channels`; labels: (S, H, W); `count` slices spread evenly over S are shown.
     """
     picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
-    fig, axes = plt.subplots(len(picks), len(MODALITIES) + 1, figsize=(2.0 * (len(MODALITIES) + 1), 2.0 * len(picks)), squeeze=False)
+    fig, axes = plt.subplots(len(picks), len(channels) + 1, figsize=(2.0 * (len(channels) + 1), 2.0 * len(picks)), squeeze=False)
     for row, index in zip(axes, picks):
-        for ax, channel, name in zip(row, images[index], MODALITIES):
+        for ax, channel, name in zip(row, images[index], channels):
             ax.imshow(channel, cmap="gray", vmin=0, vmax=1)
             _bare(ax, MODALITY_TITLES[name])
-        row[-1].imshow(images[index][MODALITIES.index("flair")], cmap="gray", vmin=0, vmax=1)
-        overlay_labels(row[-1], labels[index])
+        row[-1].imshow(images[index][channels.index(display_modality(channels))], cmap="gray", vmin=0, vmax=1)
+        overlay_labels(row[-1], labels[index], scheme=scheme)
         _bare(row[-1], "label")
     fig.tight_layout()
     return fig
@@ -297,9 +305,10 @@ def plot_feedback_views(views: dict[str, np.ndarray]) -> Figure:
         row = axes[k]
         row[0].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
         row[1].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
-        overlay_labels(row[1], views["truth"][k])
+        scheme = views.get("scheme", BRATS)
+        overlay_labels(row[1], views["truth"][k], scheme=scheme)
         row[2].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
-        overlay_labels(row[2], views["prediction"][k])
+        overlay_labels(row[2], views["prediction"][k], scheme=scheme)
         row[3].imshow(views["edges"][k], cmap="magma")
         row[4].imshow(views["inpainted"][k], cmap="gray", vmin=0, vmax=1)
         row[5].imshow(views["d_map"][k], cmap="RdYlGn", vmin=0, vmax=1)
@@ -452,19 +461,19 @@ def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, 
 ERROR_COLOURS = {"TP": "#4daf4a", "FN": "#377eb8", "FP": "#e41a1c"}
 
 
-def render_case_errors(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, region: str, title: str = "") -> Figure:
+def render_case_errors(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, region: str, title: str = "", scheme: LabelScheme = BRATS) -> Figure:
     """A slice of a subject: FLAIR, the truth, the prediction, and the region's errors
     (green: found, blue: missed, red: false).
 
     Args:
         image: (H, W) in display orientation (any intensity range); truth, prediction: (H, W) 0/1/2/4.
     """
-    true_region, predicted_region = region_mask(truth, region), region_mask(prediction, region)
+    true_region, predicted_region = scheme.region_mask(truth, region), scheme.region_mask(prediction, region)
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax in axes:
         ax.imshow(image, cmap="gray")
-    overlay_labels(axes[1], truth)
-    overlay_labels(axes[2], prediction)
+    overlay_labels(axes[1], truth, scheme=scheme)
+    overlay_labels(axes[2], prediction, scheme=scheme)
     errors = np.zeros(image.shape + (4,))
     for name, mask in (("TP", true_region & predicted_region), ("FN", true_region & ~predicted_region), ("FP", ~true_region & predicted_region)):
         errors[mask] = (*plt.matplotlib.colors.to_rgb(ERROR_COLOURS[name]), 0.7)
@@ -472,7 +481,7 @@ def render_case_errors(image: np.ndarray, truth: np.ndarray, prediction: np.ndar
     slice_dice = 2 * (true_region & predicted_region).sum() / max(true_region.sum() + predicted_region.sum(), 1)
     for ax, name in zip(axes, [title or "FLAIR", "truth", "prediction", f"{region} on this slice: Dice {slice_dice:.2f}"]):
         _bare(ax, name)
-    label_legend(axes[2])
+    label_legend(axes[2], scheme)
     axes[3].legend(handles=[Patch(color=c, label=n) for n, c in (("found", ERROR_COLOURS["TP"]), ("missed", ERROR_COLOURS["FN"]), ("false", ERROR_COLOURS["FP"]))],
                    loc="lower right", fontsize=7, framealpha=0.7)
     fig.tight_layout()

@@ -8,17 +8,18 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from ganet_lib.preprocess import SliceCache
-from ganet_lib.train_seg import SegSlices, load_segmentation, validation_dice
+from ganet_lib.train_seg import SegSlices, load_segmentation, scheme_of_config, validation_dice
 
 
 def main(checkpoint: str, image_cache: str, t1_cache: str, ids: str, batch_size: str, out: str) -> None:
     accelerator = Accelerator(cpu=True)
-    model, _, _, _ = load_segmentation(checkpoint)
+    model, config, _, _ = load_segmentation(checkpoint)
     case_ids = ids.split(",")
-    val_set = SegSlices(SliceCache(image_cache, case_ids), SliceCache(t1_cache, case_ids))
+    scheme = scheme_of_config(config)
+    val_set = SegSlices(SliceCache(image_cache, case_ids), SliceCache(t1_cache, case_ids), scheme)
     model = accelerator.prepare(model)
     loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=int(batch_size)))
-    scores = validation_dice(model, loader, accelerator)
+    scores = validation_dice(model, loader, accelerator, scheme)
     if accelerator.is_main_process:
         with open(out, "w") as handle:
             json.dump({**scores, "processes": accelerator.num_processes, "dataset_slices": len(val_set)}, handle)

@@ -187,7 +187,7 @@ def test_brats2021_naming(synthetic_root, tmp_path):
 
     cases = find_brats_cases(tmp_path / "brats2021")
     assert [(c.case_id, c.naming) for c in cases] == [("BraTS2021_00000", "brats2021")]
-    assert cases[0].label_values == (0, 1, 2, 4)
+    assert cases[0].label_convention == "brats2017"
     assert_same_cases(
         {"x": load_case(cases[0])},
         {"x": load_case(find_brats_cases(synthetic_root / "brats" / src_id)[0])},
@@ -211,7 +211,7 @@ def test_brats2023_naming_maps_modalities_and_label(synthetic_root, tmp_path):
     cases = find_brats_cases(tmp_path / "brats2023")
     assert [(c.case_id, c.naming) for c in cases] == [(case_id, "brats2023")]
     case = cases[0]
-    assert case.label_values == (0, 1, 2, 3)
+    assert case.label_convention == "brats2023"
     assert {m: p.name for m, p in case.images.items()} == {m: f"{case_id}-{n}.nii.gz" for m, n in names_2023.items()}
 
     image, label, _ = load_case(case)

@@ -215,14 +215,14 @@ def test_unexpected_label_value(synthetic_root, tmp_path, capsys):
     root = copy_brats(synthetic_root, tmp_path)
     path = case_file(root, 1, "seg")
     label = np.asanyarray(nib.load(path).dataobj).copy()
-    label[label == 1] = 3
-    label[0, 0, 0] = 3  # at least one voxel, whatever the tumour holds
+    label[label == 1] = 7
+    label[0, 0, 0] = 7  # at least one voxel, whatever the tumour holds
     rewrite(path, array=label)
     code, _, err = validate(capsys, "--brats", str(root))
     line = single_error(code, err)
-    assert path.name in line
-    shown = line.replace(str(path), "")
-    assert re.search(r"\b3\b", shown), line
+    case_id = path.name.removesuffix("_seg.nii.gz")
+    assert case_id in line and "no BraTS convention" in line
+    assert re.search(r"\b7\b", line.replace(case_id, "")), line
 
 
 # --- bad folders ---------------------------------------------------------------------------------

@@ -1,0 +1,216 @@
+"""Label maps as data sets number them, and the two label schemes the kit trains on.
+
+Conventions met in BraTS-like data (read from the label files, decided once per data set):
+
+- ``brats2012`` (BraTS 2012-2016): 1 necrosis, 2 edema, 3 non-enhancing tumour, 4 enhancing.
+  Labels 1 and 3 together are the later NCR/NET label (Menze et al., IEEE TMI 2015; Bakas et al.,
+  arXiv 1811.02629, which merged them from 2017 on).
+- ``brats2017`` (BraTS 2017-2021): 1 NCR/NET, 2 edema, 4 enhancing.
+- ``brats2023`` (BraTS 2023 on): 1 NCR, 2 edema, 3 enhancing.
+- ``whole-tumour``: one tumour mask, 0 outside and any non-zero value (integer or float) inside.
+
+Inside the kit every label map uses one of two schemes: ``brats`` (0 background, 1 NCR/NET, 2 ED,
+4 ET: the 2017-2021 numbering) or ``whole-tumour`` (0 background, 1 tumour). `to_kit_labels`
+converts a file's values; `survey_labels` decides the convention of a whole data set and refuses
+a mixture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ganet_lib.errors import KitInputError
+
+CONVENTIONS = {
+    "brats2012": "BraTS 2012-2016 numbering (1 necrosis, 2 edema, 3 non-enhancing core, 4 enhancing; 1 and 3 become NCR/NET)",
+    "brats2017": "BraTS 2017-2021 numbering (1 NCR/NET, 2 edema, 4 enhancing)",
+    "brats2023": "BraTS 2023+ numbering (1 NCR, 2 edema, 3 enhancing; 3 becomes the kit's 4)",
+    "whole-tumour": "whole-tumour masks (0 background, any non-zero value tumour; the kit's label 1)",
+}
+_ALLOWED = {"brats2012": {0, 1, 2, 3, 4}, "brats2017": {0, 1, 2, 4}, "brats2023": {0, 1, 2, 3}}
+_THREE_BECOMES = {"brats2012": 1, "brats2023": 4}  # what label 3 means in the kit's numbering
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """The classes a network predicts, the label value written for each, and the evaluation regions."""
+
+    name: str
+    class_labels: tuple[int, ...]  # label value of each class index, as written to prediction files
+    class_names: tuple[str, ...]
+    regions: dict[str, tuple[int, ...]]  # evaluation region -> the label values it is made of
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_labels)
+
+    def labels_to_classes(self, label: np.ndarray) -> np.ndarray:
+        """Kit label values -> class indices (uint8)."""
+        lookup = np.zeros(256, np.uint8)
+        lookup[list(self.class_labels)] = np.arange(self.num_classes)
+        return lookup[label]
+
+    def classes_to_labels(self, classes: np.ndarray) -> np.ndarray:
+        """Class indices -> kit label values (uint8)."""
+        return np.asarray(self.class_labels, np.uint8)[classes]
+
+    def region_classes(self) -> dict[str, tuple[int, ...]]:
+        """Each evaluation region as a set of class indices."""
+        return {region: tuple(self.class_labels.index(v) for v in values) for region, values in self.regions.items()}
+
+    def region_mask(self, label: np.ndarray, region: str) -> np.ndarray:
+        return np.isin(label, self.regions[region])
+
+
+BRATS = LabelScheme("brats", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET"), {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)})
+WHOLE_TUMOUR = LabelScheme("whole-tumour", (0, 1), ("background", "tumour"), {"WT": (1,)})
+SCHEMES = {scheme.name: scheme for scheme in (BRATS, WHOLE_TUMOUR)}
+
+
+def scheme_of(convention: str) -> LabelScheme:
+    """The kit's scheme for a data set's convention."""
+    return WHOLE_TUMOUR if convention == "whole-tumour" else BRATS
+
+
+def default_convention(naming: str) -> str:
+    """The convention a file naming implies when nothing else is known (2023 names: ET is 3)."""
+    return "brats2023" if naming == "brats2023" else "brats2017"
+
+
+def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map") -> np.ndarray:
+    """A label map as stored (any integer or float dtype) -> the kit's uint8 labels.
+
+    Raises:
+        KitInputError: a value the convention does not use (names `source` and the fix).
+    """
+    if convention == "whole-tumour":
+        return (raw != 0).astype(np.uint8)
+    if raw.dtype.kind == "f":  # some copies store labels as floats
+        raw = np.rint(raw)
+    low, high = (raw.min(), raw.max()) if raw.size else (0, 0)
+    allowed = _ALLOWED[convention]
+    counts = np.bincount(raw.astype(np.uint8).ravel(), minlength=5) if 0 <= low and high <= 4 else None
+    present = set(np.flatnonzero(counts).tolist()) if counts is not None else {int(low), int(high)}
+    if counts is None or not present <= allowed:
+        unexpected = sorted(present - allowed)
+        raise KitInputError(
+            f"{source} holds label value(s) {', '.join(f'{v:g}' for v in unexpected)}, which the {CONVENTIONS[convention]} does not use; "
+            "fix the file or set data.label_convention (or data.labels: whole-tumour) to the data set's convention."
+        )
+    label = raw.astype(np.uint8)
+    if convention in _THREE_BECOMES:
+        label[label == 3] = _THREE_BECOMES[convention]
+    return label
+
+
+def distinct_values(raw: np.ndarray) -> tuple[float, ...]:
+    """The distinct non-zero values of a label map, as floats (a mask may be float).
+
+    Integer maps are counted with `np.bincount` (about 10x faster than `np.unique` on a BraTS volume).
+    """
+    if raw.dtype.kind in "iub" and raw.size:
+        low, high = int(raw.min()), int(raw.max())
+        if high - low < 1 << 16:
+            present = np.flatnonzero(np.bincount(raw.ravel().astype(np.int64) - low)) + low
+            return tuple(float(v) for v in present if v != 0)
+    return tuple(float(v) for v in np.unique(raw) if v != 0)
+
+
+@dataclass(frozen=True)
+class LabelSurvey:
+    """What `survey_labels` decided for a data set."""
+
+    convention: str  # a key of CONVENTIONS
+    reason: str  # one sentence: how it was decided (printed by validate and the runs)
+
+    @property
+    def scheme(self) -> LabelScheme:
+        return scheme_of(self.convention)
+
+
+def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str], labels: str = "auto", convention: str = "auto") -> LabelSurvey:
+    """Decide the label convention of a data set from the non-zero values of each label map.
+
+    Args:
+        values: case id -> the distinct non-zero values of its label map (`distinct_values`).
+        namings: case id -> its file naming (brats2020 | brats2021 | brats2023).
+        labels: ``auto``, ``brats`` or ``whole-tumour`` (the setting data.labels).
+        convention: ``auto`` or a BraTS convention (the setting data.label_convention).
+
+    Rules (``auto``): maps holding only one non-zero value across the whole data set, or values
+    no BraTS convention uses (255, 0.7, ...), are whole-tumour masks. Otherwise each map admits
+    the BraTS conventions whose values it fits (2023 file names admit only 2023); a map holding
+    both 3 and 4 can only be 2012-2016; 3 without any 4 in the data set is 2023 under 2023 names
+    and refused as ambiguous otherwise; maps with 3 but no 4 beside maps with 4 but no 3, and no
+    map with both, are refused as a likely mixture of 2017-2021 and 2023+ files.
+
+    Raises:
+        KitInputError: a mixture or an ambiguity, in one sentence with the fix.
+    """
+    if labels not in ("auto", "brats", "whole-tumour"):
+        raise KitInputError(f"data.labels is '{labels}'; use auto, brats or whole-tumour.")
+    if convention != "auto" and convention not in _ALLOWED:
+        raise KitInputError(f"data.label_convention is '{convention}'; use auto, {', '.join(_ALLOWED)}.")
+    if labels == "whole-tumour":
+        return LabelSurvey("whole-tumour", "data.labels is whole-tumour: every non-zero voxel is tumour.")
+    union = set().union(*values.values()) if values else set()
+    non_brats = sorted(v for v in union if v not in (1, 2, 3, 4))
+    if labels == "auto" and (non_brats or len(union) == 1):
+        multi = [case for case, v in values.items() if len(set(v) & {1, 2, 3, 4}) > 1]
+        if non_brats and multi:
+            odd = next(case for case, v in values.items() if set(v) & set(non_brats))
+            strange = ", ".join(f"{v:g}" for v in values[odd] if v in non_brats)
+            raise KitInputError(
+                f"The label map of {odd} holds {strange}, which no BraTS convention uses, while {multi[0]} holds the BraTS labels "
+                f"{', '.join(f'{v:g}' for v in values[multi[0]])}; fix that label map, or convert all of them to one convention."
+            )
+        shown = ", ".join(f"{v:g}" for v in sorted(union)[:3]) + (", ..." if len(union) > 3 else "")
+        return LabelSurvey("whole-tumour", f"every label map holds {'the single value' if len(union) == 1 else 'values outside 1-4:'} {shown}: whole-tumour masks (set data.labels: brats if they are not).")
+    if non_brats:
+        odd = next(case for case, v in values.items() if set(v) & set(non_brats))
+        raise KitInputError(f"The label map of {odd} holds value(s) {', '.join(f'{v:g}' for v in non_brats[:3])}, which no BraTS convention uses; set data.labels: whole-tumour if these are tumour masks.")
+
+    def admitted(case: str) -> set[str]:
+        fits = {name for name, allowed in _ALLOWED.items() if set(values[case]) <= allowed}
+        return fits & {"brats2023"} if namings.get(case) == "brats2023" else fits
+
+    if convention != "auto":
+        wrong = next((case for case in values if convention not in admitted(case)), None)
+        if wrong is not None:
+            raise KitInputError(
+                f"The label map of {wrong} holds {', '.join(f'{v:g}' for v in values[wrong])}, which the {CONVENTIONS[convention]} does not use; "
+                "fix data.label_convention or the file."
+            )
+        return LabelSurvey(convention, f"data.label_convention is {convention}: {CONVENTIONS[convention]}.")
+    with_three = [case for case, v in values.items() if 3 in v]
+    with_four = [case for case, v in values.items() if 4 in v]
+    both = [case for case in with_three if 4 in values[case]]
+    names_2023 = [case for case in values if namings.get(case) == "brats2023"]
+    if names_2023 and len(names_2023) < len(values) and (with_four or with_three):
+        other = next(case for case in values if namings.get(case) != "brats2023")
+        raise KitInputError(
+            f"The data set mixes BraTS 2023 files ({names_2023[0]}: 3 is enhancing tumour) with older ones ({other}); "
+            "convert the label maps to one convention or split the data set."
+        )
+    if both:
+        if names_2023:
+            raise KitInputError(f"The label map of {both[0]} holds both 3 and 4, which 2023-named files never do; fix the file.")
+        return LabelSurvey("brats2012", f"{both[0]} holds both 3 and 4: {CONVENTIONS['brats2012']}.")
+    if with_three and with_four:
+        raise KitInputError(
+            f"{with_three[0]} holds label 3 without 4 and {with_four[0]} holds 4 without 3, and no label map holds both: this looks like "
+            "a mixture of BraTS 2023+ (3 = enhancing) and 2017-2021 (4 = enhancing) files; convert them to one convention, "
+            "or set data.label_convention: brats2012 if this is BraTS 2012-2016 data."
+        )
+    if with_three:
+        if names_2023:
+            return LabelSurvey("brats2023", f"2023 file names and label 3 without 4: {CONVENTIONS['brats2023']}.")
+        raise KitInputError(
+            f"The label maps hold 3 but never 4 ({with_three[0]}): 3 is non-enhancing core in BraTS 2012-2016 and enhancing tumour "
+            "in 2023+; set data.label_convention to brats2012 or brats2023."
+        )
+    chosen = "brats2023" if names_2023 else "brats2017"
+    return LabelSurvey(chosen, f"labels {', '.join(f'{v:g}' for v in sorted(union)) or 'none'} and {'2023' if names_2023 else 'pre-2023'} file names: {CONVENTIONS[chosen]}.")
+
