@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the kit's notebooks in order, headlessly, with papermill, and write the results report.
 #
-#   ./run_all.sh [--profile smoke|default|paper] [--brats DIR] [--nfbs DIR] [--fresh]
+#   ./run_all.sh [--profile smoke|default|paper|FILE.yaml] [--brats DIR] [--nfbs DIR] [--fresh]
 #
 # Creates the environment if needed (scripts/ensure_env.sh), then executes notebooks/NN_*.ipynb
 # into runs/<profile>/notebooks/ and writes runs/<profile>/report.md (figures, tables and per-case
@@ -28,10 +28,22 @@ while [ $# -gt 0 ]; do
     *) echo "error: unknown argument '$1'; see ./run_all.sh --help" >&2; exit 2 ;;
   esac
 done
-if [ ! -f "$ROOT/ganet_lib/configs/$PROFILE.yaml" ]; then
-  echo "error: there is no profile '$PROFILE' (ganet_lib/configs/$PROFILE.yaml); use smoke, default or paper." >&2
-  exit 2
-fi
+# A profile is a name (ganet_lib/configs/NAME.yaml) or a YAML file of your own, which may start
+# with `extends: default` (see README, "Your own data"); its run folder is named after the file.
+case "$PROFILE" in
+  *.yaml|*.yml)
+    if [ ! -f "$PROFILE" ]; then
+      echo "error: the profile file '$PROFILE' does not exist; give a YAML file or one of smoke, default, paper." >&2
+      exit 2
+    fi
+    PROFILE="$(cd "$(dirname "$PROFILE")" && pwd)/$(basename "$PROFILE")" ;;
+  *)
+    if [ ! -f "$ROOT/ganet_lib/configs/$PROFILE.yaml" ]; then
+      echo "error: there is no profile '$PROFILE' (ganet_lib/configs/$PROFILE.yaml); use smoke, default or paper, or a YAML file." >&2
+      exit 2
+    fi ;;
+esac
+NAME="$(basename "$PROFILE")"; NAME="${NAME%.y*ml}"
 for pair in "--brats:$BRATS" "--nfbs:$NFBS"; do
   folder="${pair#*:}"
   if [ -n "$folder" ] && [ ! -d "$folder" ]; then
@@ -55,7 +67,7 @@ if [ "$PROFILE" = paper ]; then
   fi
 fi
 
-RUN_DIR="${GANET_RUNS:-$ROOT/runs}/$PROFILE"
+RUN_DIR="${GANET_RUNS:-$ROOT/runs}/$NAME"
 if [ "$FRESH" = 1 ]; then
   echo "--fresh: removing $RUN_DIR"
   rm -rf "$RUN_DIR"
