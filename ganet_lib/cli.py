@@ -129,7 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows = evaluate_folder(args.pred, args.gt, args.protocol)
+        rows = evaluate_folder(args.pred, args.gt, args.protocol, labels=args.labels, label_convention=args.label_convention)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     write_rows(args.out, rows)
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--protocol", choices=["brats", "paper-slicewise"], default="brats",
                           help="brats: 3D BraTS 2023 lesion-wise evaluation (default); paper-slicewise: the authors' 2D computation")
     evaluate.add_argument("--out", type=Path, required=True, help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp")
+    evaluate.add_argument("--labels", choices=["auto", "brats", "whole-tumour"], default="auto", help="what the truth's label maps hold (default: found in the files)")
+    evaluate.add_argument("--label-convention", choices=["auto", "brats2012", "brats2017", "brats2023"], default="auto",
+                          help="how the truth's BraTS label maps are numbered (default: found in the files)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     sweep = commands.add_parser("sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds")

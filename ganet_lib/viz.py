@@ -282,6 +282,8 @@ def plot_seg_history(histories: dict[str, list[dict]]) -> Figure:
                 weights = [row[f"weight_{term}"] for row in history]
                 axes[1].plot(epochs, weights, style, color=colour, marker=".", label=f"{variant}: lambda_{term}")
         for region, colour in zip(("WT", "TC", "ET"), ("#377eb8", "#ff7f00", "#ffd92f")):
+            if history and f"val_dice_{region}" not in history[0]:
+                continue  # whole-tumour masks: WT only
             axes[2].plot(epochs, [row[f"val_dice_{region}"] for row in history], style, color=colour, label=f"{variant}: {region}")
     axes[0].set_title("loss terms (per epoch mean)", fontsize=9)
     axes[0].set_yscale("log")
@@ -496,7 +498,8 @@ def plot_metric_distributions(frames: dict[str, "pandas.DataFrame"], metrics: tu
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     variants = list(frames)
-    regions = ["WT", "TC", "ET"]
+    present = set().union(*(set(frame.region) for frame in frames.values()))
+    regions = [r for r in ("WT", "TC", "ET") if r in present]  # whole-tumour masks: WT only
     width = 0.8 / len(variants)
     colours = ["#377eb8", "#ff7f00", "#4daf4a", "#984ea3"]
     rng = np.random.default_rng(0)
