@@ -173,7 +173,7 @@ def table_2(run) -> list[dict]:
         trained_here = (run.run_dir / f"seg-{variant}" / "best.pt").is_file()
         source = (f"{'synthetic' if run.synthetic else 'real'} data, {subjects} test subjects, profile {run.config.profile}; "
                   + (f"checkpoint seg-{variant}/best.pt" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
-                  + ("; WT/ET/TC = labels 1/2/4" if protocol == "paper-slicewise" else ""))
+                  + (("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4") if protocol == "paper-slicewise" else ""))
         rows.append({"model": f"kit: {variant} ({protocol})",
                      **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
     return rows
