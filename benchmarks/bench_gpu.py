@@ -151,7 +151,7 @@ def bench_seg(run: Run, variant: str, precision: str, steps: int, warm_up: int) 
     accelerator = fresh_accelerator(precision)
     dataset = train_seg.seg_datasets(run, run.split["train"], progress=False)
     batches = [tuple(t.to(accelerator.device) for t in b) for b in cycled(dataset, config.seg.batch_size, warm_up + steps)]
-    model = train_seg.build_model(config.model, config.seg.seed)
+    model = train_seg.model_for_config(config, config.seg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.seg.lr, betas=(config.seg.beta1, config.seg.beta2), weight_decay=config.seg.weight_decay)
     model, opt = accelerator.prepare(model, opt)
     gan_nets = None
