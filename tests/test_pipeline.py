@@ -182,11 +182,19 @@ def test_a_signal_stops_the_kernel_exits_non_zero_and_the_next_run_resumes(tmp_p
     assert (run_dir / "count").read_text() == "1"  # not run again
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line, or "" once it has exited (a short-lived child can go between listing and reading)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def test_run_all_exits_143_on_sigterm_and_leaves_no_kernel(tmp_path):
     runner = subprocess.Popen([str(ROOT / "run_all.sh"), "--profile", "smoke"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "GANET_RUNS": str(tmp_path)})
     deadline = time.monotonic() + 120
-    while not (kernels := [pid for pid in processes.descendants(runner.pid) if "ipykernel" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]):
+    while not (kernels := [pid for pid in processes.descendants(runner.pid) if "ipykernel" in _cmdline(pid)]):
         assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
         time.sleep(0.1)
     runner.terminate()
