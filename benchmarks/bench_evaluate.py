@@ -1,6 +1,6 @@
 """Speed of the `brats` evaluation protocol on full-size cases (240 x 240 x 155, one process).
 
-Each case: a synthetic tumour (the kit's generator; sometimes a satellite focus) as the truth, and
+Each case: a synthetic tumour (the kit's generator) as the truth, and
 a realistic imperfect prediction of it: the whole tumour's boundary moved in and out by up to
 ~3 voxels (smooth random field), the inner labels kept where both agree, the prediction shifted by
 one voxel, and two small false-positive blobs. Prints seconds per case for the full `brats` protocol
@@ -19,12 +19,12 @@ import numpy as np
 from scipy import ndimage
 
 from ganet_lib.metrics import brats_scores, paper_slicewise_scores
-from ganet_lib.synthetic import BRATS_SHAPE, TISSUE_TO_BRATS, add_tumour, make_anatomy, smooth_noise
+from ganet_lib.synthetic import BRATS_FOV_MM, BRATS_SHAPE, smooth_noise, subject_maps
 
 
 def make_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A (truth, prediction) pair of 0/1/2/4 label volumes at BRATS_SHAPE."""
-    truth = TISSUE_TO_BRATS[add_tumour(make_anatomy(BRATS_SHAPE, rng), rng)]
+    _, truth = subject_maps(BRATS_SHAPE, BRATS_FOV_MM, rng, with_tumour=True)
     whole = truth > 0
     # Signed distance to the whole tumour's surface (negative inside), moved by a smooth field.
     signed = ndimage.distance_transform_edt(~whole) - ndimage.distance_transform_edt(whole)

@@ -1,27 +1,33 @@
-"""Synthetic brains written in the real BraTS 2020 and NFBS layouts (the kit's embedded default).
+"""Synthetic brains on real anatomy, written in the BraTS 2020 and NFBS layouts (the embedded default).
 
 Neither BraTS nor NFBS may be downloaded by the kit, so the default run, the tests and the
-benchmarks use volumes made here. They are meant to be good enough to learn from, not to look
-like any real patient:
+benchmarks use volumes made here. What is real and what is not:
 
-- a brain-shaped head (zero outside: skull-stripped, as BraTS is) with white matter, a cortical
-  grey-matter ribbon of varying thickness, outer CSF, a midline fissure and two lateral ventricles;
-- four modalities with the usual relative contrasts (T1: WM > GM > CSF; T2: CSF bright; FLAIR:
-  CSF dark, edema bright; T1ce: enhancing rim bright);
-- tumours of random size, position and irregular shape: a necrotic core (label 1) inside an
-  enhancing rim (label 4) inside edema (label 2); some without enhancement (low-grade-like, core
-  labelled 1 only) and some with a second, smaller focus;
-- a smooth multiplicative bias field per modality, partial-volume blur and Gaussian noise.
+- **real**: the anatomy. Every subject is the MNI ICBM152 2009 template (an average of 152 adult
+  brains; grey- and white-matter probability maps at 1 mm) under its own random affine (scale,
+  rotation, shift) and smooth elastic deformation, so no two subjects share their anatomy; CSF
+  (ventricles, sulci) is brain - grey - white matter.
+- **synthetic**: the intensities (partial volumes times made-up tissue means with the contrasts of
+  clinical T1, T1ce, T2 and FLAIR, per-subject variation, texture, a smooth bias field, Rician
+  noise) and the tumours: grown from a seed in deep white matter, pushing the tissue around them
+  aside (mass effect), with a necrotic centre, an enhancing rim bright only on T1ce (about one
+  tumour in five has none), and edema that spreads along white matter, bright on FLAIR and T2 and
+  only slightly dark on T1. Tumours are not made easier to see than in real scans.
+- BraTS-like geometry: LPS voxel axes, 240 x 240 x 155 at full size; any smaller size samples the
+  same head more coarsely. Normal subjects (NFBS layout, 256 x 256 x 192 field, stored in another
+  orientation) come from the same template with their own deformations and no tumour.
 
 Everything is drawn from `numpy.random.default_rng(seed)`, so a seed gives identical files.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -31,23 +37,35 @@ from tqdm.auto import tqdm
 
 from ganet_lib.errors import KitInputError
 
-# Tissue classes of the anatomy volume (not BraTS labels).
-BACKGROUND, CSF, GREY, WHITE, NECROSIS, EDEMA, ENHANCING = range(7)
-
-# Mean intensity of each tissue class per modality (arbitrary units, scaled by 1000 on writing).
-# Relative contrasts follow the usual MR appearance; the absolute values are made up.
-#                       bg   CSF   GM    WM    NCR   ED    ET
-CONTRAST = {
-    "t1":    np.array([0.0, 0.25, 0.55, 0.80, 0.30, 0.45, 0.55], dtype=np.float32),
-    "t1ce":  np.array([0.0, 0.25, 0.55, 0.78, 0.22, 0.45, 1.00], dtype=np.float32),
-    "t2":    np.array([0.0, 1.00, 0.60, 0.40, 0.90, 0.80, 0.65], dtype=np.float32),
-    "flair": np.array([0.0, 0.15, 0.60, 0.45, 0.55, 0.95, 0.75], dtype=np.float32),
+# The anatomy: the MNI ICBM152 2009c symmetric template (Fonov et al., NeuroImage 2011), 1 mm,
+# skull-stripped T1 and grey- and white-matter probability maps, as nilearn ships them inside its
+# wheel (nilearn/datasets/data/, checked in nilearn 0.14.1): nothing is downloaded at run time.
+TEMPLATE_FILES = {
+    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 }
-# Tissue class -> BraTS label (0 background and normal tissue, 1 NCR/NET, 2 ED, 4 ET).
-TISSUE_TO_BRATS = np.array([0, 0, 0, 0, 1, 2, 4], dtype=np.uint8)
+TISSUES = ("csf", "gm", "wm", "ncr", "ed", "et")
+# Mean intensity of each tissue per modality (arbitrary units; x 1000 and a per-subject gain on
+# writing). Relative contrasts follow clinical MRI of gliomas (e.g. the BraTS description, Menze
+# et al., IEEE TMI 2015): T1 WM > GM > CSF, necrosis dark, enhancing tumour about grey-matter
+# bright, edema only slightly darker than the tissue it infiltrates; T1ce as T1 but the enhancing
+# rim (and vessels) bright; T2 CSF brightest, edema and necrosis bright; FLAIR CSF suppressed,
+# edema brightest. The absolute values are made up.
+#                       CSF   GM    WM    NCR   ED    ET
+CONTRAST = {
+    "t1":    np.array([0.22, 0.55, 0.80, 0.30, 0.62, 0.50], dtype=np.float32),
+    "t1ce":  np.array([0.22, 0.55, 0.80, 0.28, 0.62, 1.05], dtype=np.float32),
+    "t2":    np.array([1.00, 0.62, 0.42, 0.92, 0.85, 0.62], dtype=np.float32),
+    "flair": np.array([0.12, 0.62, 0.46, 0.55, 0.95, 0.72], dtype=np.float32),
+}
+EDEMA_BLEND = 0.6  # edema = 0.6 x its own contrast + 0.4 x the infiltrated tissue: it follows the anatomy
+LABELS = {"ncr": 1, "ed": 2, "et": 4}  # BraTS 2020 labels of the tumour tissues
 
 BRATS_SHAPE = (240, 240, 155)
+BRATS_FOV_MM = (240.0, 240.0, 155.0)  # a smaller volume covers the same head: coarser voxels
 NFBS_SHAPE = (256, 256, 192)
+NFBS_FOV_MM = (256.0, 256.0, 192.0)
 # The axis codes NFBS-layout files are stored in. Real NFBS files are not in BraTS's orientation;
 # storing the synthetic ones permuted and flipped makes the loader's reorientation necessary and
 # testable. (The real files' exact orientation is not assumed anywhere.)
@@ -64,11 +82,51 @@ class SynthSpec:
     shape: tuple[int, int, int] = (96, 96, 64)
     seed: int = 0
     compress: bool = True  # .nii.gz like BraTS 2021+ and NFBS; False writes .nii like the popular BraTS 2020 copy
-    version: int = 1  # bump when the generator changes, so stale synthetic data is rebuilt
+    version: int = 2  # bump when the generator changes, so stale synthetic data is rebuilt (2: template anatomy)
+
+
+@dataclass(frozen=True)
+class Template:
+    """The template's tissue maps in [0, 1], (197, 233, 189) in RAS voxel axes, and its affine."""
+
+    brain: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    affine: np.ndarray
+    centre_mm: np.ndarray  # centre of the brain's bounding box, world (MNI) mm
+
+
+@lru_cache(maxsize=1)
+def load_template() -> Template:
+    """The MNI ICBM152 2009 template from the installed nilearn package (read once per process).
+
+    Raises:
+        KitInputError: nilearn is not installed, or its wheel lacks the template files.
+    """
+    spec = importlib.util.find_spec("nilearn")  # locates the package without importing it (fast)
+    folder = Path(spec.origin).parent / "datasets" / "data" if spec and spec.origin else None
+    if folder is None or not all((folder / name).is_file() for name in TEMPLATE_FILES.values()):
+        raise KitInputError(
+            "The synthetic brains are built on the MNI ICBM152 template that nilearn ships; install it with "
+            "`pip install nilearn==0.14.1` (requirements.txt pins it)."
+        )
+    maps = {key: nib.load(folder / name) for key, name in TEMPLATE_FILES.items()}
+    affine = maps["t1"].affine
+    t1 = np.asarray(maps["t1"].dataobj, dtype=np.float32)
+    gm = np.asarray(maps["gm"].dataobj, dtype=np.float32) / 255.0
+    wm = np.asarray(maps["wm"].dataobj, dtype=np.float32) / 255.0
+    brain = ndimage.binary_fill_holes(t1 > 0).astype(np.float32)  # the template is skull-stripped
+    corners = np.argwhere(brain > 0)
+    centre_voxel = (corners.min(axis=0) + corners.max(axis=0)) / 2
+    return Template(brain, gm * brain, wm * brain, affine, (affine @ np.append(centre_voxel, 1.0))[:3])
 
 
 def brats_affine(shape: tuple[int, int, int]) -> np.ndarray:
-    """1 mm, LPS voxel axes, as in the BraTS 2020 files (affine diag(-1, -1, 1), y origin at the far edge)."""
+    """1 mm, LPS voxel axes, as in the BraTS 2020 files (affine diag(-1, -1, 1), y origin at the far edge).
+
+    The header says 1 mm at every size; a volume smaller than 240 x 240 x 155 holds the same head
+    at a coarser sampling (its voxels stand for 240 / X mm), like a down-sampled BraTS file.
+    """
     affine = np.diag([-1.0, -1.0, 1.0, 1.0])
     affine[1, 3] = shape[1] - 1
     return affine
@@ -83,103 +141,128 @@ def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, cells: int) -
     return (field - field.mean()) / (field.std() + 1e-6)
 
 
-def _normalised_grid(shape: tuple[int, int, int], centre: np.ndarray, radii: np.ndarray) -> list[np.ndarray]:
-    """Coordinates (x - c) / r along each axis, as broadcastable open grids."""
-    axes = [(np.arange(n, dtype=np.float32) - c) / r for n, c, r in zip(shape, centre, radii)]
-    return list(np.ix_(*axes))
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    """3 x 3 rotation from angles (radians) about x, y, z."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
 
 
-def make_anatomy(shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """A healthy brain as tissue classes, in BraTS voxel axes (x: left-right, y: front-back, z: up).
+@dataclass(frozen=True)
+class Tumour:
+    """A tumour in subject millimetres (the volume's centre is 0): its seed and its sizes."""
 
-    Returns:
-        uint8 array of `shape` with values BACKGROUND, CSF, GREY, WHITE.
-    """
-    shape_arr = np.array(shape, dtype=np.float32)
-    centre = shape_arr / 2 + rng.uniform(-0.02, 0.02, 3) * shape_arr
-    # Brain radii as fractions of the field of view (BraTS: ~140 x 170 x 130 mm brain in 240 x 240 x 155).
-    radii = shape_arr * np.array([0.30, 0.36, 0.42]) * rng.uniform(0.92, 1.06, 3)
-    u, v, w = _normalised_grid(shape, centre, radii)
-    r = np.sqrt(u**2 + v**2 + w**2)  # 1 on the ellipsoid surface
-    # Flatten the bottom a little (temporal lobes / cerebellum region is not a sphere).
-    r = r * (1 + 0.25 * np.clip(-w - 0.4, 0, None))
-    shape_noise = smooth_noise(shape, rng, cells=4)
-    gyri_noise = smooth_noise(shape, rng, cells=16)
-    r_outer = r * (1 + 0.04 * shape_noise)
-
-    anatomy = np.zeros(shape, dtype=np.uint8)
-    brain = r_outer < 1.0
-    anatomy[brain] = WHITE
-    cortex_depth = 0.13 + 0.09 * gyri_noise  # grey-matter ribbon thickness varies like gyri
-    anatomy[brain & (r_outer > 1.0 - cortex_depth)] = GREY
-    anatomy[brain & (r_outer > 0.965)] = CSF  # subarachnoid CSF at the surface
-    # Interhemispheric fissure: a thin CSF sheet at the midline, upper brain only.
-    fissure = (np.abs(u) < 1.2 / radii[0]) & (w > -0.1) & (r_outer > 0.55)
-    anatomy[brain & np.broadcast_to(fissure, shape)] = CSF
-    # Lateral ventricles: two elongated ellipsoids either side of the midline.
-    for side in (-1, 1):
-        offset = np.array([side * 0.12, -0.05, 0.12]) * rng.uniform(0.85, 1.15, 3)
-        vu, vv, vw = _normalised_grid(shape, centre + offset * radii, radii * np.array([0.10, 0.36, 0.20]) * rng.uniform(0.8, 1.2))
-        anatomy[(vu**2 + vv**2 + vw**2) < 1.0] = CSF
-    return anatomy
+    centre: np.ndarray  # (3,) mm, RAS
+    core_mm: float  # radius of the tumour core (necrosis + enhancing rim)
+    necrosis_mm: float  # radius of the necrotic centre (0: none)
+    edema_mm: float  # how far edema reaches from the centre (along white matter)
+    enhancing: bool  # False: a non-enhancing (low-grade-like) core, all NCR/NET
+    push: float  # mass effect: tissue at the centre comes from (1 - push) x its distance
 
 
-def add_tumour(anatomy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Paint one tumour (and sometimes a satellite focus) into a copy of `anatomy`.
-
-    Layers, from the centre out, on a noisy distance field so that shapes are irregular:
-    necrosis (NECROSIS) < enhancing rim (ENHANCING) < edema (EDEMA). About one tumour in five has
-    no enhancing rim (its whole core is NCR/NET, label 1), as in many low-grade gliomas.
-    """
-    shape = anatomy.shape
-    tissue = anatomy.copy()
-    brain = anatomy > BACKGROUND
-    white = np.argwhere(ndimage.binary_erosion(anatomy == WHITE, iterations=2))
-    if len(white) == 0:  # tiny volumes: fall back to any brain voxel
-        white = np.argwhere(brain)
-    brain_extent = np.ptp(np.argwhere(brain), axis=0).astype(np.float32) + 1
-
-    n_foci = 2 if rng.random() < 0.15 else 1
-    for focus in range(n_foci):
-        centre = white[rng.integers(len(white))].astype(np.float32)
-        scale = rng.uniform(0.12, 0.24) * (0.5 if focus else 1.0)  # edema radius / brain extent
-        radii = brain_extent * scale * rng.uniform(0.7, 1.3, 3)
-        u, v, w = _normalised_grid(shape, centre, radii)
-        distance = np.sqrt(u**2 + v**2 + w**2)
-        lumpy = distance * (1 + 0.35 * smooth_noise(shape, rng, cells=6))
-        core_radius = rng.uniform(0.35, 0.6)
-        necrosis_radius = core_radius * rng.uniform(0.0, 0.7)
-        enhancing = rng.random() > 0.2
-        edema = (lumpy < 1.0) & brain
-        core = (lumpy < core_radius) & brain
-        tissue[edema & (tissue != CSF)] = EDEMA  # edema spreads through tissue, not into CSF
-        if enhancing:
-            tissue[core] = ENHANCING
-            tissue[(lumpy < necrosis_radius) & brain] = NECROSIS
-        else:
-            tissue[core] = NECROSIS
-    return tissue
+def draw_tumour(template: Template, affine: np.ndarray, rng: np.random.Generator) -> Tumour:
+    """A seed in deep white matter of this subject (chosen in the template, mapped by the subject's
+    affine) and sizes like BraTS gliomas (core radius 8-20 mm, edema 5-25 mm beyond it)."""
+    deep = np.argwhere(ndimage.binary_erosion(template.wm > 0.9, iterations=4))
+    seed_world = (template.affine @ np.append(deep[rng.integers(len(deep))], 1.0))[:3]
+    centre = np.linalg.solve(affine[:3, :3], seed_world - affine[:3, 3])  # template mm -> subject mm
+    core = rng.uniform(8.0, 20.0)
+    enhancing = rng.random() > 0.2  # about one in five without enhancement, like many low-grade gliomas
+    return Tumour(centre, core, core * rng.uniform(0.3, 0.7) if enhancing else 0.0, core + rng.uniform(5.0, 25.0), enhancing, rng.uniform(0.25, 0.5))
 
 
-def render_modalities(
-    tissue: np.ndarray, rng: np.random.Generator, modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
-) -> dict[str, np.ndarray]:
-    """Turn tissue classes into MR-like images: contrast, texture, blur, bias field, noise.
+def subject_maps(shape: tuple[int, int, int], fov_mm: tuple[float, float, float], rng: np.random.Generator,
+                 with_tumour: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """One subject's anatomy on a (X, Y, Z) grid in BraTS voxel axes (LPS).
+
+    1. a small random affine (scale 0.92-1.08 per axis, rotation up to 6 degrees, shift up to 5 mm)
+       and a smooth elastic displacement (up to about 3 mm) map the subject's space into the template;
+    2. with a tumour, tissue is pushed away from its seed (mass effect: a radial displacement that
+       fades over about 1.5 core radii);
+    3. the template's brain, GM and WM maps are sampled there (linear interpolation, partial
+       volumes); CSF is brain - GM - WM;
+    4. the tumour is grown from the seed on a lumpy distance field: necrosis, an enhancing rim,
+       and edema that spreads along white matter.
 
     Returns:
-        modality name -> int16 array of `tissue.shape`, 0 outside the brain.
+        fractions {"csf", "gm", "wm"} (X, Y, Z) float32 and the tumour's tissue classes (X, Y, Z)
+        uint8 (0 none, 1 NCR, 2 ED, 4 ET: the BraTS labels), or None without a tumour.
     """
-    brain = tissue > BACKGROUND
-    texture = smooth_noise(tissue.shape, rng, cells=20)
+    template = load_template()
+    spacing = np.array(fov_mm, dtype=np.float32) / np.array(shape)
+    # Subject mm of every voxel, RAS, centred: LPS voxel axes, so x and y run against i and j.
+    axes = [(np.arange(n, dtype=np.float32) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
+    grid = np.stack(np.meshgrid(-axes[0], -axes[1], axes[2], indexing="ij"))  # (3, X, Y, Z) mm
+    # Step 1: the subject's affine into template mm.
+    scale = rng.uniform(0.92, 1.08, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = _rotation(np.radians(rng.uniform(-6, 6, 3))) @ np.diag(scale)
+    affine[:3, 3] = template.centre_mm + rng.uniform(-5, 5, 3)
+    tumour = draw_tumour(template, affine, rng) if with_tumour else None
+    points = grid
+    if tumour is not None:  # step 2: mass effect
+        offset = grid - tumour.centre.reshape(3, 1, 1, 1)
+        distance = np.sqrt((offset**2).sum(axis=0))
+        shrink = 1 - tumour.push * np.exp(-((distance / (1.5 * tumour.core_mm)) ** 2))  # monotone in distance for push < 1
+        points = tumour.centre.reshape(3, 1, 1, 1) + offset * shrink
+    world = np.einsum("ij,j...->i...", affine[:3, :3], points) + affine[:3, 3].reshape(3, 1, 1, 1)
+    world += np.stack([3.0 * smooth_noise(shape, rng, cells=5) for _ in range(3)])  # elastic, mm
+    voxel = np.einsum("ij,j...->i...", np.linalg.inv(template.affine)[:3, :3], world) + np.linalg.inv(template.affine)[:3, 3].reshape(3, 1, 1, 1)
+    # Step 3: partial volumes from the probability maps.
+    sample = lambda volume: ndimage.map_coordinates(volume, voxel, order=1, mode="constant", cval=0.0).astype(np.float32)  # noqa: E731
+    brain = sample(template.brain)
+    gm, wm = sample(template.gm), sample(template.wm)
+    inside = brain > 0.5
+    fractions = {"gm": np.where(inside, gm, 0), "wm": np.where(inside, wm, 0)}
+    fractions["csf"] = np.where(inside, np.clip(1 - gm - wm, 0, 1), 0)
+    if tumour is None:
+        return fractions, None
+    # Step 4: the tumour on a lumpy distance field (in mm).
+    offset = grid - tumour.centre.reshape(3, 1, 1, 1)
+    lumpy = np.sqrt((offset**2).sum(axis=0)) / (1 + 0.3 * smooth_noise(shape, rng, cells=6))
+    labels = np.zeros(shape, np.uint8)
+    reach = 1 + 0.3 * smooth_noise(shape, rng, cells=8)
+    edema = (lumpy < tumour.edema_mm * reach) & (wm > 0.35) & inside  # vasogenic edema tracks white matter
+    labels[edema] = LABELS["ed"]
+    core = (lumpy < tumour.core_mm) & inside
+    labels[core] = LABELS["et"] if tumour.enhancing else LABELS["ncr"]
+    labels[(lumpy < tumour.necrosis_mm) & inside] = LABELS["ncr"]
+    return fractions, labels
+
+
+def render_modalities(fractions: dict[str, np.ndarray], labels: np.ndarray | None, rng: np.random.Generator,
+                      modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")) -> dict[str, np.ndarray]:
+    """Tissue fractions and tumour labels -> MR-like images: per-subject contrasts, texture,
+    vessels on T1ce, a smooth bias field, partial-volume blur and Rician noise.
+
+    Returns:
+        modality name -> int16 array, 0 outside the brain (skull-stripped, as BraTS).
+    """
+    shape = fractions["gm"].shape
+    inside = (fractions["gm"] + fractions["wm"] + fractions["csf"]) > 0
+    texture = smooth_noise(shape, rng, cells=max(8, shape[0] // 6))
+    # Thin, winding bright lines in the sulci and on the cortex: vessels that enhance on T1ce.
+    vessels = (np.abs(smooth_noise(shape, rng, cells=max(6, shape[0] // 8))) < 0.05) & ((fractions["csf"] + fractions["gm"]) > 0.5) & inside
+    gain = rng.uniform(0.8, 1.25)  # subject-to-subject scanner gain
     images = {}
     for name in modalities:
-        image = CONTRAST[name][tissue]  # (X, Y, Z) float32
-        image = image * (1 + 0.04 * texture)
-        image = ndimage.gaussian_filter(image, 0.7, truncate=2.0)  # partial-volume blur
-        bias = np.exp(0.12 * smooth_noise(tissue.shape, rng, cells=2))  # smooth multiplicative bias field
-        image = image * bias + rng.normal(0.0, 0.02, tissue.shape).astype(np.float32)
-        image = np.where(brain, np.clip(image, 0, None), 0)
-        images[name] = np.round(image * 1000).astype(np.int16)
+        contrast = CONTRAST[name] * rng.normal(1.0, 0.04, len(TISSUES)).astype(np.float32)  # subject-to-subject contrast
+        normal = sum(fractions[t] * contrast[TISSUES.index(t)] for t in ("csf", "gm", "wm"))
+        image = normal * (1 + 0.03 * texture)
+        if labels is not None:
+            image = np.where(labels == LABELS["ed"], EDEMA_BLEND * contrast[TISSUES.index("ed")] + (1 - EDEMA_BLEND) * image, image)
+            for tissue in ("ncr", "et"):
+                image = np.where(labels == LABELS[tissue], contrast[TISSUES.index(tissue)] * (1 + 0.05 * texture), image)
+        if name == "t1ce":
+            image = np.where(vessels, image + 0.35, image)
+        image = ndimage.gaussian_filter(image, 0.6, truncate=2.0)  # partial-volume blur
+        image = image * np.exp(0.10 * smooth_noise(shape, rng, cells=2))  # smooth multiplicative bias field
+        sigma = 0.025
+        image = np.sqrt((image + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)  # Rician noise
+        images[name] = np.round(np.where(inside, image, 0) * 1000 * gain).astype(np.int16)
     return images
 
 
@@ -194,11 +277,11 @@ def write_brats_case(root: Path, index: int, shape: tuple[int, int, int], rng: n
     case_id = f"BraTS20_Training_{index:03d}"
     folder = root / case_id
     folder.mkdir(parents=True)
-    tissue = add_tumour(make_anatomy(shape, rng), rng)
+    fractions, labels = subject_maps(shape, BRATS_FOV_MM, rng, with_tumour=True)
     affine = brats_affine(shape)
-    for name, image in render_modalities(tissue, rng).items():
+    for name, image in render_modalities(fractions, labels, rng).items():
         _save(image, affine, folder / f"{case_id}_{name}{suffix}")
-    _save(TISSUE_TO_BRATS[tissue], affine, folder / f"{case_id}_seg{suffix}")
+    _save(labels, affine, folder / f"{case_id}_seg{suffix}")
     return folder
 
 
@@ -212,9 +295,9 @@ def write_nfbs_subject(root: Path, index: int, shape: tuple[int, int, int], rng:
     folder = root / subject
     folder.mkdir(parents=True)
     nfbs_shape = tuple(int(round(s * n / b)) for s, n, b in zip(shape, NFBS_SHAPE, BRATS_SHAPE))
-    tissue = make_anatomy(nfbs_shape, rng)
-    brain_t1 = render_modalities(tissue, rng, modalities=("t1",))["t1"]
-    brain_mask = (tissue > BACKGROUND).astype(np.uint8)
+    fractions, _ = subject_maps(nfbs_shape, NFBS_FOV_MM, rng, with_tumour=False)
+    brain_t1 = render_modalities(fractions, None, rng, modalities=("t1",))["t1"]
+    brain_mask = (brain_t1 != 0).astype(np.uint8)
     # The unstripped T1w: a crude scalp shell around the brain, so that _brain really differs.
     head = ndimage.binary_dilation(brain_mask, iterations=3) & ~ndimage.binary_dilation(brain_mask, iterations=1)
     t1_head = np.where(head, np.int16(600), brain_t1)

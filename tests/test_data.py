@@ -425,3 +425,41 @@ def test_generator_same_spec_is_a_no_op(small_synth):
     assert write_synthetic_dataset(small_synth, SMALL_SPEC, progress=False) == small_synth
     assert (manifest.stat().st_mtime_ns, t1.stat().st_mtime_ns) == before
     assert data.find_brats_cases(small_synth / "brats")[0].case_id == "BraTS20_Training_001"
+
+
+# --- the anatomy of the synthetic brains ----------------------------------------------------------
+
+
+def _subject(seed: int, shape=(48, 48, 32), tumour: bool = True):
+    from ganet_lib.synthetic import BRATS_FOV_MM, render_modalities, subject_maps
+
+    rng = np.random.default_rng(seed)
+    fractions, labels = subject_maps(shape, BRATS_FOV_MM, rng, with_tumour=tumour)
+    return fractions, labels, render_modalities(fractions, labels, rng)
+
+
+def test_synthetic_tissue_contrasts_follow_real_mri():
+    for seed in range(3):
+        fractions, labels, images = _subject(seed)
+        normal = labels == 0
+        mean = {m: {t: images[m][normal & (fractions[t] > 0.8)].mean() for t in ("csf", "gm", "wm")} for m in images}
+        assert mean["t1"]["wm"] > mean["t1"]["gm"] > mean["t1"]["csf"], seed  # T1: WM > GM > CSF
+        assert mean["t2"]["csf"] > mean["t2"]["gm"] > mean["t2"]["wm"], seed  # T2: CSF > GM > WM
+        assert mean["flair"]["gm"] > mean["flair"]["wm"] > mean["flair"]["csf"], seed  # FLAIR: CSF suppressed
+        edema, wm = labels == 2, normal & (fractions["wm"] > 0.8)
+        assert images["flair"][edema].mean() > images["flair"][wm].mean()  # edema bright on FLAIR ...
+        assert 0.75 < images["t1"][edema].mean() / images["t1"][wm].mean() < 1.0  # ... and only slightly dark on T1
+        if (labels == 4).any():
+            rim = labels == 4
+            assert images["t1ce"][rim].mean() > 1.2 * images["t1ce"][wm].mean()  # enhancement: bright on T1ce only
+            assert images["t1"][rim].mean() < images["t1"][wm].mean()
+
+
+def test_synthetic_subjects_have_their_own_anatomy_and_tumours_grow_in_tissue():
+    first, second = _subject(0, tumour=False)[0], _subject(1, tumour=False)[0]
+    brain_a, brain_b = first["gm"] + first["wm"] > 0.5, second["gm"] + second["wm"] > 0.5
+    overlap = (brain_a & brain_b).sum() / (brain_a | brain_b).sum()
+    assert 0.7 < overlap < 0.98  # the same template, not the same brain
+    for seed in range(3):  # seeded in deep white matter: the tumour lies in tissue, not in CSF
+        fractions, labels, _ = _subject(seed)
+        assert labels.any() and (fractions["gm"][labels > 0] + fractions["wm"][labels > 0]).mean() > 0.5, seed
