@@ -235,7 +235,7 @@ def test_nfbs_nested_layout_is_reoriented_to_lps(synthetic_root):
     brain = subjects[0].brain
     stored = nib.load(brain)
     assert nib.aff2axcodes(stored.affine) != LPS  # reorientation is really needed
-    assert stored.shape == (43, 30, 43)  # stored as P, I, R: 40*256/240, 24*192/155, 40*256/240
+    assert stored.shape == (43, 43, 30)  # stored as R, A, S: 40*256/240, 40*256/240, 24*192/155
 
     volume = load_nfbs(subjects[0])
     assert volume.dtype == np.float32
@@ -245,6 +245,18 @@ def test_nfbs_nested_layout_is_reoriented_to_lps(synthetic_root):
     np.testing.assert_array_equal(volume, expected)
     # Sanity: the check compares a real brain, not zeros.
     assert volume.max() > 0
+
+
+def test_nfbs_in_a_permuted_orientation_is_reoriented_too(synthetic_root, tmp_path):
+    subject = find_nfbs_subjects(synthetic_root / "nfbs")[0]
+    image = nib.load(subject.brain)
+    transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(image.affine), nib.orientations.axcodes2ornt(("P", "I", "R")))
+    folder = tmp_path / subject.subject_id
+    folder.mkdir()
+    nib.save(image.as_reoriented(transform), folder / subject.brain.name)  # axes permuted and flipped
+    [permuted] = find_nfbs_subjects(tmp_path)
+    assert nib.load(permuted.brain).shape == (43, 30, 43)
+    np.testing.assert_array_equal(load_nfbs(permuted), load_nfbs(subject))
 
 
 def test_nfbs_flat_layout_matches_nested(synthetic_root, tmp_path):
