@@ -146,6 +146,7 @@ def adversarial_feedback_loss(
     generator_net: torch.nn.Module,
     discriminator: torch.nn.Module,
     noise: torch.Tensor,
+    per_slice: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. (7): cut the predicted tumour out of T1, let the frozen generator inpaint it, and score
     the result with the frozen discriminator, patch by patch, weighted by the mask's edges.
@@ -160,9 +161,10 @@ def adversarial_feedback_loss(
         mask: (B, 1, H, W) soft tumour mask M from the U-Net.
         generator_net, discriminator: the pre-trained, frozen GAN.
         noise: (B, 1, H, W) standard Gaussian noise.
+        per_slice: return one loss per slice, (B,), instead of the batch's (for measurements).
 
     Returns:
-        the loss (scalar) and, for figures, {"inpainted": (B, 1, H, W) in [0, 1],
+        the loss (scalar, or (B,) with `per_slice`) and, for figures, {"inpainted": (B, 1, H, W) in [0, 1],
         "d_map": (B, 1, h, w) probabilities, "edges": (B, 1, h, w)}.
     """
     x = t1 * 2 - 1  # [0, 1] -> [-1, 1]
@@ -172,5 +174,8 @@ def adversarial_feedback_loss(
     logits = discriminator(composite)  # (B, 1, h, w)
     per_patch = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")  # -log D
     edges = edge_map(mask, logits.shape[-2:])
-    loss = (edges * per_patch).sum() / edges.sum().clamp(min=1e-6)
+    if per_slice:
+        loss = (edges * per_patch).sum(dim=(1, 2, 3)) / edges.sum(dim=(1, 2, 3)).clamp(min=1e-6)
+    else:
+        loss = (edges * per_patch).sum() / edges.sum().clamp(min=1e-6)
     return loss, {"inpainted": (composite.detach() + 1) / 2, "d_map": torch.sigmoid(logits.detach()), "edges": edges.detach()}

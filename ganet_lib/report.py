@@ -69,13 +69,21 @@ def _table_1(run_dir: Path) -> str:
     slices = _read_csv(run_dir / "tables" / "sweep_slices.csv") if (run_dir / "tables" / "sweep_slices.csv").is_file() else []
     auc = ""
     if slices:
-        from ganet_lib.sweep import sweep_roc  # imports torch: only when there is a sweep
+        from ganet_lib.detector import sweep_roc  # imports torch: only when there is a sweep
 
         scores = np.array([float(s["score"]) for s in slices])
         positive = np.array([s["positive"] == "True" for s in slices])
         if positive.any() and not positive.all():
             auc = f" ROC AUC of the mean map: **{sweep_roc(scores, positive)['auc']:.3f}** over {len(slices)} slices, {int(positive.sum())} with tumour."
-    return (f"This run (discriminator `gan/best.pt`, test subjects, full-size T1 slices, the authors' protocol).{auc}\n\n{kit}\n\n"
+    detectors = ""
+    if (run_dir / "tables" / "detectors_auc.csv").is_file():
+        rows = _read_csv(run_dir / "tables" / "detectors_auc.csv")
+        detectors = ("\n\nThe discriminator beside detectors that need none (same slices, ROC AUC, higher score = tumour; "
+                     "`tables/detectors_auc.csv`):\n\n" + markdown_table(
+                         ["Detector", "AUC full size", "AUC as trained"],
+                         [[r["what"], float(r["AUC full size"]), float(r["AUC as trained"])] for r in rows])
+                     + "\n\n" + _figure(run_dir, "05_detectors_roc.png", "ROC curves of the discriminator and the baselines"))
+    return (f"This run (discriminator `gan/best.pt`, test subjects, full-size T1 slices, the authors' protocol).{auc}\n\n{kit}{detectors}\n\n"
             f"The paper (BraTS 2020, 36 subjects, {paper.TABLE_1_SLICES} slices, its own discriminator):\n\n{published}\n\n"
             "An absolute threshold belongs to one discriminator: compare operating points on the ROC curve, not rows. "
             + _figure(run_dir, "05_roc.png", "ROC curve of the discriminator sweep"))

@@ -41,8 +41,7 @@ from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hol
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
 from ganet_lib.data import split_cases
 from ganet_lib.errors import KitInputError
-from ganet_lib.metrics import roc_auc
-from ganet_lib.preprocess import SliceCache, build_normal_cache, build_slice_cache, build_tumour_free_cache
+from ganet_lib.preprocess import SliceCache, build_normal_cache, build_tumour_free_cache
 from ganet_lib.run import Run
 
 VALIDATION_SEED = 10_007  # the validation holes are drawn from this seed every epoch
@@ -120,12 +119,6 @@ def inpaint(generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.T
 
 
 @torch.no_grad()
-def discriminator_maps(discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """sigmoid(D(image)): per-patch probability of "normal tissue", (B, 1, H, W) in [0, 1] -> (B, h, w)."""
-    return torch.sigmoid(discriminator(images * 2 - 1))[:, 0]
-
-
-@torch.no_grad()
 def inpainting_examples(generator_net: torch.nn.Module, images: torch.Tensor, hole_min: float, hole_max: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Random tumour-sized holes in `images` ((B, 1, H, W) in [0, 1]) and the generator's fill.
 
@@ -135,19 +128,6 @@ def inpainting_examples(generator_net: torch.nn.Module, images: torch.Tensor, ho
     rng = torch.Generator().manual_seed(seed)
     masks = random_holes((images > 0).cpu(), rng, hole_min, hole_max).to(images.device)
     return masks, inpaint(generator_net, images, masks, rng)
-
-
-@torch.no_grad()
-def discriminator_patch_means(discriminator: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Mean over the patch map of sigmoid(D(image)): the probability of "normal tissue" per slice.
-
-    Args:
-        images: (B, 1, H, W) in [0, 1].
-
-    Returns:
-        (B,) tensor.
-    """
-    return discriminator_maps(discriminator, images).mean(dim=(1, 2))
 
 
 @dataclass
@@ -402,35 +382,3 @@ def normal_subject_ids(run: Run) -> list[str]:
 def normal_validation_ids(run: Run) -> list[str]:
     """The normal subjects held out for GAN validation (seeded by gan.seed)."""
     return split_cases(normal_subject_ids(run), run.config.gan.val_fraction, run.config.gan.seed)["test"]
-
-
-def held_out_slices(run: Run, progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
-    """The T1 channel of every brain slice of the run's test subjects, pre-processed as the GAN's
-    input, with nothing dropped; and whether each slice holds tumour.
-
-    Returns:
-        images (N, 1, H, W) in [0, 1], tumour (N,) bool.
-    """
-    settings = replace(gan_preprocess(run.config), drop_empty_slices=False)
-    cache = SliceCache(build_slice_cache(run.cases, run.cache_dir, settings, progress=progress), run.split["test"])
-    channel = cache.channels.index("t1")
-    slices = [cache[i] for i in range(len(cache))]  # each slice read once
-    images = np.stack([image[channel : channel + 1] for image, _ in slices])
-    tumour = np.array([label.any() for _, label in slices])
-    return torch.from_numpy(images), tumour
-
-
-def discriminator_evidence(discriminator: torch.nn.Module, images: torch.Tensor, tumour: np.ndarray) -> dict:
-    """How well the mean of the discriminator's map tells tumour slices from tumour-free ones.
-
-    A slice whose map says "less normal" (a lower mean) should be a tumour slice: the AUC of
-    -mean for the tumour class; 0.5 is chance.
-    """
-    scores = discriminator_patch_means(discriminator, images).numpy()
-    return {
-        "auc": roc_auc(-scores, tumour),
-        "tumour_slices": int(tumour.sum()),
-        "tumour_free_slices": int((~tumour).sum()),
-        "mean_tumour": float(scores[tumour].mean()),
-        "mean_tumour_free": float(scores[~tumour].mean()),
-    }

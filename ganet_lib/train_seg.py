@@ -361,6 +361,72 @@ def feedback_views(model: torch.nn.Module, gan_nets: tuple, dataset: SegSlices, 
     }
 
 
+def degrade_mask(mask: np.ndarray, fraction: float, mode: str, direction: np.ndarray) -> np.ndarray:
+    """A (H, W) bool tumour mask with `fraction` of its area missed or added.
+
+    `miss`: the part of the tumour furthest along `direction` (a unit 2-vector) is dropped, as a
+    segmentation that stops short of one side; `over`: the mask grows into the tissue around it,
+    nearest pixels first, by `fraction` of its area.
+    """
+    from scipy import ndimage
+
+    area = int(mask.sum())
+    count = int(round(fraction * area))
+    if count == 0 or area == 0:
+        return mask.copy()
+    if mode == "miss":
+        rows, cols = np.nonzero(mask)
+        order = np.argsort(rows * direction[0] + cols * direction[1])[::-1]  # furthest along `direction` first
+        out = mask.copy()
+        out[rows[order[:count]], cols[order[:count]]] = False
+        return out
+    if mode == "over":
+        distance = ndimage.distance_transform_edt(~mask)
+        outside = np.flatnonzero(~mask.ravel())
+        nearest = outside[np.argsort(distance.ravel()[outside], kind="stable")[:count]]
+        out = mask.copy().ravel()
+        out[nearest] = True
+        return out.reshape(mask.shape)
+    raise ValueError(f"mode must be miss or over, got {mode!r}")
+
+
+@torch.no_grad()
+def feedback_response(gan_nets: tuple, dataset: SegSlices, fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+                      modes: tuple[str, ...] = ("miss", "over"), seed: int = 0, batch_size: int = 64) -> list[dict]:
+    """L_adv (Eq. 7, the frozen G and D) of the true tumour masks, degraded step by step.
+
+    For every slice of `dataset` with tumour, the true whole-tumour mask is degraded (`degrade_mask`:
+    a part missed, or grown into normal tissue) and scored as the U-Net's mask would be. The mechanism
+    works if L_adv rises with the missed fraction. The same noise and the same direction per slice
+    for every fraction, so the curve shows the masks' effect only.
+
+    Returns:
+        one row per mode and fraction: mode, fraction, l_adv (mean over slices), slices.
+    """
+    from ganet_lib.losses import adversarial_feedback_loss
+
+    generator_net, discriminator = gan_nets
+    picks = [i for i in range(len(dataset)) if bool((dataset[i][1] > 0).any())]
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(0, 2 * np.pi, len(picks))
+    rows = []
+    for mode in modes:
+        for fraction in fractions:
+            losses = []
+            for start in range(0, len(picks), batch_size):
+                chunk = picks[start : start + batch_size]
+                t1 = torch.stack([dataset[i][2] for i in chunk])  # (b, 1, H, W)
+                masks = np.stack([
+                    degrade_mask(dataset[i][1].numpy() > 0, fraction, mode, np.array([np.sin(a), np.cos(a)]))
+                    for i, a in zip(chunk, angles[start : start + batch_size])
+                ])[:, None].astype(np.float32)  # (b, 1, H, W)
+                noise = torch.randn(t1.shape, generator=torch.Generator().manual_seed(seed + start))
+                loss, _ = adversarial_feedback_loss(t1, torch.from_numpy(masks), generator_net, discriminator, noise, per_slice=True)
+                losses.append(loss)
+            rows.append({"mode": mode, "fraction": fraction, "l_adv": float(torch.cat(losses).mean()), "slices": len(picks)})
+    return rows
+
+
 def time_epoch(run: Run, drop_empty_slices: bool, out_dir: Path, progress: bool = False) -> dict:
     """Seconds and slices of one epoch of the plain U-Net on the run's training slices, with or
     without the slices whose label map is empty (the paper's 25.75 s -> 15.39 s per batch claim)."""

@@ -401,7 +401,7 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], l
     """ROC of "mean D map <= threshold = tumour" with the thresholds of a table marked.
 
     Args:
-        points: rows of `sweep.sweep_table` (their thresholds are marked on the curve).
+        points: rows of `detector.sweep_table` (their thresholds are marked on the curve).
         paper_points: the paper's Table 1 operating points, each with sensitivity and fpr.
     """
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
@@ -425,13 +425,42 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], l
     return fig
 
 
+def plot_feedback_response(rows: "pandas.DataFrame") -> Figure:
+    """L_adv against the fraction of the true tumour mask missed or added (`train_seg.feedback_response`)."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for mode, colour, name in (("miss", "#e41a1c", "tumour missed"), ("over", "#377eb8", "normal tissue added")):
+        part = rows[rows["mode"] == mode]
+        ax.plot(100 * part.fraction, part.l_adv, "o-", color=colour, label=name)
+    ax.set_xlabel("% of the tumour's area")
+    ax.set_ylabel("L_adv (Eq. 7), mean over slices")
+    ax.set_title("does the feedback punish a missed tumour?", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_detector_rocs(curves: dict[str, dict], descriptions: dict[str, str]) -> Figure:
+    """ROC curves of several slice detectors on the same slices (from `detector.detector_curves`)."""
+    fig, ax = plt.subplots(figsize=(5.4, 4.6))
+    colours = ["#377eb8", "#984ea3", "#4daf4a", "#ff7f00", "#e41a1c"]
+    for (name, curve), colour in zip(curves.items(), colours):
+        ax.plot(curve["fpr"], curve["tpr"], color=colour, label=f"{descriptions.get(name, name)}: AUC {curve['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("1 - specificity (tumour-free slices called tumour)")
+    ax.set_ylabel("sensitivity")
+    ax.set_title("tumour-slice detectors, full-size test slices", fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, threshold: float, counts: dict, title: str = "") -> Figure:
     """One slice of the sweep: T1 with the truth outlined, the discriminator map over it, the call
     at `threshold`, and the confusion counts of all slices at that threshold.
 
     Args:
         image: (H, W) T1 in [0, 1]; d_map: (h, w) in [0, 1]; label: (H, W) 0/1/2/4;
-        counts: a row of `sweep.sweep_table` at `threshold`.
+        counts: a row of `detector.sweep_table` at `threshold`.
     """
     score = float(d_map.mean())
     called, truth = score <= threshold, bool(label.any())

@@ -14,7 +14,7 @@ from ganet_lib.data import find_brats_cases, load_label
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluate import read_rows, table_2, write_rows, write_table_2
 from ganet_lib.run import setup_run
-from ganet_lib.sweep import sweep_table
+from ganet_lib.detector import sweep_table
 from ganet_lib.train_gan import build_gan
 
 COLUMNS = ["subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp"]

@@ -87,3 +87,17 @@ def test_adversarial_term_reaches_the_unet_and_not_the_gan():
     assert all(g is not None for g in unet_grads) and sum(g.abs().sum() for g in unet_grads) > 0
     assert all(p.grad is None for p in (*generator_net.parameters(), *discriminator.parameters()))
     assert extras["d_map"].shape == (2, 1, 2, 2) and extras["inpainted"].shape == (2, 1, 32, 32)
+
+
+def test_degraded_masks_miss_one_side_or_grow_into_tissue():
+    from ganet_lib.train_seg import degrade_mask
+
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 5:15] = True  # 100 pixels
+    missed = degrade_mask(mask, 0.5, "miss", np.array([0.0, 1.0]))  # drop the half furthest to the right
+    assert missed.sum() == 50 and missed[5:15, 5:10].all() and not missed[:, 10:].any()
+    grown = degrade_mask(mask, 0.2, "over", np.array([0.0, 1.0]))
+    assert grown.sum() == 120 and (grown & mask).sum() == 100
+    added = grown & ~mask
+    assert added[4, 5:15].any() and not added[0].any()  # the nearest ring first, nothing far away
+    assert (degrade_mask(mask, 0.0, "miss", np.array([1.0, 0.0])) == mask).all()
