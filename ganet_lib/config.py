@@ -34,7 +34,7 @@ class DataConfig:
     synthetic_seed: int = 0  # the generator is deterministic per seed
     split_seed: int = 42  # seeded split for data other than the full BraTS 2020 training set
     test_fraction: float = 0.2  # share of subjects held out when the paper's split does not apply
-    # (the paper's own split is 36 of 369, about 0.1; on 24 synthetic subjects 0.2 keeps 5 for test)
+    # (the paper's own split is 36 of 369, about 0.1; on the default profile's 40 synthetic subjects 0.2 keeps 8 for test)
     # The input channels, kept in the order t1, t1ce, t2, flair; the U-Net's input width follows.
     # The GAN and the adversarial feedback work on T1: without t1 only the unet variant trains.
     modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
