@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, Dataset, Subset

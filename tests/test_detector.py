@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from ganet_lib.detector import detector_table, inpainting_residual

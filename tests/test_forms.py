@@ -4,7 +4,6 @@ conventions and normals without NFBS, each on small files written in that form (
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -16,7 +15,7 @@ from ganet_lib.cli import main
 from ganet_lib.config import PreprocessConfig
 from ganet_lib.data import axial_slices, brain_mask, configure_cases, find_brats_cases, load_label, load_modalities, survey_cases
 from ganet_lib.errors import KitInputError
-from ganet_lib.labels import BRATS, WHOLE_TUMOUR, survey_labels, to_kit_labels
+from ganet_lib.labels import survey_labels, to_kit_labels
 from ganet_lib.preprocess import SliceCache, build_slice_cache, preprocess_case, tumour_free_slices
 
 
