@@ -1,0 +1,83 @@
+"""Train GAN variants on one data set and print the discriminator's tumour-slice ROC AUC (both views).
+
+    .venv/bin/python benchmarks/gan_variants.py --data runs/default/synthetic --out /tmp/gan_variants \
+        --variant disc64 '{"model": {"disc_channels": 64}}' --seeds 0 1 2
+
+Each variant (a name and a JSON of profile overrides, on top of the default profile) is trained once
+per seed (`gan.seed`) into OUT/<name>-seed<k>/ on the BraTS- and NFBS-layout folders below --data,
+then scored on the run's test subjects: the AUC of "low D map = tumour" for the map's mean (the
+paper's) and its 25th percentile, at full size (the authors' protocol) and as trained (cropped,
+resized). One JSON line per run, then the mean and sd over seeds per variant. Issue 13's variants
+table in the closing note of 2026-11-26 was made with an earlier copy of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from ganet_lib.data import axial_slices, load_label
+from ganet_lib.detector import discriminator_maps, full_size_t1, held_out_slices
+from ganet_lib.metrics import roc_auc
+from ganet_lib.run import setup_run
+from ganet_lib.train_gan import load_gan, pretrain_gan_for_run
+
+
+def aucs(run, checkpoint: Path) -> dict[str, float]:
+    _, discriminator, _ = load_gan(checkpoint, run.config.model)
+
+    def reductions(maps: np.ndarray) -> dict[str, np.ndarray]:
+        flat = maps.reshape(len(maps), -1)
+        return {"mean": flat.mean(axis=1), "p25": np.percentile(flat, 25, axis=1)}
+
+    images, tumour = held_out_slices(run, progress=False)
+    trained = {f"trained_{k}": roc_auc(-v, tumour) for k, v in reductions(discriminator_maps(discriminator, images).numpy()).items()}
+    maps, positive = [], []
+    for case in (c for c in run.cases if c.case_id in set(run.split["test"])):
+        volume = full_size_t1(case, run.config.preprocess)
+        maps.append(discriminator_maps(discriminator, torch.from_numpy(volume[:, None])).numpy())
+        positive.append(axial_slices(load_label(case)).any(axis=(1, 2)))
+    full = {f"full_{k}": roc_auc(-v, np.concatenate(positive)) for k, v in reductions(np.concatenate(maps)).items()}
+    return {**full, **trained}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder holding brats/ and nfbs/ (e.g. runs/default/synthetic)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), default=[], help="repeatable; default: the default profile as it is")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    args = parser.parse_args()
+    variants = args.variant or [("default", "{}")]
+    summary: dict[str, list[dict]] = {}
+    for name, overrides_json in variants:
+        overrides = json.loads(overrides_json)
+        for seed in args.seeds:
+            folder = args.out / f"{name}-seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            values = {"extends": "default", "data": {"brats_dir": str((args.data / "brats").resolve()), "nfbs_dir": str((args.data / "nfbs").resolve())}}
+            values = {**values, **{k: v for k, v in overrides.items() if k != "gan"}, "gan": {**overrides.get("gan", {}), "seed": seed}}
+            (folder / "profile.yaml").write_text(yaml.safe_dump(values))
+            run = setup_run(str(folder / "profile.yaml"), str(folder), progress=False)
+            started = time.perf_counter()
+            result = pretrain_gan_for_run(run, progress=False)
+            row = {"variant": name, "seed": seed, "train_s": round(time.perf_counter() - started), **{k: round(v, 3) for k, v in aucs(run, result.best_checkpoint).items()}}
+            summary.setdefault(name, []).append(row)
+            print(json.dumps(row), flush=True)
+    for name, rows in summary.items():
+        parts = []
+        for key in ("full_mean", "full_p25", "trained_mean", "trained_p25"):
+            values = [r[key] for r in rows]
+            parts.append(f"{key} {statistics.mean(values):.3f}" + (f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else ""))
+        print(f"{name} over {len(rows)} seed(s): " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
