@@ -138,6 +138,15 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+def require_t1(config: ExperimentConfig, what: str) -> None:
+    """The GAN, the adversarial feedback and the sweep work on T1: refuse `what` in one sentence without it."""
+    if "t1" not in config.data.modalities:
+        raise KitInputError(
+            f"{what} needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) "
+            "leaves out; add t1, or train only the unet variant."
+        )
+
+
 def _build(cls: type, values: dict[str, Any], source: str) -> Any:
     """Build dataclass `cls` from `values`, recursing into nested dataclasses; unknown keys are errors."""
     known = {f.name: f for f in dataclasses.fields(cls)}

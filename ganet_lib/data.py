@@ -33,10 +33,9 @@ import numpy as np
 
 from ganet_lib.errors import KitInputError
 from ganet_lib.intensity import brain_from_background
-from ganet_lib.labels import BRATS, LabelSurvey, default_convention, distinct_values, survey_labels, to_kit_labels
+from ganet_lib.labels import LabelSurvey, default_convention, distinct_values, survey_labels, to_kit_labels
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")  # channel order of every image array in the kit (a run may read a subset)
-REGIONS = BRATS.regions  # evaluation regions of the BraTS scheme, as label sets
 BRATS_AXCODES = ("L", "P", "S")  # voxel axes of the BraTS files; NFBS is reoriented to these
 
 _NII = r"\.nii(?:\.gz)?"
@@ -252,7 +251,10 @@ def survey_cases(cases: list[BratsCase], labels: str = "auto", convention: str =
     from tqdm.auto import tqdm
 
     labelled = [c for c in cases if c.label is not None]
-    stamps = {c.case_id: f"{c.label.name}:{c.label.stat().st_size}:{c.label.stat().st_mtime_ns}" for c in labelled}
+    stamps = {}
+    for case in labelled:
+        stat = case.label.stat()
+        stamps[case.case_id] = f"{case.label.name}:{stat.st_size}:{stat.st_mtime_ns}"
     known = {}
     if cache_file is not None and Path(cache_file).is_file():
         saved = json.loads(Path(cache_file).read_text())

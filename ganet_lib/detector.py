@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ganet_lib.config import PreprocessConfig
+from ganet_lib.config import PreprocessConfig, require_t1
 from ganet_lib.data import BratsCase, axial_slices, brain_mask, load_label, load_modalities
 from ganet_lib.errors import KitInputError
 from ganet_lib.intensity import normalise, percentile_scale
@@ -121,10 +121,10 @@ def inpainting_residual(generator_net: torch.nn.Module, images: torch.Tensor, pa
 
 
 @torch.no_grad()
-def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.nn.Module, t1: torch.Tensor,
+def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.nn.Module | None, t1: torch.Tensor,
                           flair: torch.Tensor | None, batch_size: int = 32) -> dict[str, np.ndarray]:
     """Every detector's score for (N, 1, H, W) T1 slices (and FLAIR, if the run has it), oriented
-    so that higher means tumour (see DETECTORS)."""
+    so that higher means tumour (see DETECTORS); without `generator_net`, no residual."""
     out: dict[str, list] = {name: [] for name in DETECTORS}
     for start in range(0, len(t1), batch_size):
         batch = t1[start : start + batch_size]
@@ -136,27 +136,32 @@ def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.n
         if flair is not None:
             f = flair[start : start + batch_size].flatten(1)
             out["flair_mean"].append((f * brain).sum(1) / brain.sum(1).clamp(min=1))
-        out["residual"].append(inpainting_residual(generator_net, batch))
-    return {name: torch.cat(values).numpy() for name, values in out.items() if values}
+        if generator_net is not None:
+            out["residual"].append(inpainting_residual(generator_net, batch))
+    return {name: torch.cat([v.cpu() for v in values]).numpy() for name, values in out.items() if values}
 
 
 # --- the two views ----------------------------------------------------------------------------------
 
 
-def full_size_channel(case: BratsCase, settings: PreprocessConfig, modality: str = "t1") -> np.ndarray:
-    """One modality of the case as (Z, H, W) axial slices in display orientation, scaled exactly as
-    the training cache scales it (same brain, same percentiles over the slices training keeps)."""
+def full_size_channels(case: BratsCase, settings: PreprocessConfig, modalities: tuple[str, ...] = ("t1",)) -> dict[str, np.ndarray]:
+    """Some modalities of the case as (Z, H, W) axial slices in display orientation, scaled exactly
+    as the training cache scales them (same brain, same percentiles over the slices training
+    keeps); the case's files are read once."""
     volumes, _ = load_modalities(case)
     brain = axial_slices(brain_mask(case, volumes))  # (Z, H, W)
-    slices = axial_slices(volumes[case.modalities.index(modality)])
     kept = brain.sum(axis=(1, 2)) >= settings.min_brain_pixels  # the slices `preprocess_case` keeps
-    offset, gain = percentile_scale(slices[kept][brain[kept]], settings.low_percentile, settings.clip_percentile)
-    return normalise(slices, brain, offset, gain)
+    out = {}
+    for modality in modalities:
+        slices = axial_slices(volumes[case.modalities.index(modality)])
+        offset, gain = percentile_scale(slices[kept][brain[kept]], settings.low_percentile, settings.clip_percentile)
+        out[modality] = normalise(slices, brain, offset, gain)
+    return out
 
 
 def full_size_t1(case: BratsCase, settings: PreprocessConfig) -> np.ndarray:
-    """The case's T1 at full size, scaled like training (`full_size_channel`)."""
-    return full_size_channel(case, settings, "t1")
+    """The case's T1 at full size, scaled like training (`full_size_channels`)."""
+    return full_size_channels(case, settings)["t1"]
 
 
 def held_out_slices(run: Run, progress: bool = True, modality: str = "t1") -> tuple[torch.Tensor, np.ndarray]:
@@ -186,20 +191,16 @@ def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], setting
     device = next(discriminator.parameters()).device
     rows = []
     for case in tqdm(cases, desc="discriminator sweep", unit="case", disable=not progress):
-        slices = full_size_channel(case, settings, "t1")
-        flair = full_size_channel(case, settings, "flair") if "flair" in case.modalities and generator_net is not None else None
+        with_flair = generator_net is not None and "flair" in case.modalities
+        channels = full_size_channels(case, settings, ("t1", "flair") if with_flair else ("t1",))
+        slices = channels["t1"]
         tumour = axial_slices(load_label(case)).any(axis=(1, 2))
-        extra = {}
-        if generator_net is not None:
-            extra = slice_detector_scores(discriminator, generator_net, torch.from_numpy(slices[:, None]).to(device),
-                                          torch.from_numpy(flair[:, None]) if flair is not None else None)
-        for start in range(0, len(slices), batch_size):
-            batch = torch.from_numpy(slices[start : start + batch_size, None]).to(device)
-            means = discriminator_maps(discriminator, batch).mean(dim=(1, 2)).cpu().numpy()
-            for offset, score in enumerate(means):
-                z = start + offset
-                rows.append({"subject": case.case_id, "z": z, "positive": bool(tumour[z]), "score": float(score), "brain": bool(slices[z].any()),
-                             **{name: float(values[z]) for name, values in extra.items()}})
+        tensors = {m: torch.from_numpy(v[:, None]).to(device) for m, v in channels.items()}
+        scores = slice_detector_scores(discriminator, generator_net, tensors["t1"], tensors.get("flair"), batch_size)
+        extra = scores if generator_net is not None else {}  # the baselines' columns only when asked for
+        for z in range(len(slices)):
+            rows.append({"subject": case.case_id, "z": z, "positive": bool(tumour[z]), "score": float(-scores["d_mean"][z]), "brain": bool(slices[z].any()),
+                         **{name: float(values[z]) for name, values in extra.items()}})
     return rows
 
 
@@ -257,8 +258,7 @@ def sweep_roc(scores: np.ndarray, positive: np.ndarray) -> dict:
 def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool = True, baselines: bool = True) -> list[dict]:
     """`slice_scores` of the run's test subjects with its pre-trained GAN (gan/best.pt); with
     `baselines`, every detector's score too."""
-    if "t1" not in run.config.data.modalities:
-        raise KitInputError(f"The discriminator sweep scores T1 slices, which data.modalities ({', '.join(run.config.data.modalities)}) leaves out; add t1.")
+    require_t1(run.config, "The discriminator sweep")
     checkpoint = Path(checkpoint) if checkpoint else run.run_dir / "gan" / "best.pt"
     if not checkpoint.is_file():
         raise KitInputError(f"No pre-trained GAN at '{checkpoint}'; run `ganet pretrain-gan --run {run.run_dir}` (or notebook 03) first.")

@@ -22,7 +22,7 @@ from ganet_lib import paper
 from ganet_lib.data import BratsCase, find_brats_cases, load_label, survey_cases
 from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_csv
-from ganet_lib.labels import BRATS, LabelScheme, scheme_of
+from ganet_lib.labels import BRATS, THREE_BECOMES, LabelScheme, scheme_of
 from ganet_lib.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
 
 PROTOCOLS = ("brats", "paper-slicewise")
@@ -57,7 +57,7 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
     if labels.dtype.kind == "f":
         labels = np.rint(labels)
     values = set(np.unique(labels).tolist())
-    three = {"brats2023": 4, "brats2012": 1}.get(convention)  # what a 3 means beside this truth's numbering
+    three = THREE_BECOMES.get(convention)  # what a 3 means beside this truth's numbering
     allowed = {0, 1, 2, 4} | ({3} if three else set())
     if not values <= allowed:
         raise KitInputError(

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ganet_lib.data import MODALITIES, chosen_modalities, find_brats_cases, read_volume
 from ganet_lib.errors import KitInputError
+from ganet_lib.intensity import brain_from_background
 
 LABEL_FORMS = ("brats2017", "brats2012", "brats2023", "whole-tumour")
 INTENSITY_FORMS = ("int16", "float32", "zscore", "zscore-mask")
@@ -82,25 +83,23 @@ def rewrite_brats(source: Path | str, out: Path | str, modalities: tuple[str, ..
     out = Path(out)
     for number, case in enumerate(tqdm(find_brats_cases(source), desc="rewrite cases", unit="case", disable=not progress), start=1):
         volumes = {m: read_volume(case.images[m], dtype=None) for m in MODALITIES}
-        brain = np.zeros(volumes["t1"][0].shape, bool)
-        for array, _ in volumes.values():
-            brain |= array != 0
-        if labels == "brats2023":
-            case_id = f"BraTS-GLI-{number:05d}-000"
-            name = lambda kind: f"{case_id}-{_NAMES_2023[kind]}.nii.gz"  # noqa: E731
-        else:
-            case_id = case.case_id
-            name = lambda kind: f"{case_id}_{kind}.nii.gz"  # noqa: E731
+        brain = brain_from_background([array for array, _ in volumes.values()])  # the generator's background is 0
+        case_id = f"BraTS-GLI-{number:05d}-000" if labels == "brats2023" else case.case_id
         folder = out / case_id
         folder.mkdir(parents=True, exist_ok=True)
         affine = volumes["t1"][1]
         for modality in modalities:
-            _save(write_intensity(volumes[modality][0], brain, intensity), affine, folder / name(modality))
+            _save(write_intensity(volumes[modality][0], brain, intensity), affine, folder / _file_name(case_id, modality, labels))
         raw_label, _ = read_volume(case.label, dtype=None)
-        _save(write_label(raw_label, labels), affine, folder / name("seg"))
+        _save(write_label(raw_label, labels), affine, folder / _file_name(case_id, "seg", labels))
         if intensity == "zscore-mask":
-            _save(brain.astype(np.uint8), affine, folder / name("brainmask"))
+            _save(brain.astype(np.uint8), affine, folder / _file_name(case_id, "brainmask", labels))
     return out
+
+
+def _file_name(case_id: str, kind: str, labels: str) -> str:
+    """A file's name in the 2023 naming for 2023 labels, else the 2020 naming."""
+    return f"{case_id}-{_NAMES_2023[kind]}.nii.gz" if labels == "brats2023" else f"{case_id}_{kind}.nii.gz"
 
 
 def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:

@@ -30,7 +30,7 @@ CONVENTIONS = {
     "whole-tumour": "whole-tumour masks (0 background, any non-zero value tumour; the kit's label 1)",
 }
 _ALLOWED = {"brats2012": {0, 1, 2, 3, 4}, "brats2017": {0, 1, 2, 4}, "brats2023": {0, 1, 2, 3}}
-_THREE_BECOMES = {"brats2012": 1, "brats2023": 4}  # what label 3 means in the kit's numbering
+THREE_BECOMES = {"brats2012": 1, "brats2023": 4}  # what label 3 means in the kit's numbering
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ def scheme_of(convention: str) -> LabelScheme:
     return WHOLE_TUMOUR if convention == "whole-tumour" else BRATS
 
 
+def scheme_for(labels_setting: str) -> LabelScheme:
+    """The scheme of a resolved data.labels setting (`brats` or `whole-tumour`). An unresolved
+    `auto` (e.g. a checkpoint from before whole-tumour masks were supported) is BraTS."""
+    return SCHEMES.get(labels_setting, BRATS)
+
+
 def default_convention(naming: str) -> str:
     """The convention a file naming implies when nothing else is known (2023 names: ET is 3)."""
     return "brats2023" if naming == "brats2023" else "brats2017"
@@ -100,8 +106,8 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
             "fix the file or set data.label_convention (or data.labels: whole-tumour) to the data set's convention."
         )
     label = raw.astype(np.uint8)
-    if convention in _THREE_BECOMES:
-        label[label == 3] = _THREE_BECOMES[convention]
+    if convention in THREE_BECOMES:
+        label[label == 3] = THREE_BECOMES[convention]
     return label
 
 

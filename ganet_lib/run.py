@@ -27,7 +27,7 @@ from pathlib import Path
 from ganet_lib.config import REPO_ROOT, ExperimentConfig, load_config
 from ganet_lib.data import BratsCase, NfbsSubject, chosen_modalities, configure_cases, find_brats_cases, find_nfbs_subjects, split_cases, survey_cases
 from ganet_lib.errors import KitInputError
-from ganet_lib.labels import BRATS, SCHEMES, LabelScheme, scheme_of
+from ganet_lib.labels import LabelScheme, scheme_for
 from ganet_lib.files import atomic_write_text
 from ganet_lib.synthetic import SynthSpec, read_spec, write_synthetic_dataset
 
@@ -67,7 +67,7 @@ class Run:
     @property
     def scheme(self) -> LabelScheme:
         """The label scheme the run trains and scores with (BraTS labels, or whole-tumour masks)."""
-        return scheme_of(self.config.data.label_convention) if self.config.data.label_convention != "auto" else SCHEMES.get(self.config.data.labels, BRATS)
+        return scheme_for(self.config.data.labels)
 
     @cached_property
     def normals(self) -> list[NfbsSubject]:

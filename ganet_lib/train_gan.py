@@ -35,11 +35,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, load_for_resume, restore_training, save_epoch, training_state
-from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, settings_key
+from ganet_lib.config import GanConfig, ModelConfig, PreprocessConfig, require_t1, settings_key
 from ganet_lib.losses import discriminator_loss, generator_adversarial_loss, hole_l1, patch_targets
 from ganet_lib.models import InpaintingGenerator, PatchDiscriminator, xavier_init
 from ganet_lib.data import split_cases
-from ganet_lib.errors import KitInputError
 from ganet_lib.preprocess import SliceCache, build_normal_cache, build_tumour_free_cache
 from ganet_lib.run import Run
 
@@ -352,8 +351,7 @@ def normal_cache_for_run(run: Run, progress: bool = True) -> Path:
     """The run's normal T1 slices as `gan.normals` says: NFBS (the paper), or the tumour-free
     slices of the training subjects (never the test subjects), `gan.normal_margin` slices away from tumour."""
     config = run.config
-    if "t1" not in config.data.modalities:
-        raise KitInputError(f"GAN pre-training needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) leaves out; add t1, or train only the unet variant.")
+    require_t1(config, "GAN pre-training")
     if config.gan.normals == "tumour-free-slices":
         train = set(run.split["train"])
         cases = [c for c in run.cases if c.case_id in train]

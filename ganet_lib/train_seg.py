@@ -34,10 +34,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from ganet_lib.checkpoint import load_checkpoint, load_for_resume, restore_training, save_epoch, training_state
-from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, settings_key
+from ganet_lib.config import ExperimentConfig, ModelConfig, SegConfig, require_t1, settings_key
 from ganet_lib.data import split_cases
 from ganet_lib.errors import KitInputError
-from ganet_lib.labels import BRATS, SCHEMES, LabelScheme
+from ganet_lib.labels import LabelScheme, scheme_for
 from ganet_lib.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
 from ganet_lib.models import SegmentationUNet
 from ganet_lib.preprocess import SliceCache, build_slice_cache
@@ -49,15 +49,8 @@ TERMS = ("seg", "sparsity", "adv", "size")
 
 
 def scheme_of_config(config: ExperimentConfig) -> LabelScheme:
-    """The label scheme a run trains on (data.labels, resolved by `run.setup_run`). A config never
-    resolved (`auto`, e.g. a checkpoint from before whole-tumour masks were supported) is BraTS."""
-    return SCHEMES.get(config.data.labels, BRATS)
-
-
-def require_t1(config: ExperimentConfig, what: str) -> None:
-    """The GAN and the adversarial feedback work on T1: refuse `what` without it."""
-    if "t1" not in config.data.modalities:
-        raise KitInputError(f"{what} needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) leaves out; add t1, or train the unet variant.")
+    """The label scheme a run trains on (data.labels, resolved by `run.setup_run`; see `labels.scheme_for`)."""
+    return scheme_for(config.data.labels)
 
 
 class SegSlices(Dataset):
@@ -425,6 +418,16 @@ def feedback_response(gan_nets: tuple, dataset: SegSlices, fractions: tuple[floa
                 losses.append(loss)
             rows.append({"mode": mode, "fraction": fraction, "l_adv": float(torch.cat(losses).mean()), "slices": len(picks)})
     return rows
+
+
+def feedback_rises(rows: list[dict]) -> tuple[float, bool]:
+    """Whether L_adv rises with the missed fraction in `feedback_response` rows: the least-squares
+    slope of L_adv against the fraction (per unit fraction), and "rises" = a positive slope and
+    L_adv at the largest fraction above L_adv at 0."""
+    missed = sorted((r for r in rows if r["mode"] == "miss"), key=lambda r: r["fraction"])
+    fractions, values = np.array([r["fraction"] for r in missed]), np.array([r["l_adv"] for r in missed])
+    slope = float(np.polyfit(fractions, values, 1)[0])
+    return slope, bool(slope > 0 and values[-1] > values[0])
 
 
 def time_epoch(run: Run, drop_empty_slices: bool, out_dir: Path, progress: bool = False) -> dict:
