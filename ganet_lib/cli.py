@@ -160,6 +160,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from ganet_lib.ablation import run_ablation, seed_scores, sentence, summary_table
+    from ganet_lib.report import markdown_table, write_report
+    from ganet_lib.run import setup_run
+    from ganet_lib.viz import plot_ablation, save_figure
+
+    if args.seeds < 1:
+        raise KitInputError(f"--seeds must be at least 1 (got {args.seeds}).")
+    run = setup_run(args.config, args.run or "", brats_dir=args.brats or "")
+    summary = run_ablation(run, args.seeds)
+    save_figure(plot_ablation(seed_scores(run, list(range(args.seeds))), summary), run.figure_path("06_ablation.png"))
+    print(markdown_table(*summary_table(summary)))
+    print(sentence(summary))
+    print(f"wrote {run.table_path('ablation_summary.csv')}, {run.table_path('ablation_seeds.csv')}, {run.figure_path('06_ablation.png')}; report {write_report(run.run_dir)}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from ganet_lib.results import write_results
+
+    print(f"wrote {write_results(args.run, args.out)}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ganet_lib.report import write_report
 
@@ -240,6 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="mean D map <= threshold means tumour")
     sweep.add_argument("--checkpoint", type=Path, help="GAN checkpoint (default RUN/gan/best.pt)")
     sweep.set_defaults(handler=cmd_sweep)
+
+    ablation = commands.add_parser("ablation", help="both variants trained with several seeds; mean +- sd, paired difference, 95 %% CI, verdict")
+    _run_arguments(ablation, "--brats", "BraTS root; overrides the config (none: synthetic data)")
+    ablation.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1; seed 0 is the run itself, seed k > 0 goes to RUN/ablation/seed<k> (default 5)")
+    ablation.set_defaults(handler=cmd_ablation)
+
+    results = commands.add_parser("results", help="write a run's measured figures, with date, commit and machine, to a markdown file (the README's)")
+    results.add_argument("--run", type=Path, required=True, help="run folder (run_all.sh's runs/<profile>)")
+    results.add_argument("--out", type=Path, required=True, help="markdown file to write, e.g. docs/results-default.md")
+    results.set_defaults(handler=cmd_results)
 
     report = commands.add_parser("report", help="write RUN/report.md from a run folder's tables and figures (run_all.sh does this)")
     report.add_argument("--run", type=Path, required=True, help="run folder")

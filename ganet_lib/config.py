@@ -76,6 +76,7 @@ class GanConfig:
     hole_min: float = 0.06  # hole radius, as a fraction of the image side: smallest ...
     hole_max: float = 0.22  # ... and largest; tumour-sized holes (BraTS WT radii are ~5-25% of the brain)
     seed: int = 0  # seeds model init, shuffling, holes and noise: a CPU run is repeatable
+    val_seed: int = 0  # picks the held-out normal subjects; apart from `seed`, so that seeds of an ablation share them
     # The GAN sees normalised T1 without the enhancement: the authors score raw T1 slices with the
     # discriminator (Table 1), and the enhancement's saturation hides T1 tumour contrast (measured
     # on the default profile: discriminator AUC 0.72 without, 0.51 with; see the closing note of
@@ -107,6 +108,7 @@ class SegConfig:
     weight_eps: float = 1e-8  # Eq. (10) epsilon; not in the paper
     val_fraction: float = 0.1  # training subjects held out for validation (paper: 10 % of slices, seed 42)
     seed: int = 42  # seeds init, shuffling and noise: a CPU run is repeatable
+    val_seed: int = 42  # picks the validation subjects; apart from `seed`, so that seeds of an ablation share them
     mixed_precision: str = "no"  # no | fp16 | bf16 (GPU)
 
 

@@ -132,9 +132,9 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
             print(f"synthetic data in {target} was made with other settings; regenerating it")
             shutil.rmtree(target)
         write_synthetic_dataset(target, spec, progress=progress)
-    config = resolve_data(config, _run_of(config, folder).brats_dir, folder / "labels.json", progress)
+    config = resolve_data(config, run_in_folder(config, folder).brats_dir, folder / "labels.json", progress)
     atomic_write_text(folder / "config.json", config.to_json())
-    return _run_of(config, folder)
+    return run_in_folder(config, folder)
 
 
 def resolve_data(config: ExperimentConfig, brats_dir: Path, survey_file: Path, progress: bool = True) -> ExperimentConfig:
@@ -161,10 +161,10 @@ def open_run(run_dir: Path | str) -> Run:
     path = folder / "config.json"
     if not path.is_file():
         raise KitInputError(f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or run_all.sh's runs/<profile>.")
-    return _run_of(config_from_json(path.read_text(), source=str(path)), folder)
+    return run_in_folder(config_from_json(path.read_text(), source=str(path)), folder)
 
 
-def _run_of(config: ExperimentConfig, folder: Path) -> Run:
+def run_in_folder(config: ExperimentConfig, folder: Path) -> Run:
     """The Run of a resolved config in `folder`: real data where the config names it, else the
     synthetic data generated into the folder."""
     data = config.data

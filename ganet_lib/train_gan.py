@@ -202,7 +202,7 @@ def validate(generator_net, loader, accelerator: Accelerator, gan: GanConfig) ->
     """Hole L1 and PSNR of the generator on held-out slices (the same holes every epoch), next to
     the baseline of filling each hole with the slice's mean brain intensity. All on [0, 1]."""
     generator_net.eval()
-    rng = epoch_generator(gan.seed + VALIDATION_SEED, 0, accelerator.process_index)
+    rng = epoch_generator(gan.val_seed + VALIDATION_SEED, 0, accelerator.process_index)
     rows = []
     for images in loader:
         mask = random_holes((images > 0).cpu(), rng, gan.hole_min, gan.hole_max).to(images.device)
@@ -326,7 +326,7 @@ def save_inpainting_figure(generator_net: torch.nn.Module, val_set: T1Slices, ga
     images = torch.stack([val_set[i] for i in picks]).to(device)  # (count, 1, H, W)
     was_training = generator_net.training
     generator_net.eval()
-    masks, filled = inpainting_examples(generator_net, images, gan.hole_min, gan.hole_max, seed=gan.seed + VALIDATION_SEED)
+    masks, filled = inpainting_examples(generator_net, images, gan.hole_min, gan.hole_max, seed=gan.val_seed + VALIDATION_SEED)
     generator_net.train(was_training)
     fig = plot_inpainting(images[:, 0].float().cpu().numpy(), masks[:, 0].cpu().numpy(), filled[:, 0].float().cpu().numpy())
     save_figure(fig, path, dpi=70)
@@ -377,5 +377,5 @@ def normal_subject_ids(run: Run) -> list[str]:
 
 
 def normal_validation_ids(run: Run) -> list[str]:
-    """The normal subjects held out for GAN validation (seeded by gan.seed)."""
-    return split_cases(normal_subject_ids(run), run.config.gan.val_fraction, run.config.gan.seed)["test"]
+    """The normal subjects held out for GAN validation (seeded by gan.val_seed)."""
+    return split_cases(normal_subject_ids(run), run.config.gan.val_fraction, run.config.gan.val_seed)["test"]

@@ -93,8 +93,8 @@ def seg_datasets(run: Run, case_ids: list[str], progress: bool = True) -> SegSli
 
 
 def validation_ids(run: Run) -> list[str]:
-    """Training subjects held out for validation (seeded; the test subjects are never used)."""
-    return split_cases(run.split["train"], run.config.seg.val_fraction, run.config.seg.seed)["test"]
+    """Training subjects held out for validation (seeded by seg.val_seed; the test subjects are never used)."""
+    return split_cases(run.split["train"], run.config.seg.val_fraction, run.config.seg.val_seed)["test"]
 
 
 def poly_lr_factor(epoch: int, epochs: int, power: float) -> float:

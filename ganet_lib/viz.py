@@ -547,3 +547,30 @@ def plot_metric_distributions(frames: dict[str, "pandas.DataFrame"], metrics: tu
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_ablation(scores: dict[str, np.ndarray], summary: list[dict]) -> Figure:
+    """The paired comparison of `ablation`: per region, each test subject's Dice difference
+    ganet - unet (mean over seeds; a dot), their mean and the bootstrap interval (bar), and 0.
+
+    Args:
+        scores: region -> (variant, subject, seed) Dice (`ablation.seed_scores`).
+        summary: `ablation.ablation_summary` of the same scores.
+    """
+    fig, ax = plt.subplots(figsize=(1.9 + 1.5 * len(scores), 3.6))
+    rng = np.random.default_rng(0)
+    for x, row in enumerate(summary):
+        per_subject = (scores[row["region"]][0] - scores[row["region"]][1]).mean(axis=1)
+        ax.plot(x + rng.uniform(-0.18, 0.18, len(per_subject)), per_subject, ".", color="#999999", markersize=5)
+        colour = {"better": "#4daf4a", "worse": "#e41a1c"}.get(row["verdict"], "#377eb8")
+        ax.errorbar([x + 0.3], [row["difference"]], yerr=[[row["difference"] - row["ci_low"]], [row["ci_high"] - row["difference"]]],
+                    fmt="o", color=colour, capsize=4, linewidth=2)
+        ax.annotate(row["verdict"], (x + 0.3, row["ci_high"]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color=colour)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(summary)), [row["region"] for row in summary])
+    ax.set_xlim(-0.5, len(summary) - 0.2)
+    first = summary[0]
+    ax.set_ylabel("Dice ganet - unet (per subject)")
+    ax.set_title(f"paired difference, {first['subjects']} subjects x {first['seeds']} seed(s);\nbar: mean and 95 % bootstrap CI", fontsize=8)
+    fig.tight_layout()
+    return fig

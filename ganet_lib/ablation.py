@@ -1,0 +1,211 @@
+"""The ablation with statistics: is the adversarial feedback worth anything on this data?
+
+`ganet ablation`, notebook 06 and the report. Seed k trains the GAN with `gan.seed + k` and both
+U-Nets with `seg.seed + k`: model initialisation, data order, hole and noise draws change with it;
+the data, the train/test split and the validation hold-outs (`gan.val_seed`, `seg.val_seed`) do
+not. Seed 0 is the run itself (`RUN/gan`, `RUN/seg-*`, `RUN/metrics`); seed k > 0 lives in
+`RUN/ablation/seed<k>/`, which shares the run's data and caches through symbolic links. The
+`ganet` and `unet` U-Nets of one seed start from the same weights and see the same batches, so
+the comparison is paired by subject and seed.
+
+Statistics (per region, `brats` protocol, whole-volume Dice): the mean over seeds of each
+variant's test-set mean, with its sd over seeds; and the paired difference ganet - unet, averaged
+over subjects and seeds, with a 95 % percentile interval from a two-way bootstrap that resamples
+subjects and seeds independently (both are random samples: the test subjects of a population, the
+seeds of the training's randomness; resampling only subjects would hide the seed-to-seed spread).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ganet_lib.evaluate import evaluate_cases, read_rows, write_rows
+from ganet_lib.files import atomic_write_csv, atomic_write_text
+from ganet_lib.run import Run, run_in_folder
+
+VARIANTS = ("ganet", "unet")
+BOOTSTRAP_SAMPLES = 10_000
+CONFIDENCE = 0.95
+
+
+def seed_run(run: Run, seed: int) -> Run:
+    """The run of ablation seed `seed` (0: `run` itself), set up on first use."""
+    if seed == 0:
+        return run
+    folder = run.run_dir / "ablation" / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for shared in ("cache", "synthetic"):  # the same data and slice caches as the run
+        link, target = folder / shared, run.run_dir / shared
+        if target.exists() and not link.is_symlink():
+            link.symlink_to(Path("..") / ".." / shared, target_is_directory=True)
+    for name in ("split.json", "labels.json"):  # the same train/test split and label survey
+        if (run.run_dir / name).is_file():
+            atomic_write_text(folder / name, (run.run_dir / name).read_text())
+    config = run.config
+    config = replace(config, gan=replace(config.gan, seed=config.gan.seed + seed), seg=replace(config.seg, seed=config.seg.seed + seed))
+    atomic_write_text(folder / "config.json", config.to_json())
+    return run_in_folder(config, folder)
+
+
+def seeds_in(run: Run) -> list[int]:
+    """The seeds whose `brats` metrics of both variants exist in the run folder."""
+    found = [0] + sorted(int(p.name[4:]) for p in (run.run_dir / "ablation").glob("seed*") if p.name[4:].isdigit())
+    return [k for k in found if all(metrics_path(run, k, v).is_file() for v in VARIANTS)]
+
+
+def metrics_path(run: Run, seed: int, variant: str) -> Path:
+    folder = run.run_dir if seed == 0 else run.run_dir / "ablation" / f"seed{seed}"
+    return folder / "metrics" / f"{variant}_brats.csv"
+
+
+def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str, Path]:
+    """Train (or reuse) the GAN and both U-Nets of one seed, segment the test subjects and score
+    them with the `brats` protocol; returns each variant's metrics CSV."""
+    from ganet_lib.predict import predict_cases
+    from ganet_lib.train_gan import pretrain_gan_for_run
+    from ganet_lib.train_seg import load_segmentation, train_segmentation_for_run
+
+    member = seed_run(run, seed)
+    test_cases = [c for c in member.cases if c.case_id in set(member.split["test"])]
+    pretrain_gan_for_run(member, resume=True, progress=False)  # each epoch still prints one line
+    written = {}
+    for variant in VARIANTS:
+        result = train_segmentation_for_run(member, variant, resume=True, progress=False)
+        path = metrics_path(run, seed, variant)
+        if path.is_file() and path.stat().st_mtime_ns > result.best_checkpoint.stat().st_mtime_ns:
+            written[variant] = path  # scored after the checkpoint was written: reuse
+            continue
+        model, config, _, _ = load_segmentation(result.best_checkpoint)
+        predictions = member.run_dir / "predictions" / variant
+        predict_cases(model, test_cases, predictions, config.preprocess, progress=False)
+        written[variant] = write_rows(path, evaluate_cases(predictions, test_cases, "brats", progress=False))
+        if progress:
+            print(f"   seed {seed} {variant}: {len(test_cases)} test subjects scored -> {path}", flush=True)
+    return written
+
+
+def run_ablation(run: Run, seeds: int, progress: bool = True) -> list[dict]:
+    """Seeds 0 .. seeds-1 of `run` (each trained only if missing), then the statistics
+    (`ablation_summary`), written to tables/ablation_summary.csv and tables/ablation_seeds.csv."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
+    for seed in range(seeds):
+        if progress:
+            print(f"== seed {seed} of 0..{seeds - 1} ({'the run itself' if seed == 0 else seed_run(run, seed).run_dir})", flush=True)
+        train_and_score_seed(run, seed, progress)
+    return write_ablation(run, list(range(seeds)))
+
+
+def seed_scores(run: Run, seeds: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Whole-volume Dice per region as arrays (variant, subject, seed): {region: array}, over the
+    subjects every seed scored. Regions the labels lack (whole-tumour masks: TC, ET) stay out."""
+    seeds = seeds_in(run) if seeds is None else seeds
+    tables = {(v, k): read_rows(metrics_path(run, k, v)) for v in VARIANTS for k in seeds}
+    first = tables[VARIANTS[0], seeds[0]]
+    subjects = sorted({row["subject"] for row in first})
+    regions = [r for r in ("WT", "TC", "ET") if any(row["region"] == r and row["dice"] is not None for row in first)]
+    scores = {}
+    for region in regions:
+        values = np.full((len(VARIANTS), len(subjects), len(seeds)), np.nan)
+        for (variant, seed), rows in tables.items():
+            for row in rows:
+                if row["region"] == region and row["subject"] in subjects and row["dice"] is not None:
+                    values[VARIANTS.index(variant), subjects.index(row["subject"]), seeds.index(seed)] = row["dice"]
+        if np.isnan(values).any():
+            raise ValueError(f"the {region} Dice of some subject is missing for some seed; rerun `ganet ablation` to rescore the seeds")
+        scores[region] = values
+    return scores
+
+
+def paired_interval(differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
+                    seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a (subjects, seeds) array of paired differences and its two-way bootstrap
+    percentile interval (subjects and seeds resampled independently, with replacement)."""
+    n_subjects, n_seeds = differences.shape
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n_subjects, size=(samples, n_subjects))
+    columns = rng.integers(0, n_seeds, size=(samples, n_seeds))
+    # mean over the resampled grid = mean over rows of the row-resampled means over resampled columns
+    per_subject = differences[rows]  # (samples, n_subjects, n_seeds)
+    means = np.take_along_axis(per_subject, np.broadcast_to(columns[:, None, :], per_subject.shape), axis=2).mean(axis=(1, 2))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(differences.mean()), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """'better' when the whole interval is above 0, 'worse' when below, else 'not distinguishable'."""
+    return "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
+
+
+def ablation_summary(scores: dict[str, np.ndarray]) -> list[dict]:
+    """One row per region: each variant's mean and sd over seeds of its test-set mean Dice; the
+    paired difference ganet - unet with its interval and verdict."""
+    rows = []
+    for region, values in scores.items():
+        per_seed = values.mean(axis=1)  # (variant, seed): test-set mean per seed
+        sd = per_seed.std(axis=1, ddof=1) if per_seed.shape[1] > 1 else np.full(len(VARIANTS), np.nan)
+        difference, low, high = paired_interval(values[0] - values[1])
+        rows.append({"region": region, "subjects": values.shape[1], "seeds": values.shape[2],
+                     "ganet_mean": per_seed[0].mean(), "ganet_sd": sd[0], "unet_mean": per_seed[1].mean(), "unet_sd": sd[1],
+                     "difference": difference, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)})
+    return rows
+
+
+def sentence(summary: list[dict]) -> str:
+    """The plain verdict on the whole tumour (the region every label scheme has), with its numbers."""
+    wt = next(row for row in summary if row["region"] == "WT")
+    size = f"{wt['subjects']} test subjects x {wt['seeds']} seed{'s' if wt['seeds'] > 1 else ''}"
+    numbers = (f"WT Dice ganet - unet {wt['difference']:+.3f}, {CONFIDENCE:.0%} CI [{wt['ci_low']:+.3f}, {wt['ci_high']:+.3f}], "
+               f"paired over {size}")
+    if wt["verdict"] == "not distinguishable":
+        text = f"GANet-Seg and the plain U-Net are not distinguishable at this size ({numbers})."
+    else:
+        text = f"GANet-Seg is {wt['verdict']} than the plain U-Net at this size ({numbers})."
+    if wt["seeds"] == 1:
+        text += (" One seed: the interval covers only the choice of test subjects, not the training's seed-to-seed "
+                 "variation; `ganet ablation --seeds 5` measures that too.")
+    return text
+
+
+def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and rows of the summary as the CLI, notebook 06, the report and the results file show it."""
+    def spread(mean: float, sd: float | None) -> str:
+        return f"{mean:.3f}" if sd is None or sd != sd else f"{mean:.3f} +- {sd:.3f}"
+
+    header = ["Region", "Subjects x seeds", "ganet Dice (mean +- sd over seeds)", "unet Dice", "ganet - unet (paired)", f"{CONFIDENCE:.0%} CI", "GANet-Seg is"]
+    rows = [[r["region"], f"{r['subjects']} x {r['seeds']}", spread(r["ganet_mean"], r["ganet_sd"]), spread(r["unet_mean"], r["unet_sd"]),
+             f"{r['difference']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]", r["verdict"]] for r in summary]
+    return header, rows
+
+
+def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
+    """tables/ablation_seeds.csv (each seed's test-set mean Dice per variant and region),
+    tables/ablation_summary.csv and tables/ablation.json (the summary and its sentence)."""
+    seeds = seeds_in(run) if seeds is None else seeds
+    scores = seed_scores(run, seeds)
+    per_seed = [{"seed": seed, "variant": variant, "region": region, "dice": float(values[i, :, j].mean())}
+                for region, values in scores.items() for i, variant in enumerate(VARIANTS) for j, seed in enumerate(seeds)]
+    atomic_write_csv(run.table_path("ablation_seeds.csv"), per_seed)
+    summary = ablation_summary(scores)
+    atomic_write_csv(run.table_path("ablation_summary.csv"), summary)
+    readable = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in summary]  # NaN -> null
+    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary)}, indent=1))
+    return summary
+
+
+def read_ablation(run_dir: Path) -> dict | None:
+    """tables/ablation.json of a run folder, or None when it was not written."""
+    path = Path(run_dir) / "tables" / "ablation.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_seed_means(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "tables" / "ablation_seeds.csv"
+    with open(path, newline="") as handle:
+        return [{**row, "seed": int(row["seed"]), "dice": float(row["dice"])} for row in csv.DictReader(handle)]

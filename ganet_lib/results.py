@@ -1,0 +1,150 @@
+"""`ganet results`: a run's measured figures as a short markdown file the README links to.
+
+    ./run_all.sh && ganet results --run runs/default --out docs/results-default.md
+
+Every number comes from a file the run left (run_summary.json, tables/*.csv, metrics/*.csv,
+tables/ablation.json, gan/metrics.csv); the header says when, from which commit and on which
+machine. Re-measuring the README's figures is those two commands, so they cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ganet_lib.ablation import read_ablation, summary_table
+from ganet_lib.config import REPO_ROOT
+from ganet_lib.evaluate import read_rows, region_means
+from ganet_lib.files import atomic_write_text
+from ganet_lib.report import machine_description, markdown_table
+from ganet_lib.run import open_run
+
+
+def _csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def commit_description() -> str:
+    """`<hash>` of the checkout the kit runs from, '+ uncommitted changes' when there are any."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def _timing(run_dir: Path) -> str:
+    path = run_dir / "run_summary.json"
+    if not path.is_file():
+        return "No `run_summary.json`: the notebooks were not run by `run_all.sh`."
+    summary = json.loads(path.read_text())
+    parts = ", ".join(f"{t['notebook'][:2]}: {t['seconds']:.0f} s" for t in summary["timings"])
+    minutes, seconds = divmod(round(summary["wall_seconds"]), 60)
+    built = ", ".join(summary.get("rebuilt", [])) or "nothing"
+    reused = ", ".join(summary.get("reused", [])) or "nothing"
+    return (f"**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
+            f"{summary['peak_mb']:.0f} MB resident. Built in this run: {built}; reused: {reused}.")
+
+
+def _detectors(run_dir: Path) -> str:
+    rows = _csv(run_dir / "tables" / "detectors_auc.csv")
+    sweep = _csv(run_dir / "tables" / "table1_sweep.csv")
+    slices = _csv(run_dir / "tables" / "sweep_slices.csv")
+    if not rows:
+        return "Not computed (notebook 05 / `ganet sweep`)."
+    positive = sum(s["positive"] == "True" for s in slices)
+    text = (f"{len(slices)} full-size test slices, {positive} with tumour. ROC AUC, higher score = tumour "
+            "(full size: the authors' protocol; as trained: cropped, resized):\n\n")
+    text += markdown_table(["Detector", "AUC full size", "AUC as trained"], [[r["what"], f"{float(r['AUC full size']):.3f}", f"{float(r['AUC as trained']):.3f}"] for r in rows])
+    if sweep:
+        text += "\n\nAt the paper's thresholds (mean D map <= t = tumour): " + "; ".join(
+            f"t = {r['threshold']}: accuracy {float(r['accuracy']):.1%}, sensitivity {float(r['sensitivity']):.1%}" for r in sweep) + "."
+    return text
+
+
+def _feedback(run_dir: Path) -> str:
+    rows = _csv(run_dir / "tables" / "04_feedback_response.csv")
+    if not rows:
+        return "Not computed (notebook 04)."
+    line = {mode: ", ".join(f"{float(r['l_adv']):.3f}" for r in rows if r["mode"] == mode) for mode in ("miss", "over")}
+    fractions = ", ".join(f"{float(r['fraction']):.0%}" for r in rows if r["mode"] == "miss")
+    return (f"L_adv (Eq. 7) of the true masks of {rows[0]['slices']} validation slices with {fractions} of the tumour "
+            f"missed: {line['miss']}; grown into normal tissue by as much: {line['over']}.")
+
+
+def _segmentation(run_dir: Path) -> str:
+    body = []
+    for variant in ("ganet", "unet"):
+        path = run_dir / "metrics" / f"{variant}_brats.csv"
+        if not path.is_file():
+            continue
+        means = region_means(read_rows(path))
+        subjects = len({row["subject"] for row in read_rows(path)})
+        body.append([variant, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in ("WT", "TC", "ET")]
+                    + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"])
+    if not body:
+        return "Not computed (notebook 06)."
+    return markdown_table(["Variant", "Test subjects", "Dice WT", "Dice TC", "Dice ET", "HD95 WT (mm)", "LW Dice WT"], body)
+
+
+def _gan(run_dir: Path) -> str:
+    rows = _csv(run_dir / "gan" / "metrics.csv")
+    if not rows:
+        return "Not trained in this run folder."
+    best = min(rows, key=lambda r: float(r["val_hole_l1"]))
+    return (f"{len(rows)} epochs; best validation hole L1 {float(best['val_hole_l1']):.3f} (epoch {best['epoch']}) "
+            f"vs {float(best['val_mean_fill_l1']):.3f} for filling the hole with the mean intensity.")
+
+
+def write_results(run_dir: Path | str, out: Path | str) -> Path:
+    """Write the measured figures of the run in `run_dir` to `out` (markdown); returns `out`."""
+    run_dir, out = Path(run_dir), Path(out)
+    run = open_run(run_dir)
+    ablation = read_ablation(run_dir)
+    if ablation:
+        header, rows = summary_table(ablation["summary"])
+        comparison = markdown_table(header, rows) + f"\n\n{ablation['sentence']}"
+    else:
+        comparison = "Not computed (notebook 06 / `ganet ablation`)."
+    split = run.split
+    text = f"""# Measured: profile `{run.config.profile}`
+
+Written by `ganet results --run {run_dir} --out {out}` on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')},
+commit {commit_description()}, from the files of the run folder. Do not edit by hand: run the
+command again.
+
+- Machine: {machine_description()}
+- Data: {run.describe()}; {len(split['train'])} training and {len(split['test'])} test subjects.{' **Synthetic**: these numbers measure the kit on generated subjects, not the paper on BraTS.' if run.synthetic else ''}
+
+## Wall time and memory
+
+{_timing(run_dir)}
+
+## GAN pre-training
+
+{_gan(run_dir)}
+
+## Table 1: the discriminator as a tumour-slice detector, beside the baselines
+
+{_detectors(run_dir)}
+
+## The feedback as a mechanism
+
+{_feedback(run_dir)}
+
+## Table 2: segmentation (`brats` protocol, mean over the test subjects; seed 0)
+
+{_segmentation(run_dir)}
+
+## GANet-Seg against the plain U-Net
+
+{comparison}
+"""
+    return atomic_write_text(out, text)
