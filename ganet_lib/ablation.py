@@ -39,6 +39,7 @@ def seed_run(run: Run, seed: int) -> Run:
         return run
     folder = run.run_dir / "ablation" / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
+    run.cache_dir.mkdir(parents=True, exist_ok=True)  # made on first use: link it even before then
     for shared in ("cache", "synthetic"):  # the same data and slice caches as the run
         link, target = folder / shared, run.run_dir / shared
         if target.exists() and not link.is_symlink():

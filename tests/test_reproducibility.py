@@ -1,0 +1,93 @@
+"""What is bit-identical: the same machine, seed and thread count give the same checkpoints (README,
+"Reproducibility"). And the ablation's seeds: what changes with a seed, what does not."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganet_lib.ablation import paired_interval, seed_run, sentence, verdict
+from ganet_lib.checkpoint import load_checkpoint
+from ganet_lib.run import setup_run
+from ganet_lib.train_gan import normal_validation_ids, pretrain_gan_for_run
+from ganet_lib.train_seg import train_segmentation_for_run, validation_ids
+
+
+def _tensors(value, prefix=""):
+    """Every tensor (and number) inside a checkpoint's nested dicts and lists, by path."""
+    if isinstance(value, torch.Tensor):
+        yield prefix, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != "seconds":  # wall time per epoch, the one thing allowed to differ
+                yield from _tensors(item, f"{prefix}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{prefix}/{index}")
+    elif isinstance(value, (int, float)):
+        yield prefix, torch.tensor(value)
+
+
+def _train_smoke(folder) -> dict:
+    """The smoke profile from nothing (its synthetic data included): GAN, then both U-Nets."""
+    run = setup_run("smoke", str(folder), progress=False)
+    pretrain_gan_for_run(run, progress=False)
+    for variant in ("ganet", "unet"):
+        train_segmentation_for_run(run, variant, progress=False)
+    return {name: load_checkpoint(folder / name / "last.pt") for name in ("gan", "seg-ganet", "seg-unet")}
+
+
+def test_same_seed_and_threads_give_bit_identical_checkpoints(tmp_path):
+    first, second = _train_smoke(tmp_path / "a"), _train_smoke(tmp_path / "b")
+    compared = 0
+    for name in first:
+        for part in ("generator", "discriminator", "opt_g", "opt_d", "model", "optimizer", "history"):
+            if part not in first[name]:
+                continue
+            left, right = dict(_tensors(first[name][part])), dict(_tensors(second[name][part]))
+            assert left.keys() == right.keys(), (name, part)
+            for path, tensor in left.items():
+                same = torch.equal(tensor, right[path]) or bool((tensor.isnan() & right[path].isnan()).all())  # NaN: unet's loss_adv
+                assert same, f"{name} {part}{path} differs between two identical runs"
+                compared += 1
+    assert compared > 100  # the networks' weights and the optimisers' moments were all compared
+
+
+def test_an_ablation_seed_changes_the_training_not_the_data(tmp_path):
+    run = setup_run("smoke", str(tmp_path / "run"), progress=False)
+    other = seed_run(run, 3)
+    assert other.run_dir == tmp_path / "run" / "ablation" / "seed3"
+    assert (other.config.gan.seed, other.config.seg.seed) == (run.config.gan.seed + 3, run.config.seg.seed + 3)
+    assert other.split == run.split
+    assert [c.case_id for c in other.cases] == [c.case_id for c in run.cases]
+    assert (other.cache_dir.resolve(), other.brats_dir.resolve()) == (run.cache_dir.resolve(), run.brats_dir.resolve())
+    # The validation hold-outs follow val_seed, not seed: every seed selects and stops on the same subjects.
+    assert validation_ids(other) == validation_ids(run) and normal_validation_ids(other) == normal_validation_ids(run)
+    assert json.loads((other.run_dir / "config.json").read_text())["seg"]["seed"] == run.config.seg.seed + 3
+    assert seed_run(run, 0) is run
+
+
+def test_paired_interval_by_hand():
+    # A constant difference: every bootstrap sample has the same mean.
+    assert paired_interval(np.full((6, 3), 0.02)) == pytest.approx((0.02, 0.02, 0.02))
+    # One seed, subjects +-1 around 0.5: the interval is the bootstrap of a mean of 40 values with sd 1,
+    # so about 0.5 +- 1.96 / sqrt(40) = 0.5 +- 0.31.
+    differences = np.array([1.5, -0.5] * 20)[:, None]
+    mean, low, high = paired_interval(differences)
+    assert mean == pytest.approx(0.5)
+    assert low == pytest.approx(0.5 - 0.31, abs=0.04) and high == pytest.approx(0.5 + 0.31, abs=0.04)
+    # Seeds that disagree widen the interval: the same subjects, one seed shifted by +1 and one by -1.
+    two_seeds = np.concatenate([differences + 1, differences - 1], axis=1)
+    _, low2, high2 = paired_interval(two_seeds)
+    assert high2 - low2 > (high - low) * 1.5
+
+
+def test_the_verdict_follows_the_interval():
+    assert (verdict(0.01, 0.05), verdict(-0.05, -0.01), verdict(-0.01, 0.05)) == ("better", "worse", "not distinguishable")
+    row = {"region": "WT", "subjects": 8, "seeds": 1, "difference": 0.04, "ci_low": -0.01, "ci_high": 0.09, "verdict": "not distinguishable"}
+    text = sentence([row])
+    assert text.startswith("GANet-Seg and the plain U-Net are not distinguishable at this size")
+    assert "8 test subjects x 1 seed" in text and "One seed" in text
+    better = sentence([{**row, "seeds": 5, "ci_low": 0.01, "verdict": "better"}])
+    assert better.startswith("GANet-Seg is better than the plain U-Net") and "One seed" not in better
