@@ -9,6 +9,12 @@ then scored on the run's test subjects: the AUC of "low D map = tumour" for the 
 paper's) and its 25th percentile, at full size (the authors' protocol) and as trained (cropped,
 resized). One JSON line per run, then the mean and sd over seeds per variant. Issue 13's variants
 table in the closing note of 2026-11-26 was made with an earlier copy of this script.
+
+    --log docs/gan-variants.jsonl            append each run's row (with its overrides) to a JSON-lines file
+    --summarise docs/gan-variants.jsonl --markdown docs/gan-variants.md
+                                             no training: the variants table (mean +- sd over seeds) of such a file
+
+The README's reproduction notes link docs/gan-variants.md, written by the second form.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import yaml
 
 from ganet_lib.data import axial_slices, load_label
 from ganet_lib.detector import discriminator_maps, full_size_t1, held_out_slices
+from ganet_lib.files import atomic_write_text
 from ganet_lib.metrics import roc_auc
 from ganet_lib.run import setup_run
 from ganet_lib.train_gan import load_gan, pretrain_gan_for_run
@@ -48,13 +55,59 @@ def aucs(run, checkpoint: Path) -> dict[str, float]:
     return {**full, **trained}
 
 
+KEYS = ("full_mean", "full_p25", "trained_mean", "trained_p25")
+
+
+def summary_markdown(rows: list[dict], source: Path) -> str:
+    """The variants table: per variant, its overrides, seeds, and mean +- sd over seeds of each AUC."""
+    variants: dict[str, list[dict]] = {}
+    for row in rows:
+        variants.setdefault(row["variant"], []).append(row)
+
+    def spread(values: list[float]) -> str:
+        return f"{statistics.mean(values):.3f}" + (f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+
+    lines = [
+        "# The discriminator's tumour-slice ROC AUC, GAN variant by variant",
+        "",
+        f"Written by `benchmarks/gan_variants.py --summarise {source} --markdown ...` from the rows in `{source}`",
+        "(one per trained GAN; each row says where it was measured). Default profile's data (40 synthetic subjects,",
+        "template anatomy), 8 test subjects, 512 full-size slices (214 with tumour); 2-core CPU, no GPU. AUC of",
+        "\"low D = tumour\" for the map's mean (the paper's reduction) and its 25th percentile; full size = the",
+        "authors' protocol, as trained = cropped and resized like the GAN's training slices. The paper's operating",
+        "points imply about 0.87. Train s: median over seeds (a shared machine; bigholes seed 2 ran beside two other jobs).",
+        "",
+        "| variant | overrides of the default profile | seeds | full size, mean | full size, 25th pct | as trained, mean | as trained, 25th pct | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, group in variants.items():
+        group = sorted(group, key=lambda r: r["seed"])
+        lines.append(f"| {name} | `{json.dumps(group[0]['overrides'])}` | {', '.join(str(r['seed']) for r in group)} | "
+                     + " | ".join(spread([r[k] for r in group]) for k in KEYS) + f" | {statistics.median(r['train_s'] for r in group):.0f} |")
+    lines += ["", "Per run:", "", "| variant | seed | " + " | ".join(KEYS) + " | train s | measured |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['seed']} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + f" | {r['train_s']} | {r['source']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder holding brats/ and nfbs/ (e.g. runs/default/synthetic)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="folder holding brats/ and nfbs/ (e.g. runs/default/synthetic)")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--log", type=Path, help="append each run's row to this JSON-lines file")
+    parser.add_argument("--summarise", type=Path, help="no training: summarise this JSON-lines file (see --markdown)")
+    parser.add_argument("--markdown", type=Path, help="with --summarise: write the variants table here")
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), default=[], help="repeatable; default: the default profile as it is")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
+    if args.summarise:
+        rows = [json.loads(line) for line in args.summarise.read_text().splitlines() if line.strip()]
+        text = summary_markdown(rows, args.summarise)
+        if args.markdown:
+            atomic_write_text(args.markdown, text)
+        print(text)
+        return
+    if args.data is None or args.out is None:
+        parser.error("training needs --data and --out (or give --summarise FILE)")
     variants = args.variant or [("default", "{}")]
     summary: dict[str, list[dict]] = {}
     for name, overrides_json in variants:
@@ -71,6 +124,9 @@ def main() -> None:
             row = {"variant": name, "seed": seed, "train_s": round(time.perf_counter() - started), **{k: round(v, 3) for k, v in aucs(run, result.best_checkpoint).items()}}
             summary.setdefault(name, []).append(row)
             print(json.dumps(row), flush=True)
+            if args.log:
+                with open(args.log, "a") as log:
+                    log.write(json.dumps({**row, "overrides": overrides, "source": f"{time.strftime('%Y-%m-%d')}, benchmarks/gan_variants.py"}) + "\n")
     for name, rows in summary.items():
         parts = []
         for key in ("full_mean", "full_p25", "trained_mean", "trained_p25"):

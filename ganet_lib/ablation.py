@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganet_lib.config import ExperimentConfig
 from ganet_lib.evaluate import evaluate_cases, read_rows, write_rows
 from ganet_lib.files import atomic_write_csv, atomic_write_text
 from ganet_lib.run import Run, run_in_folder
@@ -47,16 +48,27 @@ def seed_run(run: Run, seed: int) -> Run:
     for name in ("split.json", "labels.json"):  # the same train/test split and label survey
         if (run.run_dir / name).is_file():
             atomic_write_text(folder / name, (run.run_dir / name).read_text())
-    config = run.config
-    config = replace(config, gan=replace(config.gan, seed=config.gan.seed + seed), seg=replace(config.seg, seed=config.seg.seed + seed))
+    config = seed_config(run, seed)
     atomic_write_text(folder / "config.json", config.to_json())
     return run_in_folder(config, folder)
 
 
+def seed_config(run: Run, seed: int) -> ExperimentConfig:
+    """The run's config with the seeds of ablation seed `seed`."""
+    config = run.config
+    return replace(config, gan=replace(config.gan, seed=config.gan.seed + seed), seg=replace(config.seg, seed=config.seg.seed + seed))
+
+
 def seeds_in(run: Run) -> list[int]:
-    """The seeds whose `brats` metrics of both variants exist in the run folder."""
+    """The seeds whose `brats` metrics of both variants exist in the run folder, made with the
+    run's present settings (a seed folder left from other settings is ignored until retrained)."""
     found = [0] + sorted(int(p.name[4:]) for p in (run.run_dir / "ablation").glob("seed*") if p.name[4:].isdigit())
-    return [k for k in found if all(metrics_path(run, k, v).is_file() for v in VARIANTS)]
+
+    def current(seed: int) -> bool:
+        saved = run.run_dir / "ablation" / f"seed{seed}" / "config.json"
+        return seed == 0 or (saved.is_file() and saved.read_text() == seed_config(run, seed).to_json())
+
+    return [k for k in found if current(k) and all(metrics_path(run, k, v).is_file() for v in VARIANTS)]
 
 
 def metrics_path(run: Run, seed: int, variant: str) -> Path:
@@ -161,7 +173,7 @@ def ablation_summary(scores: dict[str, np.ndarray]) -> list[dict]:
 def sentence(summary: list[dict]) -> str:
     """The plain verdict on the whole tumour (the region every label scheme has), with its numbers."""
     wt = next(row for row in summary if row["region"] == "WT")
-    size = f"{wt['subjects']} test subjects x {wt['seeds']} seed{'s' if wt['seeds'] > 1 else ''}"
+    size = f"{wt['subjects']} test subject{'s' if wt['subjects'] > 1 else ''} x {wt['seeds']} seed{'s' if wt['seeds'] > 1 else ''}"
     numbers = (f"WT Dice ganet - unet {wt['difference']:+.3f}, {CONFIDENCE:.0%} CI [{wt['ci_low']:+.3f}, {wt['ci_high']:+.3f}], "
                f"paired over {size}")
     if wt["verdict"] == "not distinguishable":

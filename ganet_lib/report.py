@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ganet_lib import paper
+from ganet_lib.ablation import read_ablation, summary_table
 from ganet_lib.evaluate import read_rows, region_means, table_2
 from ganet_lib.files import atomic_write_text
 from ganet_lib.run import open_run
@@ -117,8 +118,14 @@ def _ablation(run_dir: Path) -> str:
                     + [sum(seconds) / len(seconds) if seconds else float("nan")])
     if not rows:
         return "Not computed in this run (notebooks 04 and 06)."
-    lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects:\n")
+    lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects (seed 0):\n")
     lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch (mean over all epochs)"], rows))
+    ablation = read_ablation(run_dir)
+    if ablation:
+        lines.append(f"\nPaired per subject (seeds {', '.join(map(str, ablation['seeds']))}; `tables/ablation_summary.csv`):\n")
+        lines.append(markdown_table(*summary_table(ablation["summary"])))
+        lines.append(f"\n**{ablation['sentence']}**")
+        lines.append("\n" + _figure(run_dir, "06_ablation.png", "paired Dice differences and their 95 % intervals"))
     lines.append("\n" + _figure(run_dir, "04_training_curves.png", "training curves of both variants"))
     lines.append("\n" + _figure(run_dir, "06_per_subject.png", "per-subject scores"))
     return "\n".join(lines)

@@ -47,8 +47,11 @@ def _timing(run_dir: Path) -> str:
     summary = json.loads(path.read_text())
     parts = ", ".join(f"{t['notebook'][:2]}: {t['seconds']:.0f} s" for t in summary["timings"])
     minutes, seconds = divmod(round(summary["wall_seconds"]), 60)
-    built = ", ".join(summary.get("rebuilt", [])) or "nothing"
-    reused = ", ".join(summary.get("reused", [])) or "nothing"
+    def listed(names: list[str]) -> str:  # the slice caches counted, not named by their hashes
+        caches = [n for n in names if n.startswith("cache ")]
+        return ", ".join([n for n in names if n not in caches] + ([f"{len(caches)} slice cache(s)"] if caches else [])) or "nothing"
+
+    built, reused = listed(summary.get("rebuilt", [])), listed(summary.get("reused", []))
     return (f"**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
             f"{summary['peak_mb']:.0f} MB resident. Built in this run: {built}; reused: {reused}.")
 
