@@ -197,6 +197,17 @@ def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
+def training_seconds(run: Run, seed: int) -> dict[str, float]:
+    """Seconds the seed's GAN and U-Nets trained, summed from their per-epoch histories (metrics.csv)."""
+    folder = run.run_dir if seed == 0 else run.run_dir / "ablation" / f"seed{seed}"
+    seconds = {}
+    for name, history in (("gan", folder / "gan" / "metrics.csv"), *((v, folder / f"seg-{v}" / "metrics.csv") for v in VARIANTS)):
+        if history.is_file():
+            with open(history, newline="") as handle:
+                seconds[name] = round(sum(float(row["seconds"]) for row in csv.DictReader(handle)), 1)
+    return seconds
+
+
 def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
     """tables/ablation_seeds.csv (each seed's test-set mean Dice per variant and region),
     tables/ablation_summary.csv and tables/ablation.json (the summary and its sentence)."""
@@ -208,7 +219,8 @@ def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
     summary = ablation_summary(scores)
     atomic_write_csv(run.table_path("ablation_summary.csv"), summary)
     readable = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in summary]  # NaN -> null
-    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary)}, indent=1))
+    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary),
+                                                                   "training_seconds": {str(k): training_seconds(run, k) for k in seeds}}, indent=1))
     return summary
 
 

@@ -114,6 +114,10 @@ def write_results(run_dir: Path | str, out: Path | str) -> Path:
     if ablation:
         header, rows = summary_table(ablation["summary"])
         comparison = markdown_table(header, rows) + f"\n\n{ablation['sentence']}"
+        seconds = ablation.get("training_seconds", {})
+        if seconds:
+            comparison += ("\n\nTraining time per seed (s, summed from the per-epoch histories; GAN / ganet / unet): "
+                           + "; ".join(f"seed {k}: {' / '.join(f'{v[n]:.0f}' for n in ('gan', 'ganet', 'unet') if n in v)}" for k, v in seconds.items()) + ".")
     else:
         comparison = "Not computed (notebook 06 / `ganet ablation`)."
     split = run.split
