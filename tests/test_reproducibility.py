@@ -91,3 +91,45 @@ def test_the_verdict_follows_the_interval():
     assert "8 test subjects x 1 seed" in text and "One seed" in text
     better = sentence([{**row, "seeds": 5, "ci_low": 0.01, "verdict": "better"}])
     assert better.startswith("GANet-Seg is better than the plain U-Net") and "One seed" not in better
+
+
+def test_ganet_ablation_over_two_seeds_then_results(tmp_path, capsys):
+    from ganet_lib.cli import main
+    from ganet_lib.evaluate import read_rows
+    from ganet_lib.run import open_run
+
+    profile = tmp_path / "ablation-smoke.yaml"  # the smoke profile with 3 test subjects
+    profile.write_text("extends: smoke\ndata:\n  synthetic_cases: 6\n  test_fraction: 0.5\n")
+    run_dir = tmp_path / "run"
+    assert main(["ablation", "--config", str(profile), "--run", str(run_dir), "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    seed1 = run_dir / "ablation" / "seed1"
+    for folder in (run_dir, seed1):
+        for name in ("gan", "seg-ganet", "seg-unet"):
+            assert (folder / name / "best.pt").is_file()
+    # The seed changes the training: seed 1's U-Net starts and ends elsewhere than seed 0's.
+    weights = [load_checkpoint(folder / "seg-unet" / "last.pt")["model"] for folder in (run_dir, seed1)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # The summary is the mean of the per-subject CSVs of both seeds, recomputed here by hand.
+    summary = json.loads((run_dir / "tables" / "ablation.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    wt = next(row for row in summary["summary"] if row["region"] == "WT")
+    dice = {}
+    for folder, seed in ((run_dir, 0), (seed1, 1)):
+        for variant in ("ganet", "unet"):
+            rows = [r for r in read_rows(folder / "metrics" / f"{variant}_brats.csv") if r["region"] == "WT"]
+            dice[variant, seed] = np.array([r["dice"] for r in rows])
+    assert len(dice["ganet", 0]) == wt["subjects"] == 3 and wt["seeds"] == 2
+    assert wt["ganet_mean"] == pytest.approx(np.mean([dice["ganet", 0].mean(), dice["ganet", 1].mean()]))
+    assert wt["unet_sd"] == pytest.approx(np.std([dice["unet", 0].mean(), dice["unet", 1].mean()], ddof=1))
+    assert wt["difference"] == pytest.approx(np.mean([dice["ganet", s] - dice["unet", s] for s in (0, 1)]))
+    assert wt["ci_low"] <= wt["difference"] <= wt["ci_high"]
+    assert summary["sentence"] in out and (run_dir / "figures" / "06_ablation.png").is_file()
+    assert set(summary["training_seconds"]["1"]) == {"gan", "ganet", "unet"}
+    # `ganet results` writes the same numbers with the commit and the machine, atomically.
+    results = tmp_path / "docs" / "results.md"
+    assert main(["results", "--run", str(run_dir), "--out", str(results)]) == 0
+    text = results.read_text()
+    assert summary["sentence"] in text and "commit " in text and "CPU cores" in text
+    assert f"{wt['difference']:+.3f}" in text and open_run(run_dir).config.profile in text
+    assert not list(results.parent.glob(".*partial*"))
