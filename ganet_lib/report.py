@@ -122,7 +122,8 @@ def _ablation(run_dir: Path) -> str:
     lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch (mean over all epochs)"], rows))
     ablation = read_ablation(run_dir)
     if ablation:
-        lines.append(f"\nPaired per subject (seeds {', '.join(map(str, ablation['seeds']))}; `tables/ablation_summary.csv`):\n")
+        seeds = ablation["seeds"]
+        lines.append(f"\nPaired per subject (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; `tables/ablation_summary.csv`):\n")
         lines.append(markdown_table(*summary_table(ablation["summary"])))
         lines.append(f"\n**{ablation['sentence']}**")
         lines.append("\n" + _figure(run_dir, "06_ablation.png", "paired Dice differences and their 95 % intervals"))
