@@ -165,7 +165,7 @@ def ablation_summary(scores: dict[str, np.ndarray]) -> list[dict]:
         sd = per_seed.std(axis=1, ddof=1) if per_seed.shape[1] > 1 else np.full(len(VARIANTS), np.nan)
         difference, low, high = paired_interval(values[0] - values[1])
         rows.append({"region": region, "subjects": values.shape[1], "seeds": values.shape[2],
-                     "ganet_mean": per_seed[0].mean(), "ganet_sd": sd[0], "unet_mean": per_seed[1].mean(), "unet_sd": sd[1],
+                     "ganet_mean": float(per_seed[0].mean()), "ganet_sd": float(sd[0]), "unet_mean": float(per_seed[1].mean()), "unet_sd": float(sd[1]),
                      "difference": difference, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)})
     return rows
 
