@@ -152,7 +152,8 @@ def paired_interval(differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, c
 
 
 def verdict(low: float, high: float) -> str:
-    """'better' when the whole interval is above 0, 'worse' when below, else 'not distinguishable'."""
+    """'better' when the whole interval is above 0, 'worse' when below, else 'not distinguishable'.
+    With one seed this is about that seed's pair of networks only (see `sentence`)."""
     return "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
 
 
@@ -176,14 +177,14 @@ def sentence(summary: list[dict]) -> str:
     size = f"{wt['subjects']} test subject{'s' if wt['subjects'] > 1 else ''} x {wt['seeds']} seed{'s' if wt['seeds'] > 1 else ''}"
     numbers = (f"WT Dice ganet - unet {wt['difference']:+.3f}, {CONFIDENCE:.0%} CI [{wt['ci_low']:+.3f}, {wt['ci_high']:+.3f}], "
                f"paired over {size}")
+    if wt["seeds"] == 1:  # the interval leaves out the training's randomness: no verdict on the method
+        found = "no difference" if wt["verdict"] == "not distinguishable" else f"GANet-Seg {wt['verdict']}"
+        return (f"One training seed only: on these test subjects this seed's pair shows {found} ({numbers}). "
+                "The interval covers only the choice of test subjects, not the seed-to-seed variation of training, "
+                "so it cannot say whether GANet-Seg is better at this size; `ganet ablation --seeds 5` measures that.")
     if wt["verdict"] == "not distinguishable":
-        text = f"GANet-Seg and the plain U-Net are not distinguishable at this size ({numbers})."
-    else:
-        text = f"GANet-Seg is {wt['verdict']} than the plain U-Net at this size ({numbers})."
-    if wt["seeds"] == 1:
-        text += (" One seed: the interval covers only the choice of test subjects, not the training's seed-to-seed "
-                 "variation; `ganet ablation --seeds 5` measures that too.")
-    return text
+        return f"GANet-Seg and the plain U-Net are not distinguishable at this size ({numbers})."
+    return f"GANet-Seg is {wt['verdict']} than the plain U-Net at this size ({numbers})."
 
 
 def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
@@ -193,7 +194,8 @@ def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
 
     header = ["Region", "Subjects x seeds", "ganet Dice (mean +- sd over seeds)", "unet Dice", "ganet - unet (paired)", f"{CONFIDENCE:.0%} CI", "GANet-Seg is"]
     rows = [[r["region"], f"{r['subjects']} x {r['seeds']}", spread(r["ganet_mean"], r["ganet_sd"]), spread(r["unet_mean"], r["unet_sd"]),
-             f"{r['difference']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]", r["verdict"]] for r in summary]
+             f"{r['difference']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+             r["verdict"] + (" (this seed, these subjects)" if r["seeds"] == 1 else "")] for r in summary]
     return header, rows
 
 

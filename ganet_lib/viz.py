@@ -550,14 +550,18 @@ def plot_metric_distributions(frames: dict[str, "pandas.DataFrame"], metrics: tu
 
 
 def plot_ablation(scores: dict[str, np.ndarray], summary: list[dict]) -> Figure:
-    """The paired comparison of `ablation`: per region, each test subject's Dice difference
+    """The paired comparison of `ablation`. Left, per region: each test subject's Dice difference
     ganet - unet (mean over seeds; a dot), their mean and the bootstrap interval (bar), and 0.
+    Right (several seeds): each seed's test-set mean difference, so that one odd seed shows.
 
     Args:
         scores: region -> (variant, subject, seed) Dice (`ablation.seed_scores`).
         summary: `ablation.ablation_summary` of the same scores.
     """
-    fig, ax = plt.subplots(figsize=(1.9 + 1.5 * len(scores), 3.6))
+    seeds = summary[0]["seeds"]
+    columns = 2 if seeds > 1 else 1
+    fig, axes = plt.subplots(1, columns, figsize=(columns * (1.4 + 1.5 * len(scores)), 3.6), squeeze=False)
+    ax = axes[0, 0]
     rng = np.random.default_rng(0)
     for x, row in enumerate(summary):
         per_subject = (scores[row["region"]][0] - scores[row["region"]][1]).mean(axis=1)
@@ -565,12 +569,23 @@ def plot_ablation(scores: dict[str, np.ndarray], summary: list[dict]) -> Figure:
         colour = {"better": "#4daf4a", "worse": "#e41a1c"}.get(row["verdict"], "#377eb8")
         ax.errorbar([x + 0.3], [row["difference"]], yerr=[[row["difference"] - row["ci_low"]], [row["ci_high"] - row["difference"]]],
                     fmt="o", color=colour, capsize=4, linewidth=2)
-        ax.annotate(row["verdict"], (x + 0.3, row["ci_high"]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color=colour)
+        ax.annotate(row["verdict"] + (" (1 seed)" if seeds == 1 else ""), (x + 0.3, row["ci_high"]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color=colour)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(summary)), [row["region"] for row in summary])
     ax.set_xlim(-0.5, len(summary) - 0.2)
-    first = summary[0]
-    ax.set_ylabel("Dice ganet - unet (per subject)")
-    ax.set_title(f"paired difference, {first['subjects']} subjects x {first['seeds']} seed(s);\nbar: mean and 95 % bootstrap CI", fontsize=8)
+    ax.set_ylabel("Dice ganet - unet")
+    ax.set_title(f"per subject (grey), {summary[0]['subjects']} subjects x {seeds} seed(s);\nbar: mean and 95 % bootstrap CI", fontsize=8)
+    if seeds > 1:
+        ax = axes[0, 1]
+        colours = plt.get_cmap("tab10")
+        for x, row in enumerate(summary):
+            per_seed = (scores[row["region"]][0] - scores[row["region"]][1]).mean(axis=0)
+            for k, value in enumerate(per_seed):
+                ax.plot(x + (k - (seeds - 1) / 2) * 0.08, value, "o", color=colours(k % 10), label=f"seed {k}" if x == 0 else None)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(summary)), [row["region"] for row in summary])
+        ax.set_xlim(-0.5, len(summary) - 0.5)
+        ax.set_title("per seed: mean over the test subjects", fontsize=8)
+        ax.legend(fontsize=6.5, loc="best")
     fig.tight_layout()
     return fig

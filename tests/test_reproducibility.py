@@ -86,11 +86,13 @@ def test_paired_interval_by_hand():
 def test_the_verdict_follows_the_interval():
     assert (verdict(0.01, 0.05), verdict(-0.05, -0.01), verdict(-0.01, 0.05)) == ("better", "worse", "not distinguishable")
     row = {"region": "WT", "subjects": 8, "seeds": 1, "difference": 0.04, "ci_low": -0.01, "ci_high": 0.09, "verdict": "not distinguishable"}
-    text = sentence([row])
-    assert text.startswith("GANet-Seg and the plain U-Net are not distinguishable at this size")
-    assert "8 test subjects x 1 seed" in text and "One seed" in text
+    assert sentence([{**row, "seeds": 5}]).startswith("GANet-Seg and the plain U-Net are not distinguishable at this size")
     better = sentence([{**row, "seeds": 5, "ci_low": 0.01, "verdict": "better"}])
-    assert better.startswith("GANet-Seg is better than the plain U-Net") and "One seed" not in better
+    assert better.startswith("GANet-Seg is better than the plain U-Net at this size") and "8 test subjects x 5 seeds" in better
+    # One seed: what the pair showed, and that this is no verdict on the method.
+    one = sentence([{**row, "ci_low": 0.01, "verdict": "better"}])
+    assert one.startswith("One training seed only: on these test subjects this seed's pair shows GANet-Seg better")
+    assert "cannot say whether GANet-Seg is better at this size" in one and "8 test subjects x 1 seed" in one
 
 
 def test_ganet_ablation_over_two_seeds_then_results(tmp_path, capsys):
