@@ -215,6 +215,8 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         atomic_write_text(progress_path, json.dumps(progress, indent=1))
         print(f"   done in {seconds:.1f} s -> {executed}", flush=True)
 
+    from ganet_lib.results import commit_description
+
     after = artefacts(run_dir)
     reused = sorted(name for name, stamp in after.items() if before.get(name) == stamp)
     rebuilt = sorted(name for name in after if name not in reused)
@@ -228,6 +230,7 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         "reused": reused,
         "rebuilt": rebuilt,
         "gpus": gpus,
+        "commit": commit_description(),  # the code that made the run (`ganet results` says it)
     }
     atomic_write_text(run_dir / "run_summary.json", json.dumps(summary, indent=1))
     if report:

@@ -52,7 +52,8 @@ def _timing(run_dir: Path) -> str:
         return ", ".join([n for n in names if n not in caches] + ([f"{len(caches)} slice cache(s)"] if caches else [])) or "nothing"
 
     built, reused = listed(summary.get("rebuilt", [])), listed(summary.get("reused", []))
-    return (f"**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
+    made = f"Run made at commit {summary['commit']}. " if summary.get("commit") else ""
+    return (f"{made}**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
             f"{summary['peak_mb']:.0f} MB resident. Built in this run: {built}; reused: {reused}.")
 
 
