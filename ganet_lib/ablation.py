@@ -27,7 +27,7 @@ import numpy as np
 from ganet_lib.config import ExperimentConfig
 from ganet_lib.evaluate import evaluate_cases, read_rows, write_rows
 from ganet_lib.files import atomic_write_csv, atomic_write_text
-from ganet_lib.run import Run, run_in_folder
+from ganet_lib.run import Run, commit_description, run_in_folder
 
 VARIANTS = ("ganet", "unet")
 BOOTSTRAP_SAMPLES = 10_000
@@ -221,7 +221,7 @@ def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
     summary = ablation_summary(scores)
     atomic_write_csv(run.table_path("ablation_summary.csv"), summary)
     readable = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in summary]  # NaN -> null
-    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary),
+    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary), "commit": commit_description(),
                                                                    "training_seconds": {str(k): training_seconds(run, k) for k in seeds}}, indent=1))
     return summary
 

@@ -215,7 +215,7 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         atomic_write_text(progress_path, json.dumps(progress, indent=1))
         print(f"   done in {seconds:.1f} s -> {executed}", flush=True)
 
-    from ganet_lib.results import commit_description
+    from ganet_lib.run import commit_description
 
     after = artefacts(run_dir)
     reused = sorted(name for name, stamp in after.items() if before.get(name) == stamp)

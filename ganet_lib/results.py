@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ganet_lib.ablation import read_ablation, summary_table
-from ganet_lib.config import REPO_ROOT
 from ganet_lib.evaluate import read_rows, region_means
 from ganet_lib.files import atomic_write_text
 from ganet_lib.report import machine_description, markdown_table
-from ganet_lib.run import open_run
+from ganet_lib.run import commit_description, open_run
 
 
 def _csv(path: Path) -> list[dict]:
@@ -28,16 +26,6 @@ def _csv(path: Path) -> list[dict]:
         return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def commit_description() -> str:
-    """`<hash>` of the checkout the kit runs from, '+ uncommitted changes' when there are any."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes" if dirty else "")
 
 
 def _timing(run_dir: Path) -> str:
@@ -114,7 +102,8 @@ def write_results(run_dir: Path | str, out: Path | str) -> Path:
     ablation = read_ablation(run_dir)
     if ablation:
         header, rows = summary_table(ablation["summary"])
-        comparison = markdown_table(header, rows) + f"\n\n{ablation['sentence']}"
+        comparison = (f"Seeds {', '.join(map(str, ablation['seeds']))}; tables written at commit {ablation.get('commit', 'not recorded')}.\n\n"
+                      + markdown_table(header, rows) + f"\n\n{ablation['sentence']}")
         seconds = ablation.get("training_seconds", {})
         if seconds:
             comparison += ("\n\nTraining time per seed (s, summed from the per-epoch histories; GAN / ganet / unet): "
