@@ -102,7 +102,7 @@ def write_results(run_dir: Path | str, out: Path | str) -> Path:
     ablation = read_ablation(run_dir)
     if ablation:
         header, rows = summary_table(ablation["summary"])
-        comparison = (f"Seeds {', '.join(map(str, ablation['seeds']))}; tables written at commit {ablation.get('commit', 'not recorded')}.\n\n"
+        comparison = (f"Seed{'s' if len(ablation['seeds']) > 1 else ''} {', '.join(map(str, ablation['seeds']))}; tables written at commit {ablation.get('commit', 'not recorded')}.\n\n"
                       + markdown_table(header, rows) + f"\n\n{ablation['sentence']}")
         seconds = ablation.get("training_seconds", {})
         if seconds:
