@@ -24,21 +24,26 @@ from pathlib import Path
 
 import numpy as np
 
-from ganet_lib.config import ExperimentConfig
-from ganet_lib.evaluate import evaluate_cases, read_rows, write_rows
+from ganet_lib.config import ExperimentConfig, commit_description
+from ganet_lib.evaluate import REGION_ORDER, evaluate_cases, read_rows, write_rows
 from ganet_lib.files import atomic_write_csv, atomic_write_text
-from ganet_lib.run import Run, commit_description, run_in_folder
+from ganet_lib.run import Run, run_in_folder
 
 VARIANTS = ("ganet", "unet")
 BOOTSTRAP_SAMPLES = 10_000
 CONFIDENCE = 0.95
 
 
+def seed_folder(run: Run, seed: int) -> Path:
+    """Where ablation seed `seed` lives: the run folder itself for 0, else RUN/ablation/seed<k>."""
+    return run.run_dir if seed == 0 else run.run_dir / "ablation" / f"seed{seed}"
+
+
 def seed_run(run: Run, seed: int) -> Run:
     """The run of ablation seed `seed` (0: `run` itself), set up on first use."""
     if seed == 0:
         return run
-    folder = run.run_dir / "ablation" / f"seed{seed}"
+    folder = seed_folder(run, seed)
     folder.mkdir(parents=True, exist_ok=True)
     run.cache_dir.mkdir(parents=True, exist_ok=True)  # made on first use: link it even before then
     for shared in ("cache", "synthetic"):  # the same data and slice caches as the run
@@ -65,15 +70,14 @@ def seeds_in(run: Run) -> list[int]:
     found = [0] + sorted(int(p.name[4:]) for p in (run.run_dir / "ablation").glob("seed*") if p.name[4:].isdigit())
 
     def current(seed: int) -> bool:
-        saved = run.run_dir / "ablation" / f"seed{seed}" / "config.json"
+        saved = seed_folder(run, seed) / "config.json"
         return seed == 0 or (saved.is_file() and saved.read_text() == seed_config(run, seed).to_json())
 
     return [k for k in found if current(k) and all(metrics_path(run, k, v).is_file() for v in VARIANTS)]
 
 
 def metrics_path(run: Run, seed: int, variant: str) -> Path:
-    folder = run.run_dir if seed == 0 else run.run_dir / "ablation" / f"seed{seed}"
-    return folder / "metrics" / f"{variant}_brats.csv"
+    return seed_folder(run, seed) / "metrics" / f"{variant}_brats.csv"
 
 
 def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str, Path]:
@@ -109,7 +113,7 @@ def run_ablation(run: Run, seeds: int, progress: bool = True) -> list[dict]:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     for seed in range(seeds):
         if progress:
-            print(f"== seed {seed} of 0..{seeds - 1} ({'the run itself' if seed == 0 else seed_run(run, seed).run_dir})", flush=True)
+            print(f"== seed {seed} of 0..{seeds - 1} ({'the run itself' if seed == 0 else seed_folder(run, seed)})", flush=True)
         train_and_score_seed(run, seed, progress)
     return write_ablation(run, list(range(seeds)))
 
@@ -121,7 +125,7 @@ def seed_scores(run: Run, seeds: list[int] | None = None) -> dict[str, np.ndarra
     tables = {(v, k): read_rows(metrics_path(run, k, v)) for v in VARIANTS for k in seeds}
     first = tables[VARIANTS[0], seeds[0]]
     subjects = sorted({row["subject"] for row in first})
-    regions = [r for r in ("WT", "TC", "ET") if any(row["region"] == r and row["dice"] is not None for row in first)]
+    regions = [r for r in REGION_ORDER if any(row["region"] == r and row["dice"] is not None for row in first)]
     scores = {}
     for region in regions:
         values = np.full((len(VARIANTS), len(subjects), len(seeds)), np.nan)
@@ -201,7 +205,7 @@ def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
 
 def training_seconds(run: Run, seed: int) -> dict[str, float]:
     """Seconds the seed's GAN and U-Nets trained, summed from their per-epoch histories (metrics.csv)."""
-    folder = run.run_dir if seed == 0 else run.run_dir / "ablation" / f"seed{seed}"
+    folder = seed_folder(run, seed)
     seconds = {}
     for name, history in (("gan", folder / "gan" / "metrics.csv"), *((v, folder / f"seg-{v}" / "metrics.csv") for v in VARIANTS)):
         if history.is_file():
@@ -231,8 +235,3 @@ def read_ablation(run_dir: Path) -> dict | None:
     path = Path(run_dir) / "tables" / "ablation.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
-
-def read_seed_means(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "tables" / "ablation_seeds.csv"
-    with open(path, newline="") as handle:
-        return [{**row, "seed": int(row["seed"]), "dice": float(row["dice"])} for row in csv.DictReader(handle)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,15 @@ def settings_key(config: ExperimentConfig, sections: tuple[str, ...], **extra: o
     equal key can be reused or resumed; any other change to the config leaves it valid."""
     values = config.to_dict()
     return json.dumps({**{name: values[name] for name in sections}, **extra}, sort_keys=True)
+
+
+def commit_description() -> str:
+    """`<hash>` of the checkout the kit runs from, '+ uncommitted changes' when there are any."""
+    if not (REPO_ROOT / ".git").exists():  # installed with pip: a checkout around site-packages is not the kit's
+        return "unknown (not a git checkout)"
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes" if dirty else "")

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ganet_lib import processes
-from ganet_lib.config import REPO_ROOT, load_config
+from ganet_lib.config import REPO_ROOT, commit_description, load_config
 from ganet_lib.files import atomic_write_text
 from ganet_lib.frontend import FORCE_VARIABLE
 
@@ -214,8 +214,6 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         progress["peak_mb"] = max(progress.get("peak_mb", 0.0), peak_child_mb())
         atomic_write_text(progress_path, json.dumps(progress, indent=1))
         print(f"   done in {seconds:.1f} s -> {executed}", flush=True)
-
-    from ganet_lib.run import commit_description
 
     after = artefacts(run_dir)
     reused = sorted(name for name, stamp in after.items() if before.get(name) == stamp)

@@ -24,7 +24,10 @@ from ganet_lib.files import atomic_write_text
 from ganet_lib.run import open_run
 
 
-def _read_csv(path: Path) -> list[dict]:
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a CSV the run wrote, as dicts of strings; no rows when the file is missing."""
+    if not path.is_file():
+        return []
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -58,7 +61,7 @@ def _table_1(run_dir: Path) -> str:
     path = run_dir / "tables" / "table1_sweep.csv"
     if not path.is_file():
         return "Not computed in this run (notebook 05 or `ganet sweep`)."
-    rows = _read_csv(path)
+    rows = read_csv(path)
     kit = markdown_table(
         ["Threshold", "Accuracy", "Sensitivity", "Specificity", "TP", "FN", "FP", "TN"],
         [[r["threshold"], f"{float(r['accuracy']):.2%}", f"{float(r['sensitivity']):.2%}", f"{float(r['specificity']):.2%}", r["TP"], r["FN"], r["FP"], r["TN"]] for r in rows],
@@ -67,7 +70,7 @@ def _table_1(run_dir: Path) -> str:
         ["Threshold", "Accuracy", "Sensitivity", "TP", "FN", "FP"],
         [[r["threshold"], f"{r['accuracy']:.2%}", f"{r['sensitivity']:.2%}", r["TP"], r["FN"], r["FP"]] for r in paper.TABLE_1],
     )
-    slices = _read_csv(run_dir / "tables" / "sweep_slices.csv") if (run_dir / "tables" / "sweep_slices.csv").is_file() else []
+    slices = read_csv(run_dir / "tables" / "sweep_slices.csv") if (run_dir / "tables" / "sweep_slices.csv").is_file() else []
     auc = ""
     if slices:
         from ganet_lib.detector import sweep_roc  # imports torch: only when there is a sweep
@@ -78,7 +81,7 @@ def _table_1(run_dir: Path) -> str:
             auc = f" ROC AUC of the mean map: **{sweep_roc(scores, positive)['auc']:.3f}** over {len(slices)} slices, {int(positive.sum())} with tumour."
     detectors = ""
     if (run_dir / "tables" / "detectors_auc.csv").is_file():
-        rows = _read_csv(run_dir / "tables" / "detectors_auc.csv")
+        rows = read_csv(run_dir / "tables" / "detectors_auc.csv")
         detectors = ("\n\nThe discriminator beside detectors that need none (same slices, ROC AUC, higher score = tumour; "
                      "`tables/detectors_auc.csv`):\n\n" + markdown_table(
                          ["Detector", "AUC full size", "AUC as trained"],
@@ -112,7 +115,7 @@ def _ablation(run_dir: Path) -> str:
         if not path.is_file():
             continue
         means = region_means(read_rows(path))
-        seconds = [float(r["seconds"]) for r in _read_csv(history)] if history.is_file() else []
+        seconds = [float(r["seconds"]) for r in read_csv(history)] if history.is_file() else []
         regions = ("WT", "TC", "ET")  # a region the labels do not have (whole-tumour masks: TC, ET) stays empty
         rows.append([variant] + [means[g].get(column, float("nan")) for column in ("dice", "hd95", "lw_dice") for g in regions]
                     + [sum(seconds) / len(seconds) if seconds else float("nan")])

@@ -9,23 +9,16 @@ machine. Re-measuring the README's figures is those two commands, so they cannot
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ganet_lib.ablation import read_ablation, summary_table
-from ganet_lib.evaluate import read_rows, region_means
+from ganet_lib.config import commit_description
+from ganet_lib.evaluate import REGION_ORDER, read_rows, region_means
 from ganet_lib.files import atomic_write_text
-from ganet_lib.report import machine_description, markdown_table
-from ganet_lib.run import commit_description, open_run
-
-
-def _csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
+from ganet_lib.report import machine_description, markdown_table, read_csv
+from ganet_lib.run import open_run
 
 
 def _timing(run_dir: Path) -> str:
@@ -35,6 +28,7 @@ def _timing(run_dir: Path) -> str:
     summary = json.loads(path.read_text())
     parts = ", ".join(f"{t['notebook'][:2]}: {t['seconds']:.0f} s" for t in summary["timings"])
     minutes, seconds = divmod(round(summary["wall_seconds"]), 60)
+
     def listed(names: list[str]) -> str:  # the slice caches counted, not named by their hashes
         caches = [n for n in names if n.startswith("cache ")]
         return ", ".join([n for n in names if n not in caches] + ([f"{len(caches)} slice cache(s)"] if caches else [])) or "nothing"
@@ -46,9 +40,9 @@ def _timing(run_dir: Path) -> str:
 
 
 def _detectors(run_dir: Path) -> str:
-    rows = _csv(run_dir / "tables" / "detectors_auc.csv")
-    sweep = _csv(run_dir / "tables" / "table1_sweep.csv")
-    slices = _csv(run_dir / "tables" / "sweep_slices.csv")
+    rows = read_csv(run_dir / "tables" / "detectors_auc.csv")
+    sweep = read_csv(run_dir / "tables" / "table1_sweep.csv")
+    slices = read_csv(run_dir / "tables" / "sweep_slices.csv")
     if not rows:
         return "Not computed (notebook 05 / `ganet sweep`)."
     positive = sum(s["positive"] == "True" for s in slices)
@@ -62,7 +56,7 @@ def _detectors(run_dir: Path) -> str:
 
 
 def _feedback(run_dir: Path) -> str:
-    rows = _csv(run_dir / "tables" / "04_feedback_response.csv")
+    rows = read_csv(run_dir / "tables" / "04_feedback_response.csv")
     if not rows:
         return "Not computed (notebook 04)."
     line = {mode: ", ".join(f"{float(r['l_adv']):.3f}" for r in rows if r["mode"] == mode) for mode in ("miss", "over")}
@@ -77,9 +71,9 @@ def _segmentation(run_dir: Path) -> str:
         path = run_dir / "metrics" / f"{variant}_brats.csv"
         if not path.is_file():
             continue
-        means = region_means(read_rows(path))
-        subjects = len({row["subject"] for row in read_rows(path)})
-        body.append([variant, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in ("WT", "TC", "ET")]
+        rows = read_rows(path)
+        means, subjects = region_means(rows), len({row["subject"] for row in rows})
+        body.append([variant, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
                     + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"])
     if not body:
         return "Not computed (notebook 06)."
@@ -87,7 +81,7 @@ def _segmentation(run_dir: Path) -> str:
 
 
 def _gan(run_dir: Path) -> str:
-    rows = _csv(run_dir / "gan" / "metrics.csv")
+    rows = read_csv(run_dir / "gan" / "metrics.csv")
     if not rows:
         return "Not trained in this run folder."
     best = min(rows, key=lambda r: float(r["val_hole_l1"]))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -177,14 +176,3 @@ def run_in_folder(config: ExperimentConfig, folder: Path) -> Run:
         synthetic=data.brats_dir is None or data.nfbs_dir is None,
     )
 
-
-def commit_description() -> str:
-    """`<hash>` of the checkout the kit runs from, '+ uncommitted changes' when there are any."""
-    if not (REPO_ROOT / ".git").exists():  # installed with pip: a checkout around site-packages is not the kit's
-        return "unknown (not a git checkout)"
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes" if dirty else "")
