@@ -123,13 +123,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
     import warnings
 
     from ganet_lib.evaluate import evaluate_folder, format_means, write_rows
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows = evaluate_folder(args.pred, args.gt, args.protocol, labels=args.labels, label_convention=args.label_convention)
+        workers = args.workers or min(os.cpu_count() or 1, 8)
+        rows = evaluate_folder(args.pred, args.gt, args.protocol, labels=args.labels, label_convention=args.label_convention, workers=workers)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     write_rows(args.out, rows)
@@ -257,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--labels", choices=["auto", "brats", "whole-tumour"], default="auto", help="what the truth's label maps hold (default: found in the files)")
     evaluate.add_argument("--label-convention", choices=["auto", "brats2012", "brats2017", "brats2023"], default="auto",
                           help="how the truth's BraTS label maps are numbered (default: found in the files)")
+    evaluate.add_argument("--workers", type=int, default=0, help="processes scoring cases in parallel (default 0: one per CPU, at most 8)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     sweep = commands.add_parser("sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds")

@@ -22,7 +22,7 @@ from ganet_lib import paper
 from ganet_lib.data import BratsCase, find_brats_cases, load_label, survey_cases
 from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_csv
-from ganet_lib.labels import BRATS, THREE_BECOMES, LabelScheme, scheme_of
+from ganet_lib.labels import BRATS, THREE_BECOMES, LabelScheme, distinct_values, scheme_of
 from ganet_lib.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
 
 PROTOCOLS = ("brats", "paper-slicewise")
@@ -56,7 +56,7 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
         return (labels != 0).astype(np.uint8)
     if labels.dtype.kind == "f":
         labels = np.rint(labels)
-    values = set(np.unique(labels).tolist())
+    values = {int(v) for v in distinct_values(labels)} | {0}
     three = THREE_BECOMES.get(convention)  # what a 3 means beside this truth's numbering
     allowed = {0, 1, 2, 4} | ({3} if three else set())
     if not values <= allowed:
@@ -90,30 +90,70 @@ def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
 
 
-def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True) -> list[dict]:
-    """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region."""
+def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dict], str | None]:
+    """Rows of one case (`evaluate_case`, with the subject), and a warning when it has no prediction."""
+    truth = load_label(case)
+    spacing = tuple(float(s) for s in nib.load(case.label).header.get_zooms()[:3])
+    path = prediction_path(pred_dir, case.case_id)
+    warning = None
+    if path is None:
+        warning = f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction"
+        prediction = np.zeros_like(truth)
+    else:
+        prediction = read_prediction(path, case, truth.shape)
+    scheme = scheme_of(case.label_convention)
+    return [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing, protocol, scheme)], warning
+
+
+def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:
+    return score_case(*job)
+
+
+def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True, workers: int = 1) -> list[dict]:
+    """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region.
+
+    Args:
+        workers: processes scoring cases in parallel (1: in this process). The rows come back in
+            the order of `cases` whatever the number.
+    """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise KitInputError(f"The prediction folder '{pred_dir}' does not exist; run `ganet predict --out {pred_dir}` first.")
     if protocol not in PROTOCOLS:
         raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
+    if workers < 1:
+        raise KitInputError(f"--workers is {workers}; give 1 or more processes.")
+    jobs = [(case, pred_dir, protocol) for case in cases]
+    bar = dict(desc=f"evaluate ({protocol})", unit="case", disable=not progress, total=len(jobs))
+    if workers == 1 or len(jobs) < 2:
+        results = [_score_case_job(job) for job in tqdm(jobs, **bar)]
+    else:
+        results = list(tqdm(parallel_map(_score_case_job, jobs, workers), **bar))
     rows = []
-    for case in tqdm(cases, desc=f"evaluate ({protocol})", unit="case", disable=not progress):
-        truth = load_label(case)
-        spacing = tuple(float(s) for s in nib.load(case.label).header.get_zooms()[:3])
-        path = prediction_path(pred_dir, case.case_id)
-        if path is None:
-            warnings.warn(f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction", stacklevel=2)
-            prediction = np.zeros_like(truth)
-        else:
-            prediction = read_prediction(path, case, truth.shape)
-        scheme = scheme_of(case.label_convention)
-        rows += [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing, protocol, scheme)]
+    for case_rows, warning in results:
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+        rows += case_rows
     return rows
 
 
+def parallel_map(function, jobs: list, workers: int):
+    """`function` over `jobs` in `workers` processes, results in the jobs' order (an iterator).
+
+    Linux forks the workers (no start-up cost; evaluation imports no torch, so nothing unsafe to
+    fork is running); elsewhere they are spawned.
+    """
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        yield from pool.map(function, jobs, chunksize=1)
+
+
 def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True,
-                    labels: str = "auto", label_convention: str = "auto") -> list[dict]:
+                    labels: str = "auto", label_convention: str = "auto", workers: int = 1) -> list[dict]:
     """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout), its label
     convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it."""
     cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
@@ -123,7 +163,7 @@ def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "b
     if progress:
         print(f"label maps: {survey.reason}")
     cases = [replace(case, convention=survey.convention) for case in cases]
-    return evaluate_cases(pred_dir, cases, protocol, progress)
+    return evaluate_cases(pred_dir, cases, protocol, progress, workers)
 
 
 def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:

@@ -95,11 +95,14 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
         return (raw != 0).astype(np.uint8)
     if raw.dtype.kind == "f":  # some copies store labels as floats
         raw = np.rint(raw)
-    low, high = (raw.min(), raw.max()) if raw.size else (0, 0)
     allowed = _ALLOWED[convention]
-    counts = np.bincount(raw.astype(np.uint8).ravel(), minlength=5) if 0 <= low and high <= 4 else None
-    present = set(np.flatnonzero(counts).tolist()) if counts is not None else {int(low), int(high)}
-    if counts is None or not present <= allowed:
+    if raw.dtype == np.uint8:  # the common case: only the labelled voxels are counted (a few % of a volume)
+        present = set(nonzero_uint8_values(raw)) | {0}
+    else:
+        low, high = (raw.min(), raw.max()) if raw.size else (0, 0)
+        in_range = 0 <= low and high <= 4
+        present = set(nonzero_uint8_values(raw.astype(np.uint8))) | {0} if in_range else {int(low), int(high)}
+    if not present <= allowed:
         unexpected = sorted(present - allowed)
         raise KitInputError(
             f"{source} holds label value(s) {', '.join(f'{v:g}' for v in unexpected)}, which the {CONVENTIONS[convention]} does not use; "
@@ -111,15 +114,24 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
     return label
 
 
+def nonzero_uint8_values(raw: np.ndarray) -> list[int]:
+    """The distinct non-zero values of a uint8 map, ascending. Counting only the non-zero voxels is
+    several times faster than `np.bincount` over a whole BraTS volume, which copies it to int64."""
+    flat = raw.ravel(order="K")  # memory order, no copy (NIfTI arrays are Fortran-ordered; indexing those directly is 20x slower)
+    return np.flatnonzero(np.bincount(flat[flat != 0], minlength=1)).tolist()
+
+
 def distinct_values(raw: np.ndarray) -> tuple[float, ...]:
     """The distinct non-zero values of a label map, as floats (a mask may be float).
 
     Integer maps are counted with `np.bincount` (about 10x faster than `np.unique` on a BraTS volume).
     """
+    if raw.dtype in (np.uint8, np.bool_):
+        return tuple(float(v) for v in nonzero_uint8_values(raw.view(np.uint8)))
     if raw.dtype.kind in "iub" and raw.size:
         low, high = int(raw.min()), int(raw.max())
         if high - low < 1 << 16:
-            present = np.flatnonzero(np.bincount(raw.ravel().astype(np.int64) - low)) + low
+            present = np.flatnonzero(np.bincount(raw.ravel(order="K").astype(np.int64) - low)) + low
             return tuple(float(v) for v in present if v != 0)
     return tuple(float(v) for v in np.unique(raw) if v != 0)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cc3d
 import numpy as np
 from scipy import ndimage
-from scipy.stats import rankdata
 
 from ganet_lib.surface import EMPTY_HD95, bounding_box, hd95
 
@@ -25,6 +25,8 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     Raises:
         ValueError: no positive or no negative.
     """
+    from scipy.stats import rankdata  # here, not at the top: scipy.stats is a third of `ganet evaluate`'s start-up
+
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positive = np.asarray(positive, dtype=bool).ravel()
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
@@ -84,7 +86,16 @@ def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.
 LESION_DILATION = 3  # iterations of the 18-neighbour dilation that merges and matches lesions (BraTS-GLI)
 MIN_LESION_MM3 = 50.0  # truth lesions of at most this volume are ignored (BraTS-GLI)
 _STRUCT_18 = ndimage.generate_binary_structure(3, 2)
-_STRUCT_26 = np.ones((3, 3, 3), bool)
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """26-connected components of a 3D boolean mask: (labels 0..n, n), numbered in scan order.
+
+    `connected-components-3d` (cc3d), as the official BraTS 2023 code uses: the same components and
+    numbering as `scipy.ndimage.label(mask, np.ones((3, 3, 3)))` (tested), about 10x faster.
+    """
+    labels, count = cc3d.connected_components(np.asarray(mask, bool), connectivity=26, return_N=True)
+    return labels, int(count)
 
 
 @dataclass(frozen=True)
@@ -150,11 +161,14 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
 
     box = _padded_box(bounding_box(union), LESION_DILATION, union.shape)
     prediction, truth = prediction[box], truth[box]
-    components, n_components = ndimage.label(prediction, _STRUCT_26)
+    components, n_components = label_components(prediction)
     component_boxes = ndimage.find_objects(components)
     component_sizes = np.bincount(components.ravel(), minlength=n_components + 1)
-    reach, _ = ndimage.label(ndimage.binary_dilation(truth, _STRUCT_18, LESION_DILATION), _STRUCT_26)
-    lesion_map = np.where(truth, reach, 0)
+    lesion_map = np.zeros(truth.shape, np.uint32)  # 0 outside, lesion number inside each truth lesion
+    if truth.any():  # the dilation cannot reach past the truth's own box plus its reach: work there
+        near_truth = _padded_box(bounding_box(truth), LESION_DILATION, truth.shape)
+        reach, _ = label_components(ndimage.binary_dilation(truth[near_truth], _STRUCT_18, LESION_DILATION))
+        lesion_map[near_truth] = np.where(truth[near_truth], reach, 0)
     voxel_mm3 = float(np.prod(spacing))
 
     lesions, matched_anywhere = [], set()
@@ -167,7 +181,11 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
         matched = tuple(int(c) for c in np.unique(components[near][region]) if c != 0)
         matched_anywhere.update(matched)
         size = int(lesion.sum())
-        if matched:
+        if matched and len(matched) == n_components and number == 1 and not lesion_map[lesion_map > 1].size:
+            # The one lesion is the whole truth and every component is matched: the pair is the whole
+            # region, whose scores are already known (the same masks in the same box: identical numbers).
+            lesion_dice, lesion_hd95 = whole_dice, whole_hd95
+        elif matched:
             overlap = int(np.isin(components[near][lesion], matched).sum())
             lesion_dice = 2.0 * overlap / (size + int(component_sizes[list(matched)].sum()))
             pair_box = _union_box([near] + [component_boxes[c - 1] for c in matched])
@@ -194,7 +212,25 @@ def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float
     """The `brats` protocol for two label volumes: scores of each region (default: WT, TC and ET of labels 0/1/2/4)."""
     from ganet_lib.labels import BRATS
 
-    return {region: lesion_scores(np.isin(prediction, labels), np.isin(truth, labels), spacing) for region, labels in (regions or BRATS.regions).items()}
+    prediction, truth = np.asarray(prediction), np.asarray(truth)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
+    tumour = (prediction != 0) | (truth != 0)
+    if tumour.any():  # everything happens near the tumours: work in their box (plus the dilation's reach); the same numbers
+        box = _padded_box(bounding_box(tumour), LESION_DILATION, tumour.shape)
+        prediction, truth = prediction[box], truth[box]
+    # C order (NIfTI arrays come Fortran-ordered): the same values, faster indexing below.
+    prediction, truth = np.ascontiguousarray(prediction), np.ascontiguousarray(truth)
+    return {region: lesion_scores(_region_mask(prediction, labels), _region_mask(truth, labels), spacing) for region, labels in (regions or BRATS.regions).items()}
+
+
+def _region_mask(label_map: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
+    """`np.isin(label_map, labels)` through a lookup table for small integer maps (several times faster)."""
+    if label_map.dtype == np.uint8:
+        table = np.zeros(256, bool)
+        table[list(labels)] = True
+        return table[label_map]
+    return np.isin(label_map, labels)
 
 
 # ---------------------------------------------------------------------------------------------

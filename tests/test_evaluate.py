@@ -61,6 +61,15 @@ def test_evaluate_writes_the_contract_csv(truth_and_predictions, tmp_path, capsy
     assert (float(missing["dice"]), float(missing["hd95"]), missing["fp"]) == (0.0, 374.0, "0") and int(missing["fn"]) >= 1
 
 
+def test_workers_give_the_same_rows_in_the_same_order(truth_and_predictions, tmp_path, capsys):
+    gt, pred, cases = truth_and_predictions
+    serial, parallel = tmp_path / "one.csv", tmp_path / "two.csv"
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(serial), "--workers", "1"]) == 0
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(parallel), "--workers", "2"]) == 0
+    assert serial.read_text() == parallel.read_text()
+    assert capsys.readouterr().err.count(f"no prediction for {cases[2].case_id}") == 2  # the warning reaches the parent too
+
+
 def test_evaluate_paper_slicewise_leaves_the_lesion_counts_empty(truth_and_predictions, tmp_path):
     gt, pred, cases = truth_and_predictions
     out = tmp_path / "paper.csv"

@@ -216,3 +216,40 @@ def test_roc_curve_area_equals_auc():
 def test_metrics_do_not_import_torch():
     code = "import sys, ganet_lib.metrics, ganet_lib.evaluate; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the faster evaluation gives the same numbers ------------------------------------------
+
+
+def test_label_components_equal_scipy_26_connectivity():
+    from scipy import ndimage
+
+    from ganet_lib.metrics import label_components
+
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_opening(rng.random((40, 36, 30)) > 0.6)
+    expected, count = ndimage.label(mask, np.ones((3, 3, 3), bool))
+    labels, n = label_components(mask)
+    assert n == count > 10
+    assert np.array_equal(labels, expected)  # same components, same numbering
+
+
+def test_brats_scores_do_not_depend_on_the_empty_margin_or_memory_order():
+    # The scores are computed in the tumours' box: a case embedded in a larger empty volume, stored
+    # in Fortran order as NIfTI arrays come, must give exactly the same numbers.
+    rng = np.random.default_rng(5)
+    truth = np.zeros((30, 30, 30), np.uint8)
+    truth[8:20, 8:20, 8:20] = 2
+    truth[11:17, 11:17, 11:17] = 1
+    truth[13:15, 13:15, 13:15] = 4
+    prediction = np.roll(truth, 1, axis=0)
+    prediction[25:28, 2:5, 2:5] = 4  # a false positive near the border
+    prediction[rng.random(truth.shape) > 0.995] = 2  # stray voxels
+    small = brats_scores(prediction, truth, (1.0, 1.2, 0.9))
+    big_truth, big_prediction = np.zeros((70, 50, 60), np.uint8), np.zeros((70, 50, 60), np.uint8)
+    big_truth[20:50, 10:40, 15:45], big_prediction[20:50, 10:40, 15:45] = truth, prediction
+    big = brats_scores(np.asfortranarray(big_prediction), np.asfortranarray(big_truth), (1.0, 1.2, 0.9))
+    for region in ("WT", "TC", "ET"):
+        a, b = small[region], big[region]
+        assert (a.dice, a.hd95, a.lw_dice, a.lw_hd95, a.tp, a.fn, a.fp) == (b.dice, b.hd95, b.lw_dice, b.lw_hd95, b.tp, b.fn, b.fp)
+    assert small["WT"].fp > 0
