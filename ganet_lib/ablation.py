@@ -8,7 +8,8 @@ not. Seed 0 is the run itself (`RUN/gan`, `RUN/seg-*`, `RUN/metrics`); seed k > 
 `ganet` and `unet` U-Nets of one seed start from the same weights and see the same batches, so
 the comparison is paired by subject and seed.
 
-Statistics (per region, `brats` protocol, whole-volume Dice): the mean over seeds of each
+Statistics (per region, `brats` protocol, whole-volume Dice of the post-processed predictions, and
+the same of the raw arg-max beside them): the mean over seeds of each
 variant's test-set mean, with its sd over seeds; and the paired difference ganet - unet, averaged
 over subjects and seeds, with a 95 % percentile interval from a two-way bootstrap that resamples
 subjects and seeds independently (both are random samples: the test subjects of a population, the
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ganet_lib.config import ExperimentConfig, commit_description
-from ganet_lib.evaluate import REGION_ORDER, evaluate_cases, read_rows, write_rows
+from ganet_lib.evaluate import RAW_SUFFIX, REGION_ORDER, evaluate_cases, read_rows, write_rows
 from ganet_lib.files import atomic_write_csv, atomic_write_text
 from ganet_lib.run import Run, run_in_folder
 
@@ -76,13 +77,16 @@ def seeds_in(run: Run) -> list[int]:
     return [k for k in found if current(k) and all(metrics_path(run, k, v).is_file() for v in VARIANTS)]
 
 
-def metrics_path(run: Run, seed: int, variant: str) -> Path:
-    return seed_folder(run, seed) / "metrics" / f"{variant}_brats.csv"
+def metrics_path(run: Run, seed: int, variant: str, raw: bool = False) -> Path:
+    """The seed's `brats` metrics of a variant: post-processed predictions, or the raw arg-max."""
+    return seed_folder(run, seed) / "metrics" / f"{variant}{RAW_SUFFIX if raw else ''}_brats.csv"
 
 
 def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str, Path]:
     """Train (or reuse) the GAN and both U-Nets of one seed, segment the test subjects and score
-    them with the `brats` protocol; returns each variant's metrics CSV."""
+    them with the `brats` protocol, post-processed (each variant's rule chosen on the validation
+    subjects of its own seed) and raw; returns each variant's post-processed metrics CSV."""
+    from ganet_lib.postprocess import read_record, rule_of
     from ganet_lib.predict import predict_cases
     from ganet_lib.train_gan import pretrain_gan_for_run
     from ganet_lib.train_seg import load_segmentation, train_segmentation_for_run
@@ -93,13 +97,18 @@ def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str
     written = {}
     for variant in VARIANTS:
         result = train_segmentation_for_run(member, variant, resume=True, progress=False)
-        path = metrics_path(run, seed, variant)
-        if path.is_file() and path.stat().st_mtime_ns > result.best_checkpoint.stat().st_mtime_ns:
-            written[variant] = path  # scored after the checkpoint was written: reuse
+        path, raw_path = metrics_path(run, seed, variant), metrics_path(run, seed, variant, raw=True)
+        record = member.run_dir / f"seg-{variant}" / "postprocess.json"
+        newest_input = max(result.best_checkpoint.stat().st_mtime_ns, record.stat().st_mtime_ns if record.is_file() else 0)
+        if all(p.is_file() and p.stat().st_mtime_ns > newest_input for p in (path, raw_path)):
+            written[variant] = path  # scored after the checkpoint and its post-processing were written: reuse
             continue
         model, config, _, _ = load_segmentation(result.best_checkpoint)
         predictions = member.run_dir / "predictions" / variant
-        predict_cases(model, test_cases, predictions, config.preprocess, progress=False)
+        raw_predictions = member.run_dir / "predictions" / f"{variant}{RAW_SUFFIX}"
+        rule = rule_of(read_record(result.best_checkpoint))
+        predict_cases(model, test_cases, predictions, config.preprocess, progress=False, postprocessing=rule, raw_dir=raw_predictions)
+        write_rows(raw_path, evaluate_cases(raw_predictions, test_cases, "brats", progress=False))
         written[variant] = write_rows(path, evaluate_cases(predictions, test_cases, "brats", progress=False))
         if progress:
             print(f"   seed {seed} {variant}: {len(test_cases)} test subjects scored -> {path}", flush=True)
@@ -118,11 +127,12 @@ def run_ablation(run: Run, seeds: int, progress: bool = True) -> list[dict]:
     return write_ablation(run, list(range(seeds)))
 
 
-def seed_scores(run: Run, seeds: list[int] | None = None) -> dict[str, np.ndarray]:
+def seed_scores(run: Run, seeds: list[int] | None = None, raw: bool = False) -> dict[str, np.ndarray]:
     """Whole-volume Dice per region as arrays (variant, subject, seed): {region: array}, over the
-    subjects every seed scored. Regions the labels lack (whole-tumour masks: TC, ET) stay out."""
+    subjects every seed scored, of the post-processed predictions (`raw`: of the arg-max). Regions
+    the labels lack (whole-tumour masks: TC, ET) stay out."""
     seeds = seeds_in(run) if seeds is None else seeds
-    tables = {(v, k): read_rows(metrics_path(run, k, v)) for v in VARIANTS for k in seeds}
+    tables = {(v, k): read_rows(metrics_path(run, k, v, raw)) for v in VARIANTS for k in seeds}
     first = tables[VARIANTS[0], seeds[0]]
     subjects = sorted({row["subject"] for row in first})
     regions = [r for r in REGION_ORDER if any(row["region"] == r and row["dice"] is not None for row in first)]
@@ -224,8 +234,16 @@ def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
     atomic_write_csv(run.table_path("ablation_seeds.csv"), per_seed)
     summary = ablation_summary(scores)
     atomic_write_csv(run.table_path("ablation_summary.csv"), summary)
-    readable = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in summary]  # NaN -> null
-    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable, "sentence": sentence(summary), "commit": commit_description(),
+    # The same statistics of the raw arg-max, beside them, when every seed has its raw scores.
+    raw = ablation_summary(seed_scores(run, seeds, raw=True)) if all(metrics_path(run, k, v, True).is_file() for v in VARIANTS for k in seeds) else []
+    if raw:
+        atomic_write_csv(run.table_path("ablation_summary_raw.csv"), raw)
+
+    def readable(rows):  # NaN -> null
+        return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
+
+    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable(summary), "sentence": sentence(summary),
+                                                                   "summary_raw": readable(raw), "commit": commit_description(),
                                                                    "training_seconds": {str(k): training_seconds(run, k) for k in seeds}}, indent=1))
     return summary
 

@@ -117,7 +117,7 @@ def cmd_train_seg(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ganet_lib.predict import predict_folder
 
-    written = predict_folder(args.checkpoint, args.input, args.out)
+    written = predict_folder(args.checkpoint, args.input, args.out, postprocess=not args.no_postprocess)
     print(f"wrote {len(written)} label map(s) to {args.out}")
     return 0
 
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", type=Path, required=True, help="a train-seg checkpoint (RUN/seg-<variant>/best.pt)")
     predict.add_argument("--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)")
     predict.add_argument("--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, labels 0/1/2/4")
+    predict.add_argument("--no-postprocess", action="store_true",
+                         help="write the raw arg-max instead of applying the post-processing recorded beside the checkpoint (postprocess.json)")
     predict.set_defaults(handler=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="score predictions against BraTS label maps (per case and region, CSV)")

@@ -28,6 +28,17 @@ from ganet_lib.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_score
 PROTOCOLS = ("brats", "paper-slicewise")
 COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
 REGION_ORDER = ("WT", "TC", "ET")
+RAW_SUFFIX = "-raw"  # metrics/<variant>-raw_<protocol>.csv, predictions/<variant>-raw/: the arg-max before post-processing
+
+
+def postprocess_description(checkpoint: Path) -> str:
+    """What the post-processing recorded beside `checkpoint` does ("none" when none is recorded)."""
+    from ganet_lib.postprocess import read_record, rule_of
+
+    if not checkpoint.is_file():
+        return "none recorded"
+    rule = rule_of(read_record(checkpoint))
+    return "none chosen" if rule.is_identity else rule.describe()
 
 
 def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
@@ -207,14 +218,24 @@ def table_2(run) -> list[dict]:
     found = {tuple(path.stem.rsplit("_", 1)): path for path in metrics_dir.glob("*_*.csv")} if metrics_dir.is_dir() else {}
     found = {key: path for key, path in found.items() if key[1] in PROTOCOLS}
     variant_order = {"ganet": 0, "unet": 1}
-    for variant, protocol in sorted(found, key=lambda key: (variant_order.get(key[0], 2), key[0], PROTOCOLS.index(key[1]))):
+
+    def order(key):  # ganet, unet, others; each post-processed before raw; brats before paper-slicewise
+        name, raw = key[0].removesuffix(RAW_SUFFIX), key[0].endswith(RAW_SUFFIX)
+        return variant_order.get(name, 2), name, PROTOCOLS.index(key[1]), raw
+
+    for variant, protocol in sorted(found, key=order):
         records = read_rows(found[variant, protocol])
         subjects = len({row["subject"] for row in records})
-        trained_here = (run.run_dir / f"seg-{variant}" / "best.pt").is_file()
-        source = (f"{'synthetic' if run.synthetic else 'real'} data, {subjects} test subjects, profile {run.config.profile}; "
-                  + (f"checkpoint seg-{variant}/best.pt" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
+        name = variant.removesuffix(RAW_SUFFIX)
+        trained_here = (run.run_dir / f"seg-{name}" / "best.pt").is_file()
+        if variant.endswith(RAW_SUFFIX):
+            kind = "raw arg-max"
+        else:  # a CSV from elsewhere (no checkpoint here) is what it is: no claim about its post-processing
+            kind = f"post-processed: {postprocess_description(run.run_dir / f'seg-{name}' / 'best.pt')}" if trained_here else ""
+        source = (f"{run.data_kind()}, {subjects} test subjects, profile {run.config.profile}; "
+                  + (f"checkpoint seg-{name}/best.pt" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
                   + (("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4") if protocol == "paper-slicewise" else ""))
-        rows.append({"model": f"kit: {variant} ({protocol})",
+        rows.append({"model": f"kit: {name} ({protocol}{', ' + kind if kind else ''})",
                      **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
     return rows
 

@@ -207,3 +207,25 @@ def chosen_and_raw(record: dict) -> tuple[dict, dict]:
     candidates = record["candidates"]
     chosen = next(c for c in candidates if c["rule"] == record["rule"])
     return chosen, candidates[0]
+
+
+def candidates_table(record: dict) -> tuple[list[str], list[list]]:
+    """Header and rows of every candidate of a record (validation means), the chosen one marked."""
+    regions = list(record["candidates"][0]["regions"])
+    header = ["Rule", "Criterion"] + [f"{kind} {region}" for region in regions for kind in ("Dice", "LW Dice")] + ["Chosen"]
+    rows = [[c["description"], round(c["score"], 4)] + [round(c["regions"][r][k], 4) for r in regions for k in ("dice", "lw_dice")]
+            + ["yes" if c["rule"] == record["rule"] else ""] for c in record["candidates"]]
+    return header, rows
+
+
+def summary_sentence(record: dict | None, variant: str) -> str:
+    """One line: the rule of a variant, where it was chosen, and what it scored against the raw arg-max."""
+    if record is None:
+        return f"{variant}: no post-processing recorded for its checkpoint (the raw arg-max is used)."
+    chosen, raw = chosen_and_raw(record)
+    def wt(candidate: dict) -> str:
+        return f"WT Dice {candidate['regions']['WT']['dice']:.3f}, LW Dice {candidate['regions']['WT']['lw_dice']:.3f}"
+
+    return (f"{variant}: **{record['description']}**, chosen on {len(record['validation_subjects'])} validation subject(s) "
+            f"({', '.join(record['validation_subjects'])}): criterion {chosen['score']:.4f} against {raw['score']:.4f} for the raw arg-max "
+            f"({wt(chosen)} against {wt(raw)}).")

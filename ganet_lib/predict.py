@@ -24,6 +24,10 @@ from ganet_lib.config import PreprocessConfig
 from ganet_lib.data import BratsCase, brain_mask, configure_cases, find_brats_cases, load_modalities
 from ganet_lib.errors import KitInputError
 from ganet_lib.labels import BRATS, LabelScheme
+from ganet_lib.postprocess import PostProcessing, chosen_and_raw, record_path, write_record
+from ganet_lib.postprocess import choose as choose_rule
+from ganet_lib.postprocess import read_record as postprocess_record
+from ganet_lib.postprocess import rule_of as postprocess_rule
 from ganet_lib.preprocess import preprocess_case
 
 
@@ -56,35 +60,50 @@ def predict_volume(model: torch.nn.Module, volumes: list[np.ndarray], settings: 
 
 
 def predict_cases(model: torch.nn.Module, cases: list[BratsCase], out_dir: Path | str, settings: PreprocessConfig, progress: bool = True,
-                  device: str | torch.device = "cpu", scheme: LabelScheme = BRATS) -> list[Path]:
+                  device: str | torch.device = "cpu", scheme: LabelScheme = BRATS, postprocessing: PostProcessing | None = None,
+                  raw_dir: Path | str | None = None) -> list[Path]:
     """Write OUT/<case>.nii.gz for every case (uint8 labels, the first modality's affine and header), atomically.
 
     Each case is read with its `modalities` (those the model was trained on, in that order).
+
+    Args:
+        postprocessing: applied to the arg-max before writing (`postprocess`; None: the raw arg-max).
+        raw_dir: also write the raw arg-max there (RAW/<case>.nii.gz), for raw and post-processed side by side.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
     written = []
     for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
         volumes, affine = load_modalities(case, dtype=None)
         labels = predict_volume(model, volumes, settings, device=device, brain=brain_mask(case, volumes), scheme=scheme)
         reference = nib.load(case.images[case.modalities[0]])
-        image = nib.Nifti1Image(labels, affine, header=reference.header)
-        image.set_data_dtype(np.uint8)
-        image.header.set_slope_inter(1, 0)
-        path = out_dir / f"{case.case_id}.nii.gz"
-        partial = out_dir / f".{case.case_id}.partial-{os.getpid()}.nii.gz"
-        nib.save(image, partial)
-        os.replace(partial, path)
-        written.append(path)
+        if raw_dir is not None:
+            write_labels(labels, affine, reference.header, Path(raw_dir) / f"{case.case_id}.nii.gz")
+        if postprocessing is not None:
+            labels = postprocessing.apply(labels, tuple(float(z) for z in reference.header.get_zooms()[:3]), scheme)
+        written.append(write_labels(labels, affine, reference.header, out_dir / f"{case.case_id}.nii.gz"))
     return written
 
 
-def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path | str, progress: bool = True) -> list[Path]:
-    """`ganet predict`: a checkpoint of `ganet train-seg`, any BraTS layout in (one case folder or a root)."""
-    from ganet_lib.train_seg import load_segmentation
+def write_labels(labels: np.ndarray, affine: np.ndarray, header, path: Path) -> Path:
+    """A uint8 label map as NIfTI with the case's affine and header, atomically (a temporary name, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(labels, affine, header=header)
+    image.set_data_dtype(np.uint8)
+    image.header.set_slope_inter(1, 0)
+    partial = path.with_name(f".{path.name.removesuffix('.nii.gz')}.partial-{os.getpid()}.nii.gz")
+    nib.save(image, partial)
+    os.replace(partial, path)
+    return path
 
-    from ganet_lib.train_seg import scheme_of_config
+
+def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path | str, progress: bool = True, postprocess: bool = True) -> list[Path]:
+    """`ganet predict`: a checkpoint of `ganet train-seg`, any BraTS layout in (one case folder or a root).
+
+    Applies the post-processing recorded beside the checkpoint (`postprocess.json`, chosen on the
+    run's validation subjects) unless `postprocess` is False, and says which rule it applied.
+    """
+    from ganet_lib.train_seg import load_segmentation, scheme_of_config
 
     model, config, _, _ = load_segmentation(checkpoint)
     modalities = config.data.modalities
@@ -95,13 +114,28 @@ def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path 
     scheme = scheme_of_config(config)
     if scheme.name == "whole-tumour":
         print("this model was trained on whole-tumour masks: the tumour is written as label 1, background 0")
+    rule = None
+    if postprocess:
+        record = postprocess_record(checkpoint)
+        rule = postprocess_rule(record)
+        if record is None:
+            print(f"post-processing: none recorded for this checkpoint ({record_path(checkpoint)} is missing or was made for another "
+                  "checkpoint); writing the raw arg-max. `ganet train-seg` chooses one on the validation subjects.")
+        else:
+            print(f"post-processing: {rule.describe()} (chosen on {len(record['validation_subjects'])} validation subject(s), {record_path(checkpoint)}; "
+                  "--no-postprocess writes the raw arg-max)")
+    else:
+        print("post-processing: off (--no-postprocess): writing the raw arg-max")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return predict_cases(model, cases, out_dir, config.preprocess, progress, device, scheme)
+    return predict_cases(model, cases, out_dir, config.preprocess, progress, device, scheme, rule)
 
 
-def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: Path | str, progress: bool = True) -> list[dict]:
-    """Predict `cases` into `out_dir` and score each against its label map: whole-volume Dice per
-    region (3D, per subject). Returns one row per subject: subject and each region of the label scheme.
+def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: Path | str, progress: bool = True,
+                      raw_dir: Path | str | None = None) -> list[dict]:
+    """Predict `cases` into `out_dir` (post-processed as recorded beside the checkpoint; the raw arg-max
+    also into `raw_dir` when given) and score each against its label map: whole-volume Dice per
+    region (3D, per subject). Returns one row per subject and kind: subject, predictions ("post-processed"
+    or "raw") and each region of the label scheme.
 
     (The full BraTS protocol, HD95 and lesion-wise scores, is `ganet evaluate`.)
     """
@@ -111,9 +145,45 @@ def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: P
 
     model, config, _, _ = load_segmentation(checkpoint)
     scheme = scheme_of_config(config)
-    written = predict_cases(model, cases, out_dir, config.preprocess, progress, scheme=scheme)
+    rule = postprocess_rule(postprocess_record(checkpoint))
+    written = predict_cases(model, cases, out_dir, config.preprocess, progress, scheme=scheme, postprocessing=rule, raw_dir=raw_dir)
     rows = []
     for case, path in zip(cases, written):
-        prediction = np.asarray(nib.load(path).dataobj)
-        rows.append({"subject": case.case_id, **region_dice(prediction, load_label(case), scheme.regions)})
+        truth = load_label(case)
+        kinds = [("post-processed", path)] + ([("raw", Path(raw_dir) / path.name)] if raw_dir is not None else [])
+        for kind, file in kinds:
+            prediction = np.asarray(nib.load(file).dataobj)
+            rows.append({"subject": case.case_id, "predictions": kind, **region_dice(prediction, truth, scheme.regions)})
     return rows
+
+
+def choose_postprocessing(run, variant: str, progress: bool = True) -> dict:
+    """The post-processing of RUN/seg-<variant>/best.pt, chosen on the run's validation subjects
+    (`postprocess.choose`) and saved beside it; reused when already chosen for this checkpoint.
+
+    Never looks at a test subject (asserted). Returns the record (`postprocess.write_record`).
+    """
+    from ganet_lib.data import load_label
+    from ganet_lib.train_seg import load_segmentation, scheme_of_config, validation_ids
+
+    checkpoint = run.run_dir / f"seg-{variant}" / "best.pt"
+    record = postprocess_record(checkpoint)
+    if record is not None:
+        return record
+    val_ids = validation_ids(run)
+    assert not set(val_ids) & set(run.split["test"]), "the post-processing must be chosen on validation subjects, never on test subjects"
+    model, config, _, _ = load_segmentation(checkpoint)
+    scheme = scheme_of_config(config)
+    cases = []
+    for case in tqdm([c for c in run.cases if c.case_id in set(val_ids)], desc=f"post-processing ({variant}, validation)", unit="case", disable=not progress):
+        volumes, _ = load_modalities(case, dtype=None)
+        prediction = predict_volume(model, volumes, config.preprocess, brain=brain_mask(case, volumes), scheme=scheme)
+        spacing = tuple(float(z) for z in nib.load(case.label).header.get_zooms()[:3])
+        cases.append((prediction, load_label(case), spacing))
+    rule, tried = choose_rule(cases, scheme)
+    write_record(checkpoint, rule, tried, val_ids)
+    record = postprocess_record(checkpoint)
+    chosen, raw = chosen_and_raw(record)
+    print(f"post-processing of seg-{variant}/best.pt, chosen on {len(val_ids)} validation subject(s): {rule.describe()} "
+          f"(criterion {chosen['score']:.4f}; raw arg-max {raw['score']:.4f}) -> {record_path(checkpoint)}")
+    return record

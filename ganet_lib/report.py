@@ -103,32 +103,65 @@ def _table_2(run) -> str:
             "**The rows are not comparable with each other**: the paper's GANet-Seg row is the authors' slice-wise protocol "
             "(its WT / ET / TC columns are the labels 1 / 2 / 4, means over 2D slices, missed lesions never penalised); "
             "its baseline rows come from another paper (3D BraTS metrics, other data); only the kit's `brats` rows are "
-            "BraTS metrics. Per-case rows: `metrics/<variant>_<protocol>.csv` (the `ganet evaluate` format).")
+            "BraTS metrics. Each kit variant has two rows per protocol: its predictions post-processed with the rule chosen on "
+            "its validation subjects (the section below), and the raw arg-max (`-raw`). Per-case rows: "
+            "`metrics/<variant>_<protocol>.csv` and `metrics/<variant>-raw_<protocol>.csv` (the `ganet evaluate` format).")
+
+
+def _postprocessing(run_dir: Path) -> str:
+    from ganet_lib.postprocess import read_record, summary_sentence
+
+    parts = [f"- {summary_sentence(read_record(run_dir / f'seg-{variant}' / 'best.pt'), variant)}"
+             for variant in ("ganet", "unet") if (run_dir / f"seg-{variant}" / "best.pt").is_file()]
+    if not parts:
+        return "Not computed in this run (notebook 04 or `ganet train-seg`)."
+    return ("Each variant's rule is chosen on its own validation subjects (never a test subject), by the `brats` protocol: "
+            "the mean over subjects and regions of (whole-volume Dice + lesion-wise Dice) / 2; \"none\" is kept unless a rule "
+            "scores higher. Every candidate's validation scores: `seg-<variant>/postprocess.json` and notebook 04.\n\n" + "\n".join(parts))
+
+
+def _checks(run_dir: Path) -> str:
+    from ganet_lib.checks import read_checks
+
+    checks = read_checks(run_dir)
+    if not checks:
+        return "No learning check ran (notebooks 03 and 04)."
+    words = {"pass": "pass", "stop": "FAILED (stopped the run)", "finding": "not met: a finding on this data (the run went on)",
+             "off": "not met; not enforced (notebooks.learning_checks: false)"}
+    rows = [[name, entry["notebook"], words[entry["outcome"]], entry["detail"], entry["kind"]] for name, entry in checks.items()]
+    return (markdown_table(["Check", "Notebook", "Outcome", "Measured", "Kind"], rows)
+            + "\n\n`training` checks stop a run on any data; `kit-guard` checks stop it only on the kit's embedded synthetic data, "
+              "where the kit is known to pass them, and are findings on other data (`ganet_lib/checks.py`).")
 
 
 def _ablation(run_dir: Path) -> str:
     lines = []
     rows = []
     for variant in ("ganet", "unet"):
-        path = run_dir / "metrics" / f"{variant}_brats.csv"
         history = run_dir / f"seg-{variant}" / "metrics.csv"
-        if not path.is_file():
-            continue
-        means = region_means(read_rows(path))
         seconds = [float(r["seconds"]) for r in read_csv(history)] if history.is_file() else []
-        regions = ("WT", "TC", "ET")  # a region the labels do not have (whole-tumour masks: TC, ET) stays empty
-        rows.append([variant] + [means[g].get(column, float("nan")) for column in ("dice", "hd95", "lw_dice") for g in regions]
-                    + [sum(seconds) / len(seconds) if seconds else float("nan")])
+        for suffix, kind in (("", "post-processed"), ("-raw", "raw arg-max")):
+            path = run_dir / "metrics" / f"{variant}{suffix}_brats.csv"
+            if not path.is_file():
+                continue
+            means = region_means(read_rows(path))
+            regions = ("WT", "TC", "ET")  # a region the labels do not have (whole-tumour masks: TC, ET) stays empty
+            rows.append([variant, kind] + [means[g].get(column, float("nan")) for column in ("dice", "hd95", "lw_dice") for g in regions]
+                        + [sum(seconds) / len(seconds) if seconds else float("nan")])
     if not rows:
         return "Not computed in this run (notebooks 04 and 06)."
     lines.append("The same trainer with (`ganet`) and without (`unet`) the adversarial feedback, `brats` protocol, mean over the test subjects (seed 0):\n")
-    lines.append(markdown_table(["Variant", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET", "s / epoch (mean over all epochs)"], rows))
+    lines.append(markdown_table(["Variant", "Predictions", "Dice WT", "Dice TC", "Dice ET", "HD95 WT", "HD95 TC", "HD95 ET", "LW Dice WT", "LW Dice TC", "LW Dice ET",
+                                 "s / epoch (mean over all epochs)"], rows))
     ablation = read_ablation(run_dir)
     if ablation:
         seeds = ablation["seeds"]
-        lines.append(f"\nPaired per subject (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; `tables/ablation_summary.csv`):\n")
+        lines.append(f"\nPaired per subject, post-processed predictions (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; `tables/ablation_summary.csv`):\n")
         lines.append(markdown_table(*summary_table(ablation["summary"])))
         lines.append(f"\n**{ablation['sentence']}**")
+        if ablation.get("summary_raw"):
+            lines.append("\nThe same for the raw arg-max (`tables/ablation_summary_raw.csv`):\n")
+            lines.append(markdown_table(*summary_table(ablation["summary_raw"])))
         lines.append("\n" + _figure(run_dir, "06_ablation.png", "paired Dice differences and their 95 % intervals"))
     lines.append("\n" + _figure(run_dir, "04_training_curves.png", "training curves of both variants"))
     lines.append("\n" + _figure(run_dir, "06_per_subject.png", "per-subject scores"))
@@ -150,8 +183,13 @@ def write_report(run_dir: Path | str) -> Path:
     ]
     if run.config.data.labels == "whole-tumour":
         data.append("- Whole-tumour label maps: only WT is scored; TC and ET stay empty (there is nothing to compute them from)")
-    if run.synthetic:
-        data.append("- **Synthetic data**: every number below measures the kit's code on generated subjects, not the paper's claims on BraTS.")
+    if run.synthetic_brats:
+        data.append("- **Synthetic segmentation data**: every segmentation and detection number below measures the kit's code on generated subjects, "
+                    "not the paper's claims on BraTS.")
+    else:
+        data.append("- **Real segmentation data**: the BraTS-layout subjects are the files named above; nothing of them was generated.")
+    if run.synthetic_normals:
+        data.append("- The GAN's normal subjects are synthetic (generated NFBS-layout brains): no NFBS folder was named.")
     timing_rows = [[t["notebook"], t["seconds"]] for t in summary.get("timings", [])]
     timing = markdown_table(["Notebook", "Seconds"], timing_rows) if timing_rows else "(no timings: the notebooks were not run by run_all.sh)"
     if summary:
@@ -174,9 +212,17 @@ Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `{run_d
 
 {_table_2(run)}
 
+## Post-processing, chosen on the validation subjects
+
+{_postprocessing(run_dir)}
+
 ## Ablation: the adversarial feedback
 
 {_ablation(run_dir)}
+
+## Checks
+
+{_checks(run_dir)}
 
 ## Wall time and memory
 

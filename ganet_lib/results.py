@@ -66,18 +66,25 @@ def _feedback(run_dir: Path) -> str:
 
 
 def _segmentation(run_dir: Path) -> str:
-    body = []
+    from ganet_lib.postprocess import read_record, summary_sentence
+
+    body, rules = [], []
     for variant in ("ganet", "unet"):
-        path = run_dir / "metrics" / f"{variant}_brats.csv"
-        if not path.is_file():
-            continue
-        rows = read_rows(path)
-        means, subjects = region_means(rows), len({row["subject"] for row in rows})
-        body.append([variant, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
-                    + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"])
+        for suffix, kind in (("", "post-processed"), ("-raw", "raw arg-max")):
+            path = run_dir / "metrics" / f"{variant}{suffix}_brats.csv"
+            if not path.is_file():
+                continue
+            rows = read_rows(path)
+            means, subjects = region_means(rows), len({row["subject"] for row in rows})
+            body.append([variant, kind, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
+                        + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"]
+                        + [f"{means[r]['lw_dice']:.3f}" if "lw_dice" in means[r] else "" for r in ("TC", "ET")])
+        if (run_dir / f"seg-{variant}" / "best.pt").is_file():
+            rules.append("- Post-processing of " + summary_sentence(read_record(run_dir / f"seg-{variant}" / "best.pt"), variant))
     if not body:
         return "Not computed (notebook 06)."
-    return markdown_table(["Variant", "Test subjects", "Dice WT", "Dice TC", "Dice ET", "HD95 WT (mm)", "LW Dice WT"], body)
+    return (markdown_table(["Variant", "Predictions", "Test subjects", "Dice WT", "Dice TC", "Dice ET", "HD95 WT (mm)", "LW Dice WT", "LW Dice TC", "LW Dice ET"], body)
+            + ("\n\n" + "\n".join(rules) if rules else ""))
 
 
 def _gan(run_dir: Path) -> str:
@@ -98,6 +105,8 @@ def write_results(run_dir: Path | str, out: Path | str) -> Path:
         header, rows = summary_table(ablation["summary"])
         comparison = (f"Seed{'s' if len(ablation['seeds']) > 1 else ''} {', '.join(map(str, ablation['seeds']))}; tables written at commit {ablation.get('commit', 'not recorded')}.\n\n"
                       + markdown_table(header, rows) + f"\n\n{ablation['sentence']}")
+        if ablation.get("summary_raw"):
+            comparison += "\n\nThe same for the raw arg-max:\n\n" + markdown_table(*summary_table(ablation["summary_raw"]))
         seconds = ablation.get("training_seconds", {})
         if seconds:
             comparison += ("\n\nTraining time per seed (s, summed from the per-epoch histories; GAN / ganet / unet): "
@@ -112,7 +121,7 @@ commit {commit_description()}, from the files of the run folder. Do not edit by 
 command again.
 
 - Machine: {machine_description()}
-- Data: {run.describe()}; {len(split['train'])} training and {len(split['test'])} test subjects.{' **Synthetic**: these numbers measure the kit on generated subjects, not the paper on BraTS.' if run.synthetic else ''}
+- Data: {run.describe()}; {len(split['train'])} training and {len(split['test'])} test subjects.{' **Synthetic**: these numbers measure the kit on generated subjects, not the paper on BraTS.' if run.synthetic_brats else ''}
 
 ## Wall time and memory
 

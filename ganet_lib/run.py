@@ -46,7 +46,23 @@ class Run:
     run_dir: Path
     brats_dir: Path
     nfbs_dir: Path
-    synthetic: bool  # True when any of the data was generated
+    synthetic_brats: bool  # the BraTS-layout subjects were generated (no real BraTS data named)
+    synthetic_normals: bool  # the GAN's normals are generated NFBS-layout subjects (gan.normals: nfbs without real NFBS)
+
+    @property
+    def synthetic(self) -> bool:
+        """True when any data the run uses was generated."""
+        return self.synthetic_brats or self.synthetic_normals
+
+    @property
+    def embedded_data(self) -> bool:
+        """True when every data set the run uses is the kit's own synthetic data (the learning
+        checks guard the kit there; see `checks`)."""
+        return self.synthetic_brats and (self.config.gan.normals != "nfbs" or self.synthetic_normals)
+
+    def data_kind(self) -> str:
+        """What the segmentation and test subjects are: 'synthetic data' or 'real data'."""
+        return "synthetic data" if self.synthetic_brats else "real data"
 
     @property
     def cache_dir(self) -> Path:
@@ -71,7 +87,9 @@ class Run:
 
     @cached_property
     def normals(self) -> list[NfbsSubject]:
-        return find_nfbs_subjects(self.nfbs_dir)
+        """The NFBS-layout normal subjects (none with gan.normals: tumour-free-slices, which takes its
+        normals from the training subjects)."""
+        return find_nfbs_subjects(self.nfbs_dir) if self.config.gan.normals == "nfbs" else []
 
     @cached_property
     def split(self) -> dict[str, list[str]]:
@@ -88,11 +106,14 @@ class Run:
 
     def describe(self) -> str:
         """One line saying which data this run uses, for every table and figure caption."""
-        kind = "synthetic data (generated, not BraTS)" if self.synthetic else "real data"
         data, gan = self.config.data, self.config.gan
-        normals = f"NFBS layout {self.nfbs_dir}" if gan.normals == "nfbs" else f"GAN normals: tumour-free slices of the training subjects (margin {gan.normal_margin})"
-        return (f"profile '{self.config.profile}', {kind}: BraTS layout {self.brats_dir} ({', '.join(data.modalities)}; "
-                f"labels {data.label_convention}), {normals}")
+        brats = "synthetic data (generated, not BraTS)" if self.synthetic_brats else "real data"
+        if gan.normals == "nfbs":
+            normals = f"GAN normals: {'synthetic data (generated)' if self.synthetic_normals else 'real data'}, NFBS layout {self.nfbs_dir}"
+        else:
+            normals = f"GAN normals: tumour-free slices of the training subjects (margin {gan.normal_margin}), {brats.split(' (')[0]}"
+        return (f"profile '{self.config.profile}'; segmentation data: {brats}, BraTS layout {self.brats_dir} ({', '.join(data.modalities)}; "
+                f"labels {data.label_convention}); {normals}")
 
 
 def _mkdir(path: Path) -> Path:
@@ -123,10 +144,12 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     folder.mkdir(parents=True, exist_ok=True)
 
     data = config.data
-    # Either data set missing: generate both (a few seconds; only the missing one is used).
-    synthetic = data.brats_dir is None or data.nfbs_dir is None
-    if synthetic:
-        spec = SynthSpec(cases=data.synthetic_cases, normals=data.synthetic_normals, shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)
+    # Generate only what the run uses and has no real data for: BraTS-layout subjects without
+    # brats_dir; NFBS-layout normals without nfbs_dir, and only when the GAN learns from NFBS.
+    need_brats, need_normals = synthetic_needs(config)
+    if need_brats or need_normals:
+        spec = SynthSpec(cases=data.synthetic_cases if need_brats else 0, normals=data.synthetic_normals if need_normals else 0,
+                         shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)
         target = folder / "synthetic"
         if read_spec(target) not in (None, spec):  # the profile's synthetic settings changed: regenerate
             print(f"synthetic data in {target} was made with other settings; regenerating it")
@@ -164,15 +187,23 @@ def open_run(run_dir: Path | str) -> Run:
     return run_in_folder(config_from_json(path.read_text(), source=str(path)), folder)
 
 
+def synthetic_needs(config: ExperimentConfig) -> tuple[bool, bool]:
+    """(BraTS-layout subjects, NFBS-layout normals): which synthetic data sets the run uses."""
+    data = config.data
+    return data.brats_dir is None, data.nfbs_dir is None and config.gan.normals == "nfbs"
+
+
 def run_in_folder(config: ExperimentConfig, folder: Path) -> Run:
     """The Run of a resolved config in `folder`: real data where the config names it, else the
     synthetic data generated into the folder."""
     data = config.data
+    need_brats, need_normals = synthetic_needs(config)
     return Run(
         config=config,
         run_dir=folder,
         brats_dir=Path(data.brats_dir) if data.brats_dir else folder / "synthetic" / "brats",
         nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
-        synthetic=data.brats_dir is None or data.nfbs_dir is None,
+        synthetic_brats=need_brats,
+        synthetic_normals=need_normals,
     )
 

@@ -341,8 +341,8 @@ def write_synthetic_dataset(out: Path | str, spec: SynthSpec, progress: bool = T
             f"'{out}' already exists and does not hold synthetic data made with these settings; "
             "remove it or choose another output folder."
         )
-    if min(spec.shape) < 16 or spec.cases < 1 or spec.normals < 0:
-        raise KitInputError(f"Synthetic data needs a shape of at least 16 voxels per axis and at least one case; got {spec}.")
+    if min(spec.shape) < 16 or spec.cases < 0 or spec.normals < 0 or spec.cases + spec.normals < 1:
+        raise KitInputError(f"Synthetic data needs a shape of at least 16 voxels per axis and at least one case or normal subject; got {spec}.")
     suffix = ".nii.gz" if spec.compress else ".nii"
     partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
@@ -310,7 +310,12 @@ def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu
     train_ids = [i for i in run.split["train"] if i not in set(val_ids)]
     train_set = seg_datasets(run, train_ids, progress)
     val_set = seg_datasets(run, val_ids, progress)
-    return train_segmentation(train_set, val_set, run.run_dir / f"seg-{variant}", run.config, variant, gan_checkpoint, resume, cpu, progress, max_epochs)
+    result = train_segmentation(train_set, val_set, run.run_dir / f"seg-{variant}", run.config, variant, gan_checkpoint, resume, cpu, progress, max_epochs)
+    if PartialState().is_main_process:  # the post-processing of best.pt, chosen on the validation subjects (once per checkpoint)
+        from ganet_lib.predict import choose_postprocessing
+
+        choose_postprocessing(run, variant, progress)
+    return result
 
 
 def load_segmentation(checkpoint_path: Path | str) -> tuple[SegmentationUNet, ExperimentConfig, str, dict]:

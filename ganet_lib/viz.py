@@ -589,3 +589,31 @@ def plot_ablation(scores: dict[str, np.ndarray], summary: list[dict]) -> Figure:
         ax.legend(fontsize=6.5, loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_postprocessing(truth: np.ndarray, raw: np.ndarray, processed: np.ndarray, title: str = "", scheme: LabelScheme = BRATS) -> Figure:
+    """What the post-processing removed from one subject: whole-tumour masks projected along the
+    axial axis (any slice), truth, raw arg-max (removed voxels in red) and the post-processed map.
+
+    Args:
+        truth, raw, processed: (X, Y, Z) label volumes in the scheme's labels.
+    """
+    def projection(volume: np.ndarray) -> np.ndarray:
+        return axial_slices(np.isin(volume, scheme.regions["WT"])).any(axis=0)  # (H, W) in display orientation
+
+    truth_2d, raw_2d, kept_2d = projection(truth), projection(raw), projection(processed)
+    removed = np.isin(raw, scheme.regions["WT"]) & ~np.isin(processed, scheme.regions["WT"])
+    removed_2d = projection(np.where(removed, scheme.regions["WT"][0], 0))
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
+    panels = [(truth_2d, None, "truth (WT, all slices)"), (raw_2d, removed_2d, f"raw arg-max: {int(removed.sum())} voxels removed (red)"),
+              (kept_2d, None, "post-processed")]
+    for ax, (mask, red, name) in zip(axes, panels):
+        picture = np.zeros(mask.shape + (3,))
+        picture[mask] = (0.35, 0.55, 0.85)
+        if red is not None:
+            picture[red] = (0.9, 0.1, 0.1)
+        ax.imshow(picture, interpolation="nearest")
+        _bare(ax, name)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -149,17 +149,18 @@ def test_table_2_puts_the_papers_rows_first_then_each_metrics_file(tmp_path):
     run = setup_run("smoke", str(tmp_path), progress=False)
     def row(subject, region, dice):
         return {"subject": subject, "region": region, "dice": dice, "hd95": 1.0, "lw_dice": dice, "lw_hd95": None, "tp": None, "fn": None, "fp": None}
-    for name, dice in (("unet_brats", 0.5), ("ganet_paper-slicewise", 0.25), ("ganet_brats", 0.75)):
+    for name, dice in (("unet_brats", 0.5), ("ganet_paper-slicewise", 0.25), ("ganet-raw_brats", 0.625), ("ganet_brats", 0.75)):
         write_rows(tmp_path / "metrics" / f"{name}.csv", [row(s, g, dice) for s in ("a", "b", "c") for g in ("WT", "TC", "ET")])
     rows = table_2(run)
     assert [r["model"] for r in rows] == [f"paper: {name}" for name in paper.TABLE_2] + [
-        "kit: ganet (brats)", "kit: ganet (paper-slicewise)", "kit: unet (brats)"]
+        "kit: ganet (brats)", "kit: ganet (brats, raw arg-max)", "kit: ganet (paper-slicewise)", "kit: unet (brats)"]
     assert rows[3]["Dice TC"] == paper.TABLE_2["GANnet-Seg"][2]
     kit = rows[4:]
-    assert [r["Dice WT"] for r in kit] == [75.0, 25.0, 50.0] and kit[0]["HD95 ET"] == 1.0
-    assert "3 test subjects" in kit[0]["source"] and "labels 1/2/4" in kit[1]["source"] and "labels" not in kit[2]["source"]
+    assert [r["Dice WT"] for r in kit] == [75.0, 62.5, 25.0, 50.0] and kit[0]["HD95 ET"] == 1.0
+    assert "3 test subjects" in kit[0]["source"] and "labels 1/2/4" in kit[2]["source"] and "labels" not in kit[3]["source"]
     assert "scores from metrics/ganet_brats.csv" in kit[0]["source"]  # no checkpoint in this run: says where the numbers came from
     save_checkpoint({"model": {}}, tmp_path / "seg-unet" / "best.pt")
     assert "checkpoint seg-unet/best.pt" in table_2(run)[-1]["source"]
+    assert table_2(run)[-1]["model"] == "kit: unet (brats, post-processed: none chosen)"  # no postprocess.json beside it: the raw arg-max
     with open(write_table_2(run), newline="") as handle:
-        assert [r["model"] for r in csv.DictReader(handle)] == [r["model"] for r in rows]
+        assert [r["model"] for r in csv.DictReader(handle)] == [r["model"] for r in table_2(run)]

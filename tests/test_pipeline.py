@@ -100,8 +100,8 @@ def test_report_gathers_the_tables(tmp_path):
     assert "| kit: ganet (brats) | 85 | 60 | 60 | 3.5 | 2 | 6 | 70 | 60 | 60 | synthetic data, 2 test subjects" in text
     assert "| paper: GANnet-Seg | 81.28 |" in text
     assert "| 01_data.ipynb | 12.5 |" in text and "Reused (settings unchanged): GAN checkpoint" in text
-    assert "Synthetic data" in text and run.config.profile in text
-    assert "| ganet | 0.85 | 0.6 | 0.6 | 3.5 | 6 | 2 |" in text  # ablation (WT TC ET), no training history: s/epoch empty
+    assert "Synthetic segmentation data" in text and run.config.profile in text
+    assert "| ganet | post-processed | 0.85 | 0.6 | 0.6 | 3.5 | 6 | 2 |" in text  # ablation (WT TC ET), no training history: s/epoch empty
 
 
 def test_report_says_what_a_run_did_not_compute(tmp_path):
