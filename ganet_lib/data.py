@@ -266,7 +266,8 @@ def survey_cases(cases: list[BratsCase], labels: str = "auto", convention: str =
         from ganet_lib.files import atomic_write_text
 
         atomic_write_text(Path(cache_file), json.dumps({c: {"stamp": stamps[c], "values": list(v)} for c, v in known.items() if c in stamps}, indent=1))
-    return survey_labels({c.case_id: known[c.case_id] for c in labelled}, {c.case_id: c.naming for c in labelled}, labels, convention)
+    return survey_labels({c.case_id: known[c.case_id] for c in labelled}, {c.case_id: c.naming for c in labelled}, labels, convention,
+                         {c.case_id: str(c.label) for c in labelled})
 
 
 def load_modalities(case: BratsCase, dtype: type | None = np.float32) -> tuple[list[np.ndarray], np.ndarray]:

@@ -148,7 +148,8 @@ class LabelSurvey:
         return scheme_of(self.convention)
 
 
-def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str], labels: str = "auto", convention: str = "auto") -> LabelSurvey:
+def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str], labels: str = "auto", convention: str = "auto",
+                  files: dict[str, str] | None = None) -> LabelSurvey:
     """Decide the label convention of a data set from the non-zero values of each label map.
 
     Args:
@@ -156,6 +157,7 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
         namings: case id -> its file naming (brats2020 | brats2021 | brats2023).
         labels: ``auto``, ``brats`` or ``whole-tumour`` (the setting data.labels).
         convention: ``auto`` or a BraTS convention (the setting data.label_convention).
+        files: case id -> its label file, so that a refusal names the file (else the case).
 
     Rules (``auto``): maps holding only one non-zero value across the whole data set, or values
     no BraTS convention uses (255, 0.7, ...), are whole-tumour masks. Otherwise each map admits
@@ -167,6 +169,12 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
     Raises:
         KitInputError: a mixture or an ambiguity, in one sentence with the fix.
     """
+    def named(case: str, capital: bool = False) -> str:  # the file when known, else the case
+        return f"'{files[case]}'" if files and case in files else f"{'The' if capital else 'the'} label map of {case}"
+
+    def listed(case: str, only=None) -> str:
+        return ", ".join(f"{v:g}" for v in values[case] if only is None or v in only)
+
     if labels not in ("auto", "brats", "whole-tumour"):
         raise KitInputError(f"data.labels is '{labels}'; use auto, brats or whole-tumour.")
     if convention != "auto" and convention not in _ALLOWED:
@@ -179,16 +187,22 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
         multi = [case for case, v in values.items() if len(set(v) & {1, 2, 3, 4}) > 1]
         if non_brats and multi:
             odd = next(case for case, v in values.items() if set(v) & set(non_brats))
-            strange = ", ".join(f"{v:g}" for v in values[odd] if v in non_brats)
+            strange, brats_part = listed(odd, non_brats), listed(odd, (1, 2, 3, 4))
+            if odd in multi:  # a BraTS map with a stray value
+                raise KitInputError(
+                    f"{named(odd, capital=True)} holds {strange} beside the BraTS labels {brats_part}, and no BraTS convention uses "
+                    f"{strange}; set those voxels to the label they belong to (or 0) in that file, or set data.labels: whole-tumour if every map is a tumour mask."
+                )
             raise KitInputError(
-                f"The label map of {odd} holds {strange}, which no BraTS convention uses, while {multi[0]} holds the BraTS labels "
-                f"{', '.join(f'{v:g}' for v in values[multi[0]])}; fix that label map, or convert all of them to one convention."
+                f"{named(odd, capital=True)} holds {strange}, which no BraTS convention uses, while {named(multi[0])} holds the BraTS labels "
+                f"{listed(multi[0])}; fix the first file, or convert all label maps to one convention."
             )
         shown = ", ".join(f"{v:g}" for v in sorted(union)[:3]) + (", ..." if len(union) > 3 else "")
         return LabelSurvey("whole-tumour", f"every label map holds {'the single value' if len(union) == 1 else 'values outside 1-4:'} {shown}: whole-tumour masks (set data.labels: brats if they are not).")
     if non_brats:
         odd = next(case for case, v in values.items() if set(v) & set(non_brats))
-        raise KitInputError(f"The label map of {odd} holds value(s) {', '.join(f'{v:g}' for v in non_brats[:3])}, which no BraTS convention uses; set data.labels: whole-tumour if these are tumour masks.")
+        raise KitInputError(f"{named(odd, capital=True)} holds value(s) {listed(odd, non_brats)}, which no BraTS convention uses; "
+                            "fix that file, or set data.labels: whole-tumour if the label maps are tumour masks.")
 
     def admitted(case: str) -> set[str]:
         fits = {name for name, allowed in _ALLOWED.items() if set(values[case]) <= allowed}
@@ -198,8 +212,8 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
         wrong = next((case for case in values if convention not in admitted(case)), None)
         if wrong is not None:
             raise KitInputError(
-                f"The label map of {wrong} holds {', '.join(f'{v:g}' for v in values[wrong])}, which the {CONVENTIONS[convention]} does not use; "
-                "fix data.label_convention or the file."
+                f"{named(wrong, capital=True)} holds {listed(wrong)}, which the {CONVENTIONS[convention]} does not use; "
+                "fix data.label_convention or that file."
             )
         return LabelSurvey(convention, f"data.label_convention is {convention}: {CONVENTIONS[convention]}.")
     with_three = [case for case, v in values.items() if 3 in v]
@@ -209,16 +223,16 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
     if names_2023 and len(names_2023) < len(values) and (with_four or with_three):
         other = next(case for case in values if namings.get(case) != "brats2023")
         raise KitInputError(
-            f"The data set mixes BraTS 2023 files ({names_2023[0]}: 3 is enhancing tumour) with older ones ({other}); "
+            f"The data set mixes BraTS 2023 files ({named(names_2023[0])}: 3 is enhancing tumour) with older ones ({named(other)}); "
             "convert the label maps to one convention or split the data set."
         )
     if both:
         if names_2023:
-            raise KitInputError(f"The label map of {both[0]} holds both 3 and 4, which 2023-named files never do; fix the file.")
+            raise KitInputError(f"{named(both[0], capital=True)} holds both 3 and 4, which 2023-named files never do; fix that file.")
         return LabelSurvey("brats2012", f"{both[0]} holds both 3 and 4: {CONVENTIONS['brats2012']}.")
     if with_three and with_four:
         raise KitInputError(
-            f"{with_three[0]} holds label 3 without 4 and {with_four[0]} holds 4 without 3, and no label map holds both: this looks like "
+            f"{named(with_three[0], capital=True)} holds label 3 without 4 and {named(with_four[0])} holds 4 without 3, and no label map holds both: this looks like "
             "a mixture of BraTS 2023+ (3 = enhancing) and 2017-2021 (4 = enhancing) files; convert them to one convention, "
             "or set data.label_convention: brats2012 if this is BraTS 2012-2016 data."
         )
@@ -226,7 +240,7 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
         if names_2023:
             return LabelSurvey("brats2023", f"2023 file names and label 3 without 4: {CONVENTIONS['brats2023']}.")
         raise KitInputError(
-            f"The label maps hold 3 but never 4 ({with_three[0]}): 3 is non-enhancing core in BraTS 2012-2016 and enhancing tumour "
+            f"The label maps hold 3 but never 4 ({named(with_three[0])}): 3 is non-enhancing core in BraTS 2012-2016 and enhancing tumour "
             "in 2023+; set data.label_convention to brats2012 or brats2023."
         )
     chosen = "brats2023" if names_2023 else "brats2017"

@@ -149,17 +149,17 @@ def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None =
             cases = [replace(c, modalities=chosen) for c in _find_or_report(find_brats_cases, brats_dir, report.problems)]
             report.brats_cases = len(cases)
             checked = pool.map(lambda case: validate_brats_case(case, require_labels), cases)
-            values, namings, forms = {}, {}, set()
+            values, namings, files, forms = {}, {}, {}, set()
             for case, check in zip(cases, tqdm(checked, total=len(cases), desc="validate BraTS", disable=not progress or not cases)):
                 report.warnings.extend(case.notes)
                 report.problems.extend(check.problems)
                 forms |= check.intensities
                 if check.label_values is not None:
-                    values[case.case_id], namings[case.case_id] = check.label_values, case.naming
+                    values[case.case_id], namings[case.case_id], files[case.case_id] = check.label_values, case.naming, str(case.label)
             report.intensities = sorted(forms)
             if values:
                 try:
-                    report.labels = survey_labels(values, namings, labels, label_convention).reason
+                    report.labels = survey_labels(values, namings, labels, label_convention, files).reason
                 except KitInputError as exc:
                     report.problems.append(str(exc))
         if nfbs_dir is not None:

@@ -221,8 +221,10 @@ def test_unexpected_label_value(synthetic_root, tmp_path, capsys):
     code, _, err = validate(capsys, "--brats", str(root))
     line = single_error(code, err)
     case_id = path.name.removesuffix("_seg.nii.gz")
-    assert case_id in line and "no BraTS convention" in line
-    assert re.search(r"\b7\b", line.replace(case_id, "")), line
+    assert str(path) in line and "no BraTS convention" in line  # names the file, not only the case
+    assert re.search(r"\b7\b", line.replace(str(path), "")), line
+    assert case_id not in line.replace(str(path), "")  # no "while <the same case> holds ...": the file is not compared with itself
+    assert "beside the BraTS labels" in line and "set those voxels" in line  # the fix
 
 
 # --- bad folders ---------------------------------------------------------------------------------
