@@ -86,3 +86,22 @@ def test_ganet_predict_reads_a_folder_of_linked_cases(oblong, tmp_path, capsys):
     checkpoint = untrained_checkpoint(tmp_path / "best.pt")
     assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(split), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / f"{oblong.case_id}.nii.gz").is_file()
+
+
+def test_ganet_predict_applies_the_recorded_post_processing_unless_told_not_to(oblong, tmp_path, capsys):
+    from ganet_lib.postprocess import PostProcessing, choose, write_record
+
+    checkpoint = untrained_checkpoint(tmp_path / "seg-unet" / "best.pt")
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "none")]) == 0
+    assert "post-processing: none recorded" in capsys.readouterr().out
+    raw = np.asarray(nib.load(tmp_path / "none" / f"{oblong.case_id}.nii.gz").dataobj)
+    assert raw.any()  # an untrained U-Net predicts tumour somewhere
+    _, tried = choose([(raw, raw, (1.0, 1.0, 1.0))])
+    write_record(checkpoint, PostProcessing("min-volume", 1e9), tried, ["some-validation-case"])  # removes everything
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "pp")]) == 0
+    assert "post-processing: remove whole-tumour components below 1e+09 mm^3 (chosen on 1 validation subject(s)" in capsys.readouterr().out
+    assert not np.asarray(nib.load(tmp_path / "pp" / f"{oblong.case_id}.nii.gz").dataobj).any()
+    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "raw"),
+                 "--no-postprocess"]) == 0
+    assert "post-processing: off (--no-postprocess)" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "raw" / f"{oblong.case_id}.nii.gz").dataobj), raw)
