@@ -144,6 +144,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ganet_lib.detector import detectors_for_run, format_table, save_sweep, sweep_for_run, sweep_roc
+    from ganet_lib.position import detector_summary
+    from ganet_lib.report import markdown_table
     from ganet_lib.run import open_run
 
     run = open_run(args.run)
@@ -155,9 +157,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(format_table(table))
     if positive.any() and not positive.all():
         print(f"ROC AUC of 'mean D map <= threshold = tumour': {sweep_roc(scores, positive)['auc']:.3f}")
-        print("the discriminator beside the baselines (ROC AUC; higher score = tumour):")
-        for row in detectors_for_run(run, rows, checkpoint, progress=False):
-            print(f"  {row['detector']:<11} full size {row['AUC full size']:.3f}   as trained {row['AUC as trained']:.3f}   ({row['what']})")
+        print("the discriminator beside the baselines and slice position (full size unless said; 95 % intervals over test subjects):")
+        print(markdown_table(*detector_summary(detectors_for_run(run, rows, checkpoint, progress=False))))
     print(f"wrote {run.table_path('table1_sweep.csv')}, {run.table_path('sweep_slices.csv')} and {run.table_path('detectors_auc.csv')}")
     return 0
 

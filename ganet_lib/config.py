@@ -125,6 +125,16 @@ class NotebookConfig:
 
 
 @dataclass(frozen=True)
+class DetectorConfig:
+    # The position-controlled protocol of notebook 05: only slices whose brain area is at least this
+    # fraction of the subject's largest (the kit's choice; published protocols keep a central range
+    # of slices, e.g. 15-135 of 155 in Lagogiannis et al. 2023).
+    central_fraction: float = 0.5
+    # At most this many normal subjects are read for the histogram of normal-slice positions (notebook 03).
+    position_subjects: int = 24
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     profile: str = "default"
     data: DataConfig = field(default_factory=DataConfig)
@@ -133,6 +143,7 @@ class ExperimentConfig:
     gan: GanConfig = field(default_factory=GanConfig)
     seg: SegConfig = field(default_factory=SegConfig)
     notebooks: NotebookConfig = field(default_factory=NotebookConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -38,6 +38,7 @@ from ganet_lib.data import BratsCase, axial_slices, brain_mask, load_label, load
 from ganet_lib.errors import KitInputError
 from ganet_lib.intensity import normalise, percentile_scale
 from ganet_lib.metrics import roc_auc, roc_curve
+from ganet_lib.position import add_position_covariates, position_table
 from ganet_lib.preprocess import SliceCache, build_slice_cache
 from ganet_lib.run import Run
 from ganet_lib.train_gan import gan_preprocess, inpaint, load_gan
@@ -50,7 +51,11 @@ DETECTORS = {
     "t1_mean": "mean T1 in the brain (lower = tumour)",
     "flair_mean": "mean FLAIR in the brain (higher = tumour)",
     "residual": "generator's inpainting residual (higher = tumour)",
+    # Slice position, no image content (`position`): what any slice-level detector must beat.
+    "brain_area": "brain area of the slice (larger = tumour; position only)",
+    "centre_closeness": "closeness to the subject's brain-centre slice (closer = tumour; position only)",
 }
+POSITION_ONLY = ("brain_area", "centre_closeness")
 
 
 # --- the discriminator's map ---------------------------------------------------------------------
@@ -133,12 +138,13 @@ def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.n
         out["d_mean"].append(-maps.mean(dim=1))
         out["d_p25"].append(-maps.quantile(0.25, dim=1))
         out["t1_mean"].append(-(batch.flatten(1) * brain).sum(1) / brain.sum(1).clamp(min=1))
+        out["brain_area"].append(brain.sum(1))  # as trained: the resized box of the volume, so proportional to the true area
         if flair is not None:
             f = flair[start : start + batch_size].flatten(1)
             out["flair_mean"].append((f * brain).sum(1) / brain.sum(1).clamp(min=1))
         if generator_net is not None:
             out["residual"].append(inpainting_residual(generator_net, batch))
-    return {name: torch.cat([v.cpu() for v in values]).numpy() for name, values in out.items() if values}
+    return {name: torch.cat([v.cpu() for v in values]).numpy().astype(np.float64) for name, values in out.items() if values}
 
 
 # --- the two views ----------------------------------------------------------------------------------
@@ -147,16 +153,20 @@ def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.n
 def full_size_channels(case: BratsCase, settings: PreprocessConfig, modalities: tuple[str, ...] = ("t1",)) -> dict[str, np.ndarray]:
     """Some modalities of the case as (Z, H, W) axial slices in display orientation, scaled exactly
     as the training cache scales them (same brain, same percentiles over the slices training
-    keeps); the case's files are read once."""
+    keeps), and its brain as (Z, H, W) bool under the key "brain"; the case's files are read once."""
     volumes, _ = load_modalities(case)
     brain = axial_slices(brain_mask(case, volumes))  # (Z, H, W)
-    kept = brain.sum(axis=(1, 2)) >= settings.min_brain_pixels  # the slices `preprocess_case` keeps
-    out = {}
-    for modality in modalities:
-        slices = axial_slices(volumes[case.modalities.index(modality)])
-        offset, gain = percentile_scale(slices[kept][brain[kept]], settings.low_percentile, settings.clip_percentile)
-        out[modality] = normalise(slices, brain, offset, gain)
+    out = {modality: scaled_slices(axial_slices(volumes[case.modalities.index(modality)]), brain, settings) for modality in modalities}
+    out["brain"] = brain
     return out
+
+
+def scaled_slices(slices: np.ndarray, brain: np.ndarray, settings: PreprocessConfig) -> np.ndarray:
+    """(Z, H, W) slices scaled as the training cache scales them: the brain's percentiles over the
+    slices training keeps (at least `min_brain_pixels` of brain) become 0 and 1, background 0."""
+    kept = brain.sum(axis=(1, 2)) >= settings.min_brain_pixels  # the slices `preprocess_case` keeps
+    offset, gain = percentile_scale(slices[kept][brain[kept]], settings.low_percentile, settings.clip_percentile)
+    return normalise(slices, brain, offset, gain)
 
 
 def full_size_t1(case: BratsCase, settings: PreprocessConfig) -> np.ndarray:
@@ -186,33 +196,39 @@ def held_out_slices(run: Run, progress: bool = True, modality: str = "t1") -> tu
 def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], settings: PreprocessConfig, batch_size: int = 16,
                  progress: bool = True, generator_net: torch.nn.Module | None = None) -> list[dict]:
     """One row per axial slice of every case at full size: subject, z, positive (any tumour), score
-    (mean of the discriminator's map: the paper's), brain (whether the slice shows any brain), and,
+    (mean of the discriminator's map: the paper's), brain (whether the slice shows any brain), the
+    position covariates (brain_area in pixels, area_fraction, centre_closeness: `position`), and,
     with `generator_net`, every detector of DETECTORS (columns named after them)."""
     device = next(discriminator.parameters()).device
     rows = []
     for case in tqdm(cases, desc="discriminator sweep", unit="case", disable=not progress):
         with_flair = generator_net is not None and "flair" in case.modalities
         channels = full_size_channels(case, settings, ("t1", "flair") if with_flair else ("t1",))
-        slices = channels["t1"]
+        slices, area = channels["t1"], channels.pop("brain").sum(axis=(1, 2))
         tumour = axial_slices(load_label(case)).any(axis=(1, 2))
         tensors = {m: torch.from_numpy(v[:, None]).to(device) for m, v in channels.items()}
         scores = slice_detector_scores(discriminator, generator_net, tensors["t1"], tensors.get("flair"), batch_size)
-        extra = scores if generator_net is not None else {}  # the baselines' columns only when asked for
+        extra = {k: v for k, v in scores.items() if k not in POSITION_ONLY} if generator_net is not None else {}  # the baselines only when asked for
         for z in range(len(slices)):
             rows.append({"subject": case.case_id, "z": z, "positive": bool(tumour[z]), "score": float(-scores["d_mean"][z]), "brain": bool(slices[z].any()),
-                         **{name: float(values[z]) for name, values in extra.items()}})
-    return rows
+                         "brain_area": int(area[z]), **{name: float(values[z]) for name, values in extra.items()}})
+    return add_position_covariates(rows)
 
 
-def detector_table(rows: list[dict], trained: dict[str, np.ndarray] | None, trained_tumour: np.ndarray | None) -> list[dict]:
-    """ROC AUC of every detector in both views: `rows` of `slice_scores` (full size) and the
-    scores of `slice_detector_scores` on `held_out_slices` (as trained). Missing ones are NaN."""
+def detector_table(rows: list[dict], trained: dict[str, np.ndarray] | None, trained_tumour: np.ndarray | None,
+                   central_fraction: float = 0.5, samples: int = 1000) -> list[dict]:
+    """Every detector in both views: `rows` of `slice_scores` (full size) and the scores of
+    `slice_detector_scores` on `held_out_slices` (as trained; no centre closeness there, it needs
+    the slice index). At full size also what `position.position_table` gives: intervals, AP,
+    the position-controlled AUCs and the gain over the position covariates. Missing ones are NaN."""
     positive = np.array([r["positive"] for r in rows])
+    controlled = {row["detector"]: row for row in position_table(rows, DETECTORS, central_fraction, samples)} if rows else {}
     table = []
     for name, description in DETECTORS.items():
         full = roc_auc(np.array([r[name] for r in rows]), positive) if rows and name in rows[0] else float("nan")
         as_trained = roc_auc(trained[name], trained_tumour) if trained is not None and name in trained else float("nan")
-        table.append({"detector": name, "what": description, "AUC full size": full, "AUC as trained": as_trained})
+        extra = {k: v for k, v in controlled.get(name, {}).items() if k not in ("detector", "what", "AUC")}
+        table.append({"detector": name, "what": description, "AUC full size": full, "AUC as trained": as_trained, **extra})
     return table
 
 
@@ -280,7 +296,7 @@ def detectors_for_run(run: Run, rows: list[dict], checkpoint: Path | str | None 
     t1, tumour = held_out_slices(run, progress)
     flair = held_out_slices(run, progress, "flair")[0] if "flair" in run.config.data.modalities else None
     trained = slice_detector_scores(discriminator, generator_net, t1, flair)
-    table = detector_table(rows, trained, tumour)
+    table = detector_table(rows, trained, tumour, run.config.detector.central_fraction)
     atomic_write_csv(run.table_path("detectors_auc.csv"), table)
     return table
 
@@ -302,3 +318,64 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"{r['threshold']:>9.3g}  {r['accuracy']:>8.2%}  {r['sensitivity']:>11.2%}  {r['specificity']:>11.2%}  "
                      f"{r['TP']:>6}  {r['FN']:>6}  {r['FP']:>6}  {r['TN']:>6}")
     return "\n".join(lines)
+
+
+# --- the GAN's normals: where they lie, and what the discriminator says of unseen ones -----------
+
+
+@torch.no_grad()
+def normal_slices(run: Run, held_out_only: bool = False, discriminator: torch.nn.Module | None = None, progress: bool = True) -> list[dict]:
+    """One row per brain slice of the GAN's normal subjects at full size: subject, z, normal
+    (whether the GAN takes it as a normal slice), held_out (a GAN validation subject, never trained
+    on), the position covariates and, with a `discriminator`, its mean map on the normal slices
+    (`score`, "probability of normal"), scaled like training.
+
+    NFBS: every brain slice of the subjects (at most `detector.position_subjects` of them);
+    tumour-free-slices: the training subjects' slices the GAN uses (no tumour, `gan.normal_margin`
+    slices from any). `held_out_only`: only the GAN's validation subjects.
+    """
+    from ganet_lib.preprocess import brats_sources, nfbs_sources, tumour_free_slices
+    from ganet_lib.train_gan import normal_validation_ids
+
+    config = run.config
+    held_out = set(normal_validation_ids(run))
+    if config.gan.normals == "tumour-free-slices":
+        train = set(run.split["train"])
+        sources = brats_sources([c for c in run.cases if c.case_id in train], only="t1")
+    else:
+        sources = nfbs_sources(run.normals)
+    sources = [s for s in sources if s.subject_id in held_out] if held_out_only else \
+        sorted(sources, key=lambda s: (s.subject_id not in held_out, s.subject_id))[: config.detector.position_subjects]
+    device = next(discriminator.parameters()).device if discriminator is not None else "cpu"
+    rows = []
+    for source in tqdm(sources, desc="normal slices", unit="subject", disable=not progress):
+        volumes, label, brain_volume = source.read()
+        brain = axial_slices(brain_volume)
+        area = brain.sum(axis=(1, 2))
+        candidates = np.flatnonzero(area >= config.preprocess.min_brain_pixels)
+        kept = tumour_free_slices(axial_slices(label), candidates, config.gan.normal_margin) if label is not None else candidates
+        covariates = add_position_covariates([{"subject": source.subject_id, "z": z, "brain_area": int(area[z])} for z in range(len(area))])
+        scores = {}
+        if discriminator is not None and len(kept):
+            t1 = scaled_slices(axial_slices(volumes[0].astype(np.float32)), brain, config.preprocess)[kept]
+            scores = dict(zip(kept.tolist(), discriminator_patch_means(discriminator, torch.from_numpy(t1[:, None]).to(device)).cpu().numpy().tolist()))
+        normal = set(kept.tolist())
+        for z in candidates.tolist():
+            rows.append({**covariates[z], "normal": z in normal, "held_out": source.subject_id in held_out, **({"score": scores[z]} if z in scores else {})})
+    return rows
+
+
+def domain_shift_for_run(run: Run, sweep_rows: list[dict], checkpoint: Path | str | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+    """The discriminator's mean map ("normal" probability) at full size on three groups of brain
+    slices: the GAN's held-out normal subjects (never trained on), the test subjects' tumour-free
+    slices and their tumour slices (from `sweep_rows`)."""
+    checkpoint = Path(checkpoint) if checkpoint else run.run_dir / "gan" / "best.pt"
+    _, discriminator, _ = load_gan(checkpoint, run.config.model)
+    normals = [r for r in normal_slices(run, held_out_only=True, discriminator=discriminator, progress=progress) if r["normal"]]
+    with_brain = [r for r in sweep_rows if r["brain_area"] >= run.config.preprocess.min_brain_pixels]
+    return {
+        "held-out normals (never trained on)": np.array([r["score"] for r in normals]),
+        "test subjects, tumour-free slices": np.array([r["score"] for r in with_brain if not r["positive"]]),
+        "test subjects, tumour slices": np.array([r["score"] for r in with_brain if r["positive"]]),
+    }
+

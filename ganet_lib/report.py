@@ -81,12 +81,17 @@ def _table_1(run_dir: Path) -> str:
             auc = f" ROC AUC of the mean map: **{sweep_roc(scores, positive)['auc']:.3f}** over {len(slices)} slices, {int(positive.sum())} with tumour."
     detectors = ""
     if (run_dir / "tables" / "detectors_auc.csv").is_file():
-        rows = read_csv(run_dir / "tables" / "detectors_auc.csv")
-        detectors = ("\n\nThe discriminator beside detectors that need none (same slices, ROC AUC, higher score = tumour; "
-                     "`tables/detectors_auc.csv`):\n\n" + markdown_table(
-                         ["Detector", "AUC full size", "AUC as trained"],
-                         [[r["what"], float(r["AUC full size"]), float(r["AUC as trained"])] for r in rows])
-                     + "\n\n" + _figure(run_dir, "05_detectors_roc.png", "ROC curves of the discriminator and the baselines"))
+        from ganet_lib.position import detector_summary, read_detector_table, takeaway
+
+        rows = read_detector_table(run_dir / "tables" / "detectors_auc.csv")
+        prevalence = next((r["AP chance"] for r in rows if r.get("AP chance") == r.get("AP chance")), float("nan"))
+        detectors = ("\n\nThe discriminator beside detectors that need none, slice position among them (same slices, higher score = tumour, "
+                     "full size unless said; 95 % intervals from a bootstrap over test subjects; average precision's chance level is the "
+                     f"share of tumour slices, {prevalence:.3f}; `tables/detectors_auc.csv`):\n\n" + markdown_table(*detector_summary(rows))
+                     + f"\n\n**What this Table 1 can and cannot show.** {takeaway(rows)}\n\n"
+                     + _figure(run_dir, "05_detectors_roc.png", "ROC curves of the discriminator, the baselines and slice position") + "\n\n"
+                     + _figure(run_dir, "05_slice_position.png", "share of tumour slices against slice position") + "\n\n"
+                     + _figure(run_dir, "05_domain_shift.png", "the discriminator on unseen normals, tumour-free and tumour test slices"))
     return (f"This run (discriminator `gan/best.pt`, test subjects, full-size T1 slices, the authors' protocol).{auc}\n\n{kit}{detectors}\n\n"
             f"The paper (BraTS 2020, 36 subjects, {paper.TABLE_1_SLICES} slices, its own discriminator):\n\n{published}\n\n"
             "An absolute threshold belongs to one discriminator: compare operating points on the ROC curve, not rows. "

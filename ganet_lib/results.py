@@ -40,15 +40,17 @@ def _timing(run_dir: Path) -> str:
 
 
 def _detectors(run_dir: Path) -> str:
-    rows = read_csv(run_dir / "tables" / "detectors_auc.csv")
+    from ganet_lib.position import detector_summary, read_detector_table
+
+    rows = read_detector_table(run_dir / "tables" / "detectors_auc.csv")
     sweep = read_csv(run_dir / "tables" / "table1_sweep.csv")
     slices = read_csv(run_dir / "tables" / "sweep_slices.csv")
     if not rows:
         return "Not computed (notebook 05 / `ganet sweep`)."
     positive = sum(s["positive"] == "True" for s in slices)
-    text = (f"{len(slices)} full-size test slices, {positive} with tumour. ROC AUC, higher score = tumour "
-            "(full size: the authors' protocol; as trained: cropped, resized):\n\n")
-    text += markdown_table(["Detector", "AUC full size", "AUC as trained"], [[r["what"], f"{float(r['AUC full size']):.3f}", f"{float(r['AUC as trained']):.3f}"] for r in rows])
+    text = (f"{len(slices)} full-size test slices, {positive} with tumour. Higher score = tumour; full size (the authors' protocol) "
+            "unless said; 95 % intervals from a bootstrap over test subjects; AP's chance level is the share of tumour slices:\n\n")
+    text += markdown_table(*detector_summary(rows))
     if sweep:
         text += "\n\nAt the paper's thresholds (mean D map <= t = tumour): " + "; ".join(
             f"t = {r['threshold']}: accuracy {float(r['accuracy']):.1%}, sensitivity {float(r['sensitivity']):.1%}" for r in sweep) + "."

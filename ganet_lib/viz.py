@@ -617,3 +617,59 @@ def plot_postprocessing(truth: np.ndarray, raw: np.ndarray, processed: np.ndarra
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_slice_position(rows: list[dict], bins: int = 12) -> Figure:
+    """Share of tumour slices against slice position, and the brain area there (sweep rows with
+    the position covariates): why a slice's position alone predicts tumour under Table 1's protocol."""
+    position = np.array([r["relative_position"] for r in rows])
+    positive = np.array([r["positive"] for r in rows])
+    fraction = np.array([r["area_fraction"] for r in rows])
+    with_brain = np.array([r["brain_area"] > 0 for r in rows])
+    edges = np.linspace(position[with_brain].min(), position[with_brain].max(), bins + 1)
+    which = np.clip(np.searchsorted(edges, position, side="right") - 1, 0, bins - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    share = np.array([positive[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan for b in range(bins)])
+    area = np.array([fraction[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan for b in range(bins)])
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ax.bar(centres, share, width=(edges[1] - edges[0]) * 0.85, color="#e41a1c", alpha=0.6, label="share of slices with tumour")
+    ax.plot(centres, area, "o-", color="#377eb8", label="mean brain area (fraction of the subject's largest)")
+    ax.set_xlabel("slice position relative to the subject's brain centre (fraction of its brain slices)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    ax.set_title(f"{int(with_brain.sum())} test slices with brain, {int(positive[with_brain].sum())} with tumour", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_domain_shift(groups: dict[str, np.ndarray]) -> Figure:
+    """The discriminator's mean map ("normal" probability) per slice, one histogram per group."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    colours = ["#4daf4a", "#377eb8", "#e41a1c"]
+    values = np.concatenate([v for v in groups.values() if len(v)])
+    bins = np.linspace(values.min(), values.max(), 31) if len(values) else 10
+    for (name, scores), colour in zip(groups.items(), colours):
+        if len(scores):
+            ax.hist(scores, bins=bins, density=True, histtype="step", linewidth=1.6, color=colour,
+                    label=f"{name}: {len(scores)} slices, median {np.median(scores):.3f}")
+    ax.set_xlabel("mean of the discriminator's map (probability of normal tissue)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_normal_positions(rows: list[dict]) -> Figure:
+    """Where the GAN's normal slices lie in their subjects (rows of `detector.normal_slices`):
+    a histogram of the relative slice position of the normal slices beside all brain slices."""
+    position = np.array([r["relative_position"] for r in rows])
+    normal = np.array([r["normal"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    bins = np.linspace(-0.55, 0.55, 23)
+    ax.hist(position, bins=bins, color="#bbbbbb", label=f"all brain slices of these subjects ({len(position)})")
+    ax.hist(position[normal], bins=bins, color="#4daf4a", alpha=0.8, label=f"the GAN's normal slices ({int(normal.sum())})")
+    ax.set_xlabel("slice position relative to the subject's brain centre (fraction of its brain slices)")
+    ax.set_ylabel("slices")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
