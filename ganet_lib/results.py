@@ -40,7 +40,7 @@ def _timing(run_dir: Path) -> str:
 
 
 def _detectors(run_dir: Path) -> str:
-    from ganet_lib.position import detector_summary, read_detector_table
+    from ganet_lib.position import detector_summary, read_detector_table, takeaway
 
     rows = read_detector_table(run_dir / "tables" / "detectors_auc.csv")
     sweep = read_csv(run_dir / "tables" / "table1_sweep.csv")
@@ -50,7 +50,7 @@ def _detectors(run_dir: Path) -> str:
     positive = sum(s["positive"] == "True" for s in slices)
     text = (f"{len(slices)} full-size test slices, {positive} with tumour. Higher score = tumour; full size (the authors' protocol) "
             "unless said; 95 % intervals from a bootstrap over test subjects; AP's chance level is the share of tumour slices:\n\n")
-    text += markdown_table(*detector_summary(rows))
+    text += markdown_table(*detector_summary(rows)) + f"\n\n{takeaway(rows)}"
     if sweep:
         text += "\n\nAt the paper's thresholds (mean D map <= t = tumour): " + "; ".join(
             f"t = {r['threshold']}: accuracy {float(r['accuracy']):.1%}, sensitivity {float(r['sensitivity']):.1%}" for r in sweep) + "."
