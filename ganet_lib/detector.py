@@ -222,7 +222,8 @@ def detector_table(rows: list[dict], trained: dict[str, np.ndarray] | None, trai
     the slice index). At full size also what `position.position_table` gives: intervals, AP,
     the position-controlled AUCs and the gain over the position covariates. Missing ones are NaN."""
     positive = np.array([r["positive"] for r in rows])
-    controlled = {row["detector"]: row for row in position_table(rows, DETECTORS, central_fraction, samples)} if rows else {}
+    with_position = bool(rows) and "area_fraction" in rows[0]  # rows of `slice_scores` have it
+    controlled = {row["detector"]: row for row in position_table(rows, DETECTORS, central_fraction, samples)} if with_position else {}
     table = []
     for name, description in DETECTORS.items():
         full = roc_auc(np.array([r[name] for r in rows]), positive) if rows and name in rows[0] else float("nan")

@@ -11,6 +11,7 @@ skipped and the summary says how to enable them (root conftest.py).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -155,11 +156,12 @@ def choose(explorer, text: str) -> None:
     """Click a ToggleButtons option and wait until the widget shows it selected. One CI run lost the
     click on 'unet' right after the 'TC' redraw (the figure never changed; the same test passed on a
     rerun): a click that did not select is repeated once, and the figure check that follows is unchanged."""
-    button = explorer.locator("button", has_text=text)
+    exact = re.compile(f"^\\s*{re.escape(text)}\\s*$")  # 'unet', not 'unet-raw'
+    button = explorer.locator("button").filter(has_text=exact)
     for _ in range(2):
         button.click()
         try:
-            explorer.locator("button.mod-active", has_text=text).wait_for(state="attached", timeout=5_000)
+            explorer.locator("button.mod-active").filter(has_text=exact).wait_for(state="attached", timeout=5_000)
             return
         except Exception:  # playwright's TimeoutError: the click did not select the option
             continue

@@ -121,6 +121,9 @@ def test_sweep_command_scores_every_test_slice(tmp_path, capsys):
     slices = read_csv(run.table_path("sweep_slices.csv"))
     depth = run.config.data.synthetic_shape[2]
     assert len(slices) == depth * len(run.split["test"])  # every axial slice, brain or not
+    detectors = {row["detector"]: row for row in read_csv(run.table_path("detectors_auc.csv"))}
+    assert {"brain_area", "centre_closeness", "d_mean"} <= set(detectors)  # slice position beside the discriminator
+    assert detectors["brain_area"]["AP chance"] != "" and "brain area of the slice" in out
     table = read_csv(run.table_path("table1_sweep.csv"))
     assert [float(r["threshold"]) for r in table] == [0.3, 0.6]
     assert all(int(r["TP"]) + int(r["FN"]) + int(r["FP"]) + int(r["TN"]) == len(slices) for r in table)
