@@ -163,6 +163,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_student_edition(args: argparse.Namespace) -> int:
+    from ganet_lib.config import REPO_ROOT
+    from ganet_lib.student import write_student_edition
+
+    source = args.notebooks or REPO_ROOT / "notebooks"
+    if not source.is_dir():
+        raise KitInputError(f"There is no notebook folder '{source}'; pass --notebooks DIR (the kit's notebooks/, the solution source).")
+    written = write_student_edition(source, args.out)
+    count = sum(len(keys) for keys in written.values())
+    print(f"student edition of {len(written)} notebooks with {count} exercises in {args.out}:")
+    for name, keys in written.items():
+        print(f"  {name}: {', '.join(keys) or 'no exercise'}")
+    print("Open it in JupyterLab (kernel 'Python (ganet-kit)'); every check reports 'not attempted yet' until its function is written.")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from ganet_lib.book import write_book
+
+    index = write_book(args.run, args.out)
+    print(f"book of {args.run}: {index} (open it in a browser; the figures are inside the pages)")
+    return 0
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     from ganet_lib.ablation import run_ablation, seed_scores, sentence, summary_table
     from ganet_lib.report import markdown_table, write_report
@@ -264,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="how the truth's BraTS label maps are numbered (default: found in the files)")
     evaluate.add_argument("--workers", type=int, default=0, help="processes scoring cases in parallel (default 0: one per CPU, at most 8)")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    student = commands.add_parser("student-edition", help="write the student edition of the notebooks: exercises as stubs with checks, no outputs")
+    student.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier student edition)")
+    student.add_argument("--notebooks", type=Path, help="the solution notebooks (default: the checkout's notebooks/)")
+    student.set_defaults(handler=cmd_student_edition)
+
+    book = commands.add_parser("book", help="render a run's executed notebooks as static HTML pages with an index")
+    book.add_argument("--run", type=Path, required=True, help="a run folder that ./run_all.sh executed (runs/<profile>)")
+    book.add_argument("--out", type=Path, required=True, help="output folder: index.html and one page per notebook")
+    book.set_defaults(handler=cmd_book)
 
     sweep = commands.add_parser("sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds")
     sweep.add_argument("--run", type=Path, required=True, help="run folder with gan/best.pt (pretrain-gan, notebook 03)")

@@ -140,6 +140,19 @@ def edge_map(mask: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(edges, output_size)  # (B, 1, h, w)
 
 
+def edge_weighted_adversarial(logits: torch.Tensor, edges: torch.Tensor, per_slice: bool = False) -> torch.Tensor:
+    """Eq. (7)'s weighted sum: L_adv = sum(E * -log D) / sum(E) over the patches (of the batch, or per slice).
+
+    Args:
+        logits: (B, 1, h, w) discriminator logits of the inpainted slices; -log D = -log sigmoid(logits).
+        edges: (B, 1, h, w) non-negative weights from `edge_map`. Without any edge the loss is 0.
+    """
+    per_patch = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")  # -log D, stable
+    if per_slice:
+        return (edges * per_patch).sum(dim=(1, 2, 3)) / edges.sum(dim=(1, 2, 3)).clamp(min=1e-6)
+    return (edges * per_patch).sum() / edges.sum().clamp(min=1e-6)
+
+
 def adversarial_feedback_loss(
     t1: torch.Tensor,
     mask: torch.Tensor,
@@ -172,10 +185,6 @@ def adversarial_feedback_loss(
     fake = generator_net(occluded, mask, noise * mask)
     composite = occluded + fake * mask  # (B, 1, H, W)
     logits = discriminator(composite)  # (B, 1, h, w)
-    per_patch = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")  # -log D
     edges = edge_map(mask, logits.shape[-2:])
-    if per_slice:
-        loss = (edges * per_patch).sum(dim=(1, 2, 3)) / edges.sum(dim=(1, 2, 3)).clamp(min=1e-6)
-    else:
-        loss = (edges * per_patch).sum() / edges.sum().clamp(min=1e-6)
+    loss = edge_weighted_adversarial(logits, edges, per_slice)
     return loss, {"inpainted": (composite.detach() + 1) / 2, "d_map": torch.sigmoid(logits.detach()), "edges": edges.detach()}

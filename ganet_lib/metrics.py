@@ -131,6 +131,36 @@ def _union_box(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...]:
     return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(len(boxes[0])))
 
 
+@dataclass(frozen=True)
+class LesionMatching:
+    """Steps 1-3 of the lesion-wise evaluation on two boolean masks (`match_lesions`)."""
+
+    components: np.ndarray  # 26-connected components of the prediction, labels 1..count
+    count: int
+    lesion_map: np.ndarray  # the number of its truth lesion at each truth voxel, 0 elsewhere
+    lesions: tuple  # per lesion: (number, box around it, its dilated region inside that box, labels of the matched components)
+
+
+def match_lesions(prediction: np.ndarray, truth: np.ndarray) -> LesionMatching:
+    """Steps 1-3 of the BraTS lesion-wise evaluation: predicted components, truth lesions (merged
+    within LESION_DILATION 18-neighbour dilations), and the components each lesion's dilated region touches."""
+    components, count = label_components(prediction)
+    lesion_map = np.zeros(truth.shape, np.uint32)  # 0 outside, lesion number inside each truth lesion
+    if truth.any():  # the dilation cannot reach past the truth's own box plus its reach: work there
+        near_truth = _padded_box(bounding_box(truth), LESION_DILATION, truth.shape)
+        reach, _ = label_components(ndimage.binary_dilation(truth[near_truth], _STRUCT_18, LESION_DILATION))
+        lesion_map[near_truth] = np.where(truth[near_truth], reach, 0)
+    lesions = []
+    for number, lesion_box in enumerate(ndimage.find_objects(lesion_map), start=1):
+        if lesion_box is None:
+            continue
+        near = _padded_box(lesion_box, LESION_DILATION, truth.shape)
+        region = ndimage.binary_dilation(lesion_map[near] == number, _STRUCT_18, LESION_DILATION)
+        matched = tuple(int(c) for c in np.unique(components[near][region]) if c != 0)
+        lesions.append((number, near, region, matched))
+    return LesionMatching(components, count, lesion_map, tuple(lesions))
+
+
 def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> RegionScores:
     """Whole-volume and lesion-wise Dice and HD95 of one region (two boolean 3D masks).
 
@@ -161,24 +191,15 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
 
     box = _padded_box(bounding_box(union), LESION_DILATION, union.shape)
     prediction, truth = prediction[box], truth[box]
-    components, n_components = label_components(prediction)
+    matching = match_lesions(prediction, truth)
+    components, n_components, lesion_map = matching.components, matching.count, matching.lesion_map
     component_boxes = ndimage.find_objects(components)
     component_sizes = np.bincount(components.ravel(), minlength=n_components + 1)
-    lesion_map = np.zeros(truth.shape, np.uint32)  # 0 outside, lesion number inside each truth lesion
-    if truth.any():  # the dilation cannot reach past the truth's own box plus its reach: work there
-        near_truth = _padded_box(bounding_box(truth), LESION_DILATION, truth.shape)
-        reach, _ = label_components(ndimage.binary_dilation(truth[near_truth], _STRUCT_18, LESION_DILATION))
-        lesion_map[near_truth] = np.where(truth[near_truth], reach, 0)
     voxel_mm3 = float(np.prod(spacing))
 
     lesions, matched_anywhere = [], set()
-    for number, lesion_box in enumerate(ndimage.find_objects(lesion_map), start=1):
-        if lesion_box is None:
-            continue
-        near = _padded_box(lesion_box, LESION_DILATION, truth.shape)
+    for number, near, region, matched in matching.lesions:
         lesion = lesion_map[near] == number
-        region = ndimage.binary_dilation(lesion, _STRUCT_18, LESION_DILATION)
-        matched = tuple(int(c) for c in np.unique(components[near][region]) if c != 0)
         matched_anywhere.update(matched)
         size = int(lesion.sum())
         if matched and len(matched) == n_components and number == 1 and not lesion_map[lesion_map > 1].size:
@@ -198,13 +219,17 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     counted = [lesion for lesion in lesions if lesion.counted]
     fp = n_components - len(matched_anywhere)
     tp = sum(1 for lesion in counted if lesion.matched)
-    denominator = len(counted) + fp
-    if denominator == 0:
-        lw_dice, lw_hd95 = 1.0, 0.0
-    else:
-        lw_dice = sum(lesion.dice for lesion in counted) / denominator
-        lw_hd95 = (sum(lesion.hd95 for lesion in counted) + EMPTY_HD95 * fp) / denominator
+    lw_dice, lw_hd95 = lesion_wise_means([lesion.dice for lesion in counted], [lesion.hd95 for lesion in counted], fp)
     return RegionScores(whole_dice, whole_hd95, lw_dice, lw_hd95, tp, len(counted) - tp, fp, tuple(lesions))
+
+
+def lesion_wise_means(dices: list[float], hd95s: list[float], false_positives: int) -> tuple[float, float]:
+    """Step 6 of the lesion-wise evaluation: LW Dice = sum(lesion Dice) / (lesions + FP) and LW HD95 =
+    (sum(lesion HD95) + 374 FP) / (lesions + FP); (1, 0) when there are neither lesions nor FPs."""
+    denominator = len(dices) + false_positives
+    if denominator == 0:
+        return 1.0, 0.0
+    return sum(dices) / denominator, (sum(hd95s) + EMPTY_HD95 * false_positives) / denominator
 
 
 def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),

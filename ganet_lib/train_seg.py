@@ -113,9 +113,13 @@ def dynamic_weights(terms: dict[str, torch.Tensor], shared: torch.Tensor, eps: f
         for loss in terms.values()
     ])  # (n_terms,)
     norms = accelerator.reduce(norms.detach(), reduction="mean")
-    inverse = 1.0 / (norms + eps)  # Eq. (10)
-    inverse = inverse / inverse[list(terms).index("seg")]
-    return {name: float(value) for name, value in zip(terms, inverse)}
+    return inverse_norm_weights(dict(zip(terms, norms.tolist())), eps)
+
+
+def inverse_norm_weights(norms: dict[str, float], eps: float) -> dict[str, float]:
+    """Eq. (10) on gradient norms: lambda_i = 1 / (norm_i + eps), divided by lambda_seg so that lambda_seg = 1."""
+    inverse = {name: 1.0 / (norm + eps) for name, norm in norms.items()}  # Eq. (10)
+    return {name: value / inverse["seg"] for name, value in inverse.items()}
 
 
 def train_epoch(model, opt, loader, accelerator: Accelerator, seg: SegConfig, variant: str, epoch: int, gan_nets, rng: torch.Generator, progress: bool) -> dict:

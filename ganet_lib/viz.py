@@ -673,3 +673,52 @@ def plot_normal_positions(rows: list[dict]) -> Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_panels(panels: list[tuple[str, np.ndarray]], title: str = "", columns: int = 4) -> Figure:
+    """Intermediate arrays of one computation side by side (title, 2D array), each with its own colour bar."""
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.0 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, (name, array) in zip(axes.ravel(), panels):
+        shown = ax.imshow(np.asarray(array, float), cmap="gray" if array.shape[0] > 32 else "magma", interpolation="nearest")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+        _bare(ax, name)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lesion_matching(truth: np.ndarray, prediction: np.ndarray, matching, title: str = "") -> Figure:
+    """The lesion matching of the BraTS lesion-wise evaluation (`metrics.match_lesions`) seen from
+    above (every axial slice at once): truth lesions, the region their dilation reaches, and the
+    predicted components, matched (green) or false positive (red).
+
+    Args:
+        truth, prediction: (X, Y, Z) boolean masks of one region. matching: `match_lesions(prediction, truth)`.
+    """
+    def top(volume: np.ndarray) -> np.ndarray:
+        return axial_slices(volume).max(axis=0)  # (H, W), display orientation
+
+    reach = np.zeros(truth.shape, bool)
+    for _, near, region, _ in matching.lesions:
+        reach[near] |= region
+    matched = {c for *_, labels in matching.lesions for c in labels}
+    matched_mask = np.isin(matching.components, list(matched)) if matched else np.zeros(truth.shape, bool)
+    false_positive = (matching.components > 0) & ~matched_mask
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.0))
+    lesion_top = top(matching.lesion_map.astype(float))
+    axes[0].imshow(np.where(lesion_top > 0, lesion_top, np.nan), cmap="tab10", interpolation="nearest", vmin=0.5, vmax=10.5)
+    axes[0].contour(top(reach.astype(float)), levels=[0.5], colors="#555555", linewidths=0.8)
+    _bare(axes[0], f"{len(matching.lesions)} truth lesion(s) (colours) and the reach of their dilation (grey)")
+    picture = np.ones(lesion_top.shape + (3,))
+    picture[top(matched_mask.astype(float)) > 0] = (0.30, 0.69, 0.29)
+    picture[top(false_positive.astype(float)) > 0] = (0.89, 0.10, 0.11)
+    axes[1].imshow(picture, interpolation="nearest")
+    axes[1].contour(top(reach.astype(float)), levels=[0.5], colors="#555555", linewidths=0.8)
+    n_fp = len(set(np.unique(matching.components[false_positive]).tolist()))
+    _bare(axes[1], f"{matching.count} predicted component(s): {len(matched)} matched (green), {n_fp} false positive (red)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
