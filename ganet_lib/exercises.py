@@ -326,10 +326,10 @@ def run_check(key: str, function: Callable, random_cases: int = 3) -> tuple[str,
         except NotImplementedError:
             return NOT_ATTEMPTED, f"{label}: not attempted yet. Write the function above, then run this cell again."
         except Exception as exc:  # the student's code raised: show where, as a failure
-            return FAILED, (f"{label}: failed on {note}: input {_show(args)} raised {type(exc).__name__}: {exc}. "
+            return FAILED, (f"{label}: failed on the case \"{note}\": input {_show(args)} raised {type(exc).__name__}: {exc}. "
                             "See the hint below the exercise.")
         if not same(wanted, received, exercise.tolerance):
-            return FAILED, (f"{label}: failed on {note}: input {_show(args)}, expected {_show(wanted)}, received {_show(received)}. "
+            return FAILED, (f"{label}: failed on the case \"{note}\": input {_show(args)}, expected {_show(wanted)}, received {_show(received)}. "
                             "See the hint below the exercise.")
     return PASSED, f"{label}: passed ({len(cases)} cases: {len(exercise.cases)} worked out by hand, {len(cases) - len(exercise.cases)} against the library)."
 

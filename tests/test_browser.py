@@ -224,3 +224,74 @@ def test_subject_slice_region_explorer_in_jupyterlab(lab, browser):
     page.screenshot(path=str(work / "06_after.png"))
     page.close()
     assert errors == []
+
+
+def keep_screenshot(path: Path) -> None:
+    """Copy a screenshot to $GANET_SCREENSHOTS when set (evidence for a closing note); tests pass either way."""
+    if os.environ.get("GANET_SCREENSHOTS"):
+        target = Path(os.environ["GANET_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / path.name)
+
+
+def test_a_student_notebook_shows_a_passed_and_a_failed_check(lab, browser):
+    """The student edition of notebook 02 in JupyterLab, with 02.1 solved and 02.2 written wrongly."""
+    import json
+
+    from ganet_lib.student import student_notebook
+
+    base, work = lab
+    solution = json.loads((ROOT / "notebooks" / "02_enhancement.ipynb").read_text())
+    edition, keys = student_notebook(solution, "02_enhancement.ipynb")
+    assert keys == ["02.1", "02.2"]
+    solved = next("".join(c["source"]) for c in solution["cells"] if "".join(c["source"]).startswith("# Exercise 02.1"))
+    for cell in edition["cells"]:
+        source = "".join(cell["source"])
+        if source.startswith("# Exercise 02.1"):
+            cell["source"] = solved
+        elif source.startswith("# Exercise 02.2"):  # divides by the maximum, forgets the minimum
+            cell["source"] = source.replace(source[source.index("    raise NotImplementedError"):], "    return np.asarray(images, float) / np.max(images)\n")
+    name = "student_02_enhancement.ipynb"
+    (work / "notebooks" / name).write_text(json.dumps(edition))
+    errors: list[str] = []
+    page, _ = open_and_run(browser, base, name, errors)
+    passed = page.locator(".jp-OutputArea-output", has_text="PASSED  Exercise 02.1")
+    failed = page.locator(".jp-OutputArea-output", has_text="FAILED  Exercise 02.2")
+    passed.first.wait_for(state="attached", timeout=30_000)
+    failed.first.wait_for(state="attached", timeout=30_000)
+    assert "expected" in failed.first.inner_text() and "received" in failed.first.inner_text()
+    passed.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(work / "student_check_passed.png"))
+    failed.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(work / "student_check_failed.png"))
+    keep_screenshot(work / "student_check_passed.png")
+    keep_screenshot(work / "student_check_failed.png")
+    page.close()
+    assert errors == []
+
+
+def test_the_book_of_a_run_opens_with_its_figures(lab, browser):
+    import papermill
+
+    from ganet_lib.book import write_book
+    from ganet_lib.pipeline import KERNEL
+
+    base, work = lab
+    run_dir = work / "runs" / "smoke"
+    (run_dir / "notebooks").mkdir(exist_ok=True)
+    for name in ("02_enhancement.ipynb", "06_evaluation.ipynb"):
+        papermill.execute_notebook(ROOT / "notebooks" / name, run_dir / "notebooks" / name, kernel_name=KERNEL, progress_bar=False,
+                                   parameters={"profile": "smoke", "run_dir": str(run_dir)}, cwd=str(ROOT / "notebooks"))
+    index = write_book(run_dir, work / "book")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(index.as_uri())
+    links = page.locator("a")
+    assert links.count() == 2
+    page.screenshot(path=str(work / "book_index.png"))
+    keep_screenshot(work / "book_index.png")
+    links.nth(1).click()
+    page.wait_for_load_state("load")
+    assert "06_evaluation.html" in page.url
+    images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+    assert len(images) >= 5 and all(complete and width > 0 for complete, width in images), images  # every figure loaded
+    page.close()
