@@ -707,18 +707,18 @@ def plot_lesion_matching(truth: np.ndarray, prediction: np.ndarray, matching, ti
     matched = {c for *_, labels in matching.lesions for c in labels}
     matched_mask = np.isin(matching.components, list(matched)) if matched else np.zeros(truth.shape, bool)
     false_positive = (matching.components > 0) & ~matched_mask
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.0))
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.4))
     lesion_top = top(matching.lesion_map.astype(float))
     axes[0].imshow(np.where(lesion_top > 0, lesion_top, np.nan), cmap="tab10", interpolation="nearest", vmin=0.5, vmax=10.5)
     axes[0].contour(top(reach.astype(float)), levels=[0.5], colors="#555555", linewidths=0.8)
-    _bare(axes[0], f"{len(matching.lesions)} truth lesion(s) (colours) and the reach of their dilation (grey)")
+    _bare(axes[0], f"{len(matching.lesions)} truth lesion(s) (colours),\nthe reach of their dilation (grey outline)")
     picture = np.ones(lesion_top.shape + (3,))
     picture[top(matched_mask.astype(float)) > 0] = (0.30, 0.69, 0.29)
     picture[top(false_positive.astype(float)) > 0] = (0.89, 0.10, 0.11)
     axes[1].imshow(picture, interpolation="nearest")
     axes[1].contour(top(reach.astype(float)), levels=[0.5], colors="#555555", linewidths=0.8)
     n_fp = len(set(np.unique(matching.components[false_positive]).tolist()))
-    _bare(axes[1], f"{matching.count} predicted component(s): {len(matched)} matched (green), {n_fp} false positive (red)")
+    _bare(axes[1], f"{matching.count} predicted component(s):\n{len(matched)} matched (green), {n_fp} false positive(s) (red)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
