@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 PASSED, NOT_ATTEMPTED, FAILED = "passed", "not attempted yet", "failed"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ganet_lib.errors import KitInputError
-from ganet_lib.labels import BRATS, WHOLE_TUMOUR
+from ganet_lib.labels import WHOLE_TUMOUR
 from ganet_lib.postprocess import IDENTITY, PostProcessing, choose, read_record, rule_of, write_record
 
 SHAPE = (40, 40, 40)

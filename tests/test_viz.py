@@ -1,3 +1,4 @@
+import matplotlib.colors
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -28,7 +29,7 @@ def test_label_overlay_colours_each_label(case):
     slice_labels = label[:, :, z].T
     assert np.all(overlay[slice_labels == 0][:, 3] == 0)  # background transparent
     for value in np.unique(slice_labels[slice_labels > 0]):
-        expected = viz.plt.matplotlib.colors.to_rgb(viz.LABEL_COLOURS["brats"][int(value)][1])
+        expected = matplotlib.colors.to_rgb(viz.LABEL_COLOURS["brats"][int(value)][1])
         np.testing.assert_allclose(overlay[slice_labels == value][0][:3], expected)
 
 

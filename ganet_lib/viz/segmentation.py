@@ -1,0 +1,117 @@
+"""Figures of notebook 04: training curves, the architecture, what the adversarial feedback sees."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ganet_lib.labels import BRATS
+from ganet_lib.viz.common import overlay_labels, _bare
+
+
+def plot_seg_history(histories: dict[str, list[dict]]) -> Figure:
+    """Per variant: every loss term, the dynamic weights of Eq. (10), and validation Dice per region."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    styles = {"ganet": "-", "unet": "--"}
+    for variant, history in histories.items():
+        epochs = [row["epoch"] for row in history]
+        style = styles.get(variant, "-")
+        for term, colour in zip(("seg", "sparsity", "adv", "size"), ("#377eb8", "#4daf4a", "#e41a1c", "#984ea3")):
+            values = [row[f"loss_{term}"] for row in history]
+            if not all(np.isnan(values)):
+                axes[0].plot(epochs, values, style, color=colour, label=f"{variant}: L_{term}")
+                weights = [row[f"weight_{term}"] for row in history]
+                axes[1].plot(epochs, weights, style, color=colour, marker=".", label=f"{variant}: lambda_{term}")
+        for region, colour in zip(("WT", "TC", "ET"), ("#377eb8", "#ff7f00", "#ffd92f")):
+            if history and f"val_dice_{region}" not in history[0]:
+                continue  # whole-tumour masks: WT only
+            axes[2].plot(epochs, [row[f"val_dice_{region}"] for row in history], style, color=colour, label=f"{variant}: {region}")
+    axes[0].set_title("loss terms (per epoch mean)", fontsize=9)
+    axes[0].set_yscale("log")
+    axes[1].set_title("dynamic weights, Eq. (10) (lambda_seg = 1)", fontsize=9)
+    axes[1].set_yscale("log")
+    axes[2].set_title("validation Dice (slices)", fontsize=9)
+    axes[2].set_ylim(0, 1)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feedback_views(views: dict[str, np.ndarray]) -> Figure:
+    """Rows of slices: FLAIR, truth, U-Net prediction, mask M with its edge map, inpainted T1, D map."""
+    count = len(views["image"])
+    columns = ["FLAIR", "truth", "U-Net", "edge map of M", "T1 inpainted under M", "D map"]
+    fig, axes = plt.subplots(count, len(columns), figsize=(2.2 * len(columns), 2.3 * count), squeeze=False)
+    for k in range(count):
+        row = axes[k]
+        row[0].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
+        row[1].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
+        scheme = views.get("scheme", BRATS)
+        overlay_labels(row[1], views["truth"][k], scheme=scheme)
+        row[2].imshow(views["image"][k], cmap="gray", vmin=0, vmax=1)
+        overlay_labels(row[2], views["prediction"][k], scheme=scheme)
+        row[3].imshow(views["edges"][k], cmap="magma")
+        row[4].imshow(views["inpainted"][k], cmap="gray", vmin=0, vmax=1)
+        row[5].imshow(views["d_map"][k], cmap="RdYlGn", vmin=0, vmax=1)
+        for ax, title in zip(row, columns):
+            _bare(ax, title if k == 0 else "")
+    fig.tight_layout()
+    return fig
+
+
+def plot_architecture() -> Figure:
+    """A diagram of GANet-Seg: the U-Net, its soft mask, and the frozen GAN that criticises it."""
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 4.2)
+    ax.axis("off")
+
+    def box(x, y, text, colour):
+        ax.add_patch(Rectangle((x, y), 1.9, 0.8, facecolor=colour, edgecolor="black", linewidth=0.8))
+        ax.text(x + 0.95, y + 0.4, text, ha="center", va="center", fontsize=8)
+
+    def arrow(x0, y0, x1, y1, text=""):
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "linewidth": 0.9})
+        if text:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.1, text, ha="center", fontsize=7)
+
+    box(0.1, 3.0, "T1, T1ce, T2, FLAIR\n(enhanced)", "#deebf7")
+    box(2.6, 3.0, "U-Net\n(trained)", "#9ecae1")
+    box(5.1, 3.0, "logits -> L_seg\nCE + Dice (3, 4)", "#fee0d2")
+    box(5.1, 1.7, "M = 1 - p(bg)\nL_sparsity (5), L_size (6)", "#fee0d2")
+    box(0.1, 0.4, "T1 (normalised)", "#deebf7")
+    box(2.6, 0.4, "occlude by M\n+ noise in M", "#f0f0f0")
+    box(5.1, 0.4, "generator G\n(frozen) inpaints", "#c7e9c0")
+    box(7.6, 0.4, "PatchGAN D\n(frozen): -log D", "#c7e9c0")
+    box(7.6, 1.7, "edge map E(M)\n(11, 12)", "#fdd0a2")
+    box(9.05, 3.0, "L_adv (7): edge-weighted\n-log D per patch", "#fee0d2")
+    arrow(2.0, 3.4, 2.6, 3.4)
+    arrow(4.5, 3.4, 5.1, 3.4)
+    arrow(3.55, 3.0, 5.1, 2.1)
+    arrow(2.0, 0.8, 2.6, 0.8)
+    arrow(6.05, 1.7, 3.55, 1.2, "M")
+    arrow(4.5, 0.8, 5.1, 0.8)
+    arrow(7.0, 0.8, 7.6, 0.8)
+    arrow(7.0, 2.1, 7.6, 2.1)
+    arrow(9.5, 1.2, 10.0, 3.0)
+    arrow(9.5, 2.5, 10.0, 3.0)
+    ax.text(0.1, 4.05, "epochs before adversarial_from_epoch: L_seg only (8); after: dynamic weights lambda_i = 1 / (||grad L_i|| + eps) (9, 10)", fontsize=8)
+    return fig
+
+
+def plot_feedback_response(rows: "pandas.DataFrame") -> Figure:
+    """L_adv against the fraction of the true tumour mask missed or added (`train_seg.feedback_response`)."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for mode, colour, name in (("miss", "#e41a1c", "tumour missed"), ("over", "#377eb8", "normal tissue added")):
+        part = rows[rows["mode"] == mode]
+        ax.plot(100 * part.fraction, part.l_adv, "o-", color=colour, label=name)
+    ax.set_xlabel("% of the tumour's area")
+    ax.set_ylabel("L_adv (Eq. 7), mean over slices")
+    ax.set_title("does the feedback punish a missed tumour?", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
