@@ -80,3 +80,14 @@ def test_roc_and_distribution_figures_draw():
     frame = pd.DataFrame({"region": ["WT", "TC", "ET"] * 2, "dice": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "hd95": [1.0] * 6, "lw_dice": [0.5] * 6})
     fig = viz.plot_metric_distributions({"ganet": frame, "unet": frame})
     assert len(fig.axes) == 3
+
+
+def test_detector_rocs_draw_every_detector_with_position_dashed():
+    from ganet_lib.detector import DETECTORS
+
+    curves = {name: {"fpr": np.array([0.0, 0.5, 1.0]), "tpr": np.array([0.0, 0.7, 1.0]), "auc": 0.6} for name in DETECTORS}
+    fig = viz.plot_detector_rocs(curves, DETECTORS)
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() and not line.get_label().startswith("_")]
+    assert len(lines) == len(DETECTORS)  # a list of colours once cut the covariates off
+    dashed = {line.get_label().split(":")[0] for line in lines if line.get_linestyle() == "--"}
+    assert dashed == {DETECTORS["brain_area"], DETECTORS["centre_closeness"]}

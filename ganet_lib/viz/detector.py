@@ -55,10 +55,12 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], l
 
 def plot_detector_rocs(curves: dict[str, dict], descriptions: dict[str, str]) -> Figure:
     """ROC curves of several slice detectors on the same slices (from `detector.detector_curves`)."""
-    fig, ax = plt.subplots(figsize=(5.4, 4.6))
-    colours = ["#377eb8", "#984ea3", "#4daf4a", "#ff7f00", "#e41a1c"]
-    for (name, curve), colour in zip(curves.items(), colours):
-        ax.plot(curve["fpr"], curve["tpr"], color=colour, label=f"{descriptions.get(name, name)}: AUC {curve['auc']:.3f}")
+    fig, ax = plt.subplots(figsize=(5.8, 5.0))
+    colours = ["#377eb8", "#984ea3", "#4daf4a", "#ff7f00", "#e41a1c", "#000000", "#888888"]
+    for (name, curve), colour in zip(curves.items(), colours * 2):
+        description = descriptions.get(name, name)
+        ax.plot(curve["fpr"], curve["tpr"], color=colour, linestyle="--" if "position only" in description else "-",
+                label=f"{description}: AUC {curve['auc']:.3f}")  # dashed: slice position, no image content
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("1 - specificity (tumour-free slices called tumour)")
     ax.set_ylabel("sensitivity")
