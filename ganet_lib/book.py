@@ -30,8 +30,15 @@ def _title_and_summary(notebook: dict, fallback: str) -> tuple[str, str]:
                     break
                 if line.strip() and not line.startswith("#"):
                     paragraph.append(line.strip())
-            return title, " ".join(paragraph)
+            return title, _plain_text(" ".join(paragraph))
     return fallback, ""
+
+
+def _plain_text(markdown: str, limit: int = 300) -> str:
+    """A markdown paragraph as plain text for the index: links to their text, no emphasis, code or maths marks."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
+    text = re.sub(r"[*`$]", "", text).replace("\\in", "in")
+    return text if len(text) <= limit else text[: limit].rsplit(" ", 1)[0] + " ..."
 
 
 def write_book(run_dir: Path | str, out_dir: Path | str) -> Path:
