@@ -202,7 +202,7 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
         lesion = lesion_map[near] == number
         matched_anywhere.update(matched)
         size = int(lesion.sum())
-        if matched and len(matched) == n_components and number == 1 and not lesion_map[lesion_map > 1].size:
+        if len(matching.lesions) == 1 and matched and len(matched) == n_components:
             # The one lesion is the whole truth and every component is matched: the pair is the whole
             # region, whose scores are already known (the same masks in the same box: identical numbers).
             lesion_dice, lesion_hd95 = whole_dice, whole_hd95

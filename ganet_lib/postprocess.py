@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,13 @@ def choose(cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelSchem
 # ---------------------------------------------------------------------------------------------
 
 def file_digest(path: Path | str) -> str:
-    """sha256 of a file (the checkpoint a choice was made for)."""
+    """sha256 of a file (the checkpoint a choice was made for); computed once per version of the file."""
+    stat = Path(path).stat()
+    return _digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:  # size and time: a rewritten file is hashed again
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -168,9 +175,9 @@ def record_path(checkpoint: Path | str) -> Path:
     return Path(checkpoint).parent / FILE_NAME
 
 
-def write_record(checkpoint: Path | str, rule: PostProcessing, tried: list[Candidate], validation_ids: list[str]) -> Path:
-    """Save the choice beside `checkpoint`: the rule, the checkpoint's digest, the validation
-    subjects and the scores of every candidate (the first one is "none")."""
+def write_record(checkpoint: Path | str, rule: PostProcessing, tried: list[Candidate], validation_ids: list[str]) -> dict:
+    """Save the choice beside `checkpoint` (`record_path`) and return it: the rule, the checkpoint's
+    digest, the validation subjects and the scores of every candidate (the first one is "none")."""
     record = {
         "rule": asdict(rule),
         "description": rule.describe(),
@@ -180,7 +187,8 @@ def write_record(checkpoint: Path | str, rule: PostProcessing, tried: list[Candi
         "criterion": "mean over validation subjects and regions of (whole-volume Dice + lesion-wise Dice) / 2, brats protocol",
         "candidates": [{"rule": asdict(c.rule), "description": c.rule.describe(), "score": c.score, "regions": c.region_means} for c in tried],
     }
-    return atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1))
+    atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1))
+    return record
 
 
 def read_record(checkpoint: Path | str) -> dict | None:

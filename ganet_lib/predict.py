@@ -181,8 +181,7 @@ def choose_postprocessing(run, variant: str, progress: bool = True) -> dict:
         spacing = tuple(float(z) for z in nib.load(case.label).header.get_zooms()[:3])
         cases.append((prediction, load_label(case), spacing))
     rule, tried = choose_rule(cases, scheme)
-    write_record(checkpoint, rule, tried, val_ids)
-    record = postprocess_record(checkpoint)
+    record = write_record(checkpoint, rule, tried, val_ids)
     chosen, raw = chosen_and_raw(record)
     print(f"post-processing of seg-{variant}/best.pt, chosen on {len(val_ids)} validation subject(s): {rule.describe()} "
           f"(criterion {chosen['score']:.4f}; raw arg-max {raw['score']:.4f}) -> {record_path(checkpoint)}")
