@@ -77,4 +77,4 @@ args=(--profile "$PROFILE" --run "$RUN_DIR")
 [ -n "$BRATS" ] && args+=(--brats "$(cd "$BRATS" && pwd)")
 [ -n "$NFBS" ] && args+=(--nfbs "$(cd "$NFBS" && pwd)")
 echo "profile '$PROFILE', run folder $RUN_DIR"
-exec "$ROOT/.venv/bin/python" -m ganet_lib.pipeline "${args[@]}"
+exec "$ROOT/.venv/bin/python" -m ganet_lib.runner.pipeline "${args[@]}"

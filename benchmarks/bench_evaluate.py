@@ -35,7 +35,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from ganet_lib.synthetic import BRATS_FOV_MM, BRATS_SHAPE, smooth_noise, subject_maps
+from ganet_lib.data.synthetic import BRATS_FOV_MM, BRATS_SHAPE, smooth_noise, subject_maps
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "evaluate"

@@ -22,9 +22,10 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from ganet_lib.config import load_config
-from ganet_lib.preprocess import SliceCache, build_normal_cache
+from ganet_lib.method.networks import build_gan
+from ganet_lib.method.preprocess import SliceCache, build_normal_cache, gan_preprocess
+from ganet_lib.method.train_gan import T1Slices, epoch_generator, train_epoch
 from ganet_lib.run import setup_run
-from ganet_lib.train_gan import T1Slices, build_gan, epoch_generator, gan_preprocess, train_epoch
 
 OUT = Path(__file__).resolve().parent / "out"
 

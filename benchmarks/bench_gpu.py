@@ -36,7 +36,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 from accelerate import Accelerator  # noqa: E402
 from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 
-from ganet_lib.preprocess import SliceCache, build_normal_cache  # noqa: E402
+from ganet_lib.data.synthetic import SynthSpec, write_synthetic_dataset  # noqa: E402
+from ganet_lib.method import networks, seg_data, train_gan, train_seg  # noqa: E402
+from ganet_lib.method.preprocess import SliceCache, build_normal_cache, gan_preprocess  # noqa: E402
 from ganet_lib.run import Run, setup_run  # noqa: E402
-from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset  # noqa: E402
-from ganet_lib import train_gan, train_seg  # noqa: E402
 
 # Slice counts behind the projection (stated in the output): BraTS 2020 has 369 training subjects,
 # 36 of them the paper's test split; the authors' Table 1 protocol counts 2379 tumour slices among
@@ -129,9 +128,9 @@ def timed(step, batches: list, warm_up: int, accelerator: Accelerator) -> dict:
 def bench_gan(run: Run, precision: str, steps: int, warm_up: int) -> dict:
     config = run.config
     accelerator = fresh_accelerator(precision)
-    cache = SliceCache(build_normal_cache(run.normals, run.cache_dir, train_gan.gan_preprocess(config), progress=False))
+    cache = SliceCache(build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=False))
     batches = [b.to(accelerator.device) for b in cycled(train_gan.T1Slices(cache), config.gan.batch_size, warm_up + steps)]
-    generator_net, discriminator = train_gan.build_gan(config.model, config.gan.seed)
+    generator_net, discriminator = networks.build_gan(config.model, config.gan.seed)
     gan = config.gan
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
@@ -149,14 +148,14 @@ def bench_gan(run: Run, precision: str, steps: int, warm_up: int) -> dict:
 def bench_seg(run: Run, variant: str, precision: str, steps: int, warm_up: int) -> dict:
     config = run.config
     accelerator = fresh_accelerator(precision)
-    dataset = train_seg.seg_datasets(run, run.split["train"], progress=False)
+    dataset = seg_data.seg_datasets(run, run.split["train"], progress=False)
     batches = [tuple(t.to(accelerator.device) for t in b) for b in cycled(dataset, config.seg.batch_size, warm_up + steps)]
-    model = train_seg.model_for_config(config, config.seg.seed)
+    model = networks.model_for_config(config, config.seg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.seg.lr, betas=(config.seg.beta1, config.seg.beta2), weight_decay=config.seg.weight_decay)
     model, opt = accelerator.prepare(model, opt)
     gan_nets = None
     if variant == "ganet":
-        generator_net, discriminator = train_gan.build_gan(config.model, config.gan.seed)
+        generator_net, discriminator = networks.build_gan(config.model, config.gan.seed)
         for net in (generator_net, discriminator):
             net.eval().requires_grad_(False)  # frozen, as in training
         gan_nets = (generator_net.to(accelerator.device), discriminator.to(accelerator.device))
@@ -240,7 +239,7 @@ def main() -> int:
             print(f"  {key:<11} {r['slices_per_s']:>8.1f} slices/s  peak {memory}  losses finite: {'yes' if r['losses_finite'] else 'NO'}  {r['losses']}", flush=True)
     launched = None if args.no_launch else launch_once(args.out, args.tiny, args.steps, args.warm_up)
     if launched is not None:
-        print(f"  accelerate launch --num_processes 1, ganet fp32: " + (f"{launched['slices_per_s']:.1f} slices/s, {launched['wall_s_with_start_up']} s with start-up"
+        print("  accelerate launch --num_processes 1, ganet fp32: " + (f"{launched['slices_per_s']:.1f} slices/s, {launched['wall_s_with_start_up']} s with start-up"
                                                                       if launched["ok"] else f"FAILED (exit {launched['exit']}): {launched['stderr_tail'][-300:]}"), flush=True)
     projections = [projection(results, name) for name in ("fp32", "bf16")]
     for p in projections:

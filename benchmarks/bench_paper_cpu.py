@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset  # noqa: E402
+from ganet_lib.data.synthetic import SynthSpec, write_synthetic_dataset  # noqa: E402
 
 BRATS_2020_SUBJECTS = 369
 

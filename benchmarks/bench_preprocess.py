@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,9 @@ import nibabel as nib
 import numpy as np
 
 from ganet_lib.config import PreprocessConfig
-from ganet_lib.data import find_brats_cases
-from ganet_lib.preprocess import build_slice_cache
-from ganet_lib.synthetic import BRATS_SHAPE, SynthSpec, write_synthetic_dataset
+from ganet_lib.data.cases import find_brats_cases
+from ganet_lib.data.synthetic import BRATS_SHAPE, SynthSpec, write_synthetic_dataset
+from ganet_lib.method.preprocess import build_slice_cache
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganet_lib.synthetic import load_template, write_brats_case, write_nfbs_subject
+from ganet_lib.data.synthetic import load_template, write_brats_case, write_nfbs_subject
 
 SIZES = {"default profile": (96, 96, 64), "full BraTS size": (240, 240, 155)}
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ganet_lib.synthetic import BRATS_SHAPE, SynthSpec, write_synthetic_dataset
-from ganet_lib.validate import validate_dataset
+from ganet_lib.data.synthetic import BRATS_SHAPE, SynthSpec, write_synthetic_dataset
+from ganet_lib.data.validate import validate_dataset
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ TRAIN = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[2]))
 from ganet_lib.run import setup_run
-from ganet_lib.train_gan import pretrain_gan_for_run
-from ganet_lib.train_seg import train_segmentation_for_run
+from ganet_lib.method.train_gan import pretrain_gan_for_run
+from ganet_lib.method.train_seg import train_segmentation_for_run
 run = setup_run("smoke", sys.argv[1], progress=False)
 pretrain_gan_for_run(run, progress=False)
 for variant in ("ganet", "unet"):

@@ -29,12 +29,13 @@ import numpy as np
 import torch
 import yaml
 
-from ganet_lib.data import axial_slices, load_label
-from ganet_lib.detector import discriminator_maps, full_size_t1, held_out_slices
+from ganet_lib.data.cases import axial_slices, load_label
+from ganet_lib.evaluation.metrics import roc_auc
 from ganet_lib.files import atomic_write_text
-from ganet_lib.metrics import roc_auc
+from ganet_lib.method.networks import load_gan
+from ganet_lib.method.train_gan import pretrain_gan_for_run
 from ganet_lib.run import setup_run
-from ganet_lib.train_gan import load_gan, pretrain_gan_for_run
+from ganet_lib.studies.detector import discriminator_maps, full_size_t1, held_out_slices
 
 
 def aucs(run, checkpoint: Path) -> dict[str, float]:

@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ganet_lib import processes  # noqa: E402
-from ganet_lib.pipeline import KERNEL, NOTEBOOK_DIR  # noqa: E402
+
+from ganet_lib.runner import processes  # noqa: E402
+from ganet_lib.runner.pipeline import KERNEL, NOTEBOOK_DIR  # noqa: E402
 
 
 def spin() -> None:
@@ -39,14 +40,16 @@ def spin() -> None:
 
 def prepare(run_dir: Path) -> None:
     """A smoke run folder in which notebooks 05 and 06 only evaluate (nothing left to train)."""
+    from ganet_lib.evaluation.predict import choose_postprocessing
+    from ganet_lib.method.train_gan import pretrain_gan_for_run
+    from ganet_lib.method.train_seg import train_segmentation_for_run
     from ganet_lib.run import setup_run
-    from ganet_lib.train_gan import pretrain_gan_for_run
-    from ganet_lib.train_seg import train_segmentation_for_run
 
     run = setup_run("smoke", str(run_dir), progress=False)
     pretrain_gan_for_run(run, progress=False)
     for variant in ("ganet", "unet"):
         train_segmentation_for_run(run, variant, progress=False)
+        choose_postprocessing(run, variant, progress=False)
 
 
 def execute(notebook: Path, run_dir: Path, out: Path, bound: float) -> tuple[str, float]:

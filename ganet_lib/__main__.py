@@ -2,6 +2,6 @@
 
 import sys
 
-from ganet_lib.cli import main
+from ganet_lib.runner.cli import main
 
 sys.exit(main())

@@ -8,7 +8,6 @@ needs arbitrary unpickling is rejected with a clear error.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,15 @@ from typing import Any
 import torch
 
 from ganet_lib.errors import KitInputError
+from ganet_lib.files import atomic_file, atomic_write_csv
+from ganet_lib.run import TrainingFolder
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path | str) -> Path:
     """torch.save to a temporary sibling, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_file(path) as partial:
         torch.save(payload, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
@@ -81,12 +76,10 @@ def restore_training(checkpoint: dict[str, Any], parts: dict[str, Any], counters
     return {key: checkpoint[key] for key in counters}
 
 
-def save_epoch(checkpoint: dict[str, Any], out_dir: Path, improved: bool, history: list[dict]) -> None:
-    """A trainer's files after an epoch: last.pt, best.pt when the validation score improved, and
-    metrics.csv (one row per epoch so far)."""
-    from ganet_lib.files import atomic_write_csv
-
-    save_checkpoint(checkpoint, out_dir / "last.pt")
+def save_epoch(checkpoint: dict[str, Any], folder: TrainingFolder, improved: bool, history: list[dict]) -> None:
+    """A trainer's files after an epoch: the last checkpoint, the best one when the validation score
+    improved, and the history (one row per epoch so far)."""
+    save_checkpoint(checkpoint, folder.last)
     if improved:
-        save_checkpoint(checkpoint, out_dir / "best.pt")
-    atomic_write_csv(out_dir / "metrics.csv", history)
+        save_checkpoint(checkpoint, folder.best)
+    atomic_write_csv(folder.history, history)

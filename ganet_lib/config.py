@@ -23,6 +23,7 @@ from ganet_lib.errors import KitInputError
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when the kit runs from one (notebooks/, run_all.sh)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: also there after `pip install .`
 PROFILES = ("smoke", "default", "paper")
+VARIANTS = ("ganet", "unet")  # the segmentation trainer with the adversarial feedback (the paper) and without it (the ablation)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class SegConfig:
 class NotebookConfig:
     # Longest a notebook cell may run before the run fails (run_all.sh; nbval uses the smoke
     # profile's): generous, because training cells take minutes on a CPU, and finite, because a
-    # headless widget cell can block forever (see ganet_lib/frontend.py).
+    # headless widget cell can block forever (see ganet_lib/teaching/frontend.py).
     cell_timeout_s: int = 1800
     # Notebooks 03 and 04 fail the run when the GAN or GANet-Seg did not learn enough; off in the
     # smoke profile (and profiles extending it), whose seconds of training prove nothing.

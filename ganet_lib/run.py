@@ -12,7 +12,14 @@ the train/test split, and hands back paths. Layout of `runs/<profile>/`:
     synthetic/         generated data, when no real data is configured
     cache/             pre-processed slice caches (keyed by settings)
     figures/, tables/  what the notebooks show, as files
+    gan/, seg-<variant>/  a trainer's folder (`TrainingFolder`): last.pt, best.pt, metrics.csv,
+                       and beside a U-Net's checkpoint its post-processing, postprocess.json
+    predictions/, metrics/  `ganet predict` / `ganet evaluate` outputs per variant (-raw: before
+                       post-processing)
+    ablation/seed<k>/  the ablation's other seeds, each a run folder of its own
     notebooks/         executed notebooks (written by run_all.sh)
+
+`RunLayout` is the one place that spells these names; everything else asks it.
 """
 
 from __future__ import annotations
@@ -24,12 +31,21 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from ganet_lib.config import REPO_ROOT, ExperimentConfig, load_config
-from ganet_lib.data import BratsCase, NfbsSubject, chosen_modalities, configure_cases, find_brats_cases, find_nfbs_subjects, split_cases, survey_cases
+from ganet_lib.config import REPO_ROOT, ExperimentConfig, config_from_json, load_config
+from ganet_lib.data.cases import (
+    BratsCase,
+    NfbsSubject,
+    chosen_modalities,
+    configure_cases,
+    find_brats_cases,
+    find_nfbs_subjects,
+    split_cases,
+    survey_cases,
+)
+from ganet_lib.data.labels import LabelScheme, scheme_for
+from ganet_lib.data.synthetic import SynthSpec, read_spec, write_synthetic_dataset
 from ganet_lib.errors import KitInputError
-from ganet_lib.labels import LabelScheme, scheme_for
 from ganet_lib.files import atomic_write_text
-from ganet_lib.synthetic import SynthSpec, read_spec, write_synthetic_dataset
 
 
 def runs_root() -> Path:
@@ -40,10 +56,121 @@ def runs_root() -> Path:
     return (REPO_ROOT if (REPO_ROOT / "notebooks").is_dir() else Path.cwd()) / "runs"
 
 
+RAW_SUFFIX = "-raw"  # predictions/<variant>-raw/, metrics/<variant>-raw_<protocol>.csv: the arg-max before post-processing
+
+
 @dataclass(frozen=True)
-class Run:
-    config: ExperimentConfig
+class TrainingFolder:
+    """What a trainer writes into its folder (`gan/`, `seg-<variant>/`), and what is kept beside a
+    checkpoint: `TrainingFolder.of(checkpoint)` for any checkpoint path."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, checkpoint: Path | str) -> TrainingFolder:
+        return cls(Path(checkpoint).parent)
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"  # every epoch: what resuming continues from
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"  # the epoch with the best validation score
+
+    @property
+    def history(self) -> Path:
+        return self.path / "metrics.csv"  # one row per epoch
+
+    @property
+    def postprocess_record(self) -> Path:
+        return self.path / "postprocess.json"  # the rule chosen on validation for best.pt
+
+    def epoch_figure(self, epoch: int) -> Path:
+        return self.path / f"inpainting_epoch{epoch:03d}.png"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Every artefact path of a run folder (see the module docstring); needs no config."""
+
     run_dir: Path
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.run_dir / "cache"
+
+    @property
+    def config_file(self) -> Path:
+        return self.run_dir / "config.json"
+
+    @property
+    def split_file(self) -> Path:
+        return self.run_dir / "split.json"
+
+    @property
+    def labels_file(self) -> Path:
+        return self.run_dir / "labels.json"
+
+    @property
+    def synthetic_dir(self) -> Path:
+        return self.run_dir / "synthetic"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        return self.run_dir / "notebooks"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.run_dir / "figures"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.run_dir / "tables"
+
+    def figure_path(self, name: str) -> Path:
+        """A figure's file, its folder made: for writing."""
+        return _mkdir(self.figures_dir) / name
+
+    def table_path(self, name: str) -> Path:
+        """A table's file, its folder made: for writing (reading: `tables_dir / name`)."""
+        return _mkdir(self.tables_dir) / name
+
+    @property
+    def gan(self) -> TrainingFolder:
+        return TrainingFolder(self.run_dir / "gan")
+
+    def seg(self, variant: str) -> TrainingFolder:
+        return TrainingFolder(self.run_dir / f"seg-{variant}")
+
+    def predictions_dir(self, variant: str, raw: bool = False) -> Path:
+        return self.run_dir / "predictions" / f"{variant}{RAW_SUFFIX if raw else ''}"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.run_dir / "metrics"
+
+    def scores_file(self, predictions: Path, protocol: str) -> Path:
+        """The per-case scores of a predictions folder (`predictions_dir`) under `protocol`."""
+        return self.metrics_dir / f"{predictions.name}_{protocol}.csv"
+
+    def metrics_file(self, variant: str, protocol: str, raw: bool = False) -> Path:
+        return self.scores_file(self.predictions_dir(variant, raw), protocol)
+
+    @property
+    def ablation_dir(self) -> Path:
+        return self.run_dir / "ablation"
+
+    def seed_dir(self, seed: int) -> Path:
+        """The run folder of ablation seed `seed`: this one for 0."""
+        return self.run_dir if seed == 0 else self.ablation_dir / f"seed{seed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run(RunLayout):
+    """A run folder with its resolved config and data (`setup_run`, `open_run`)."""
+
+    config: ExperimentConfig
     brats_dir: Path
     nfbs_dir: Path
     synthetic_brats: bool  # the BraTS-layout subjects were generated (no real BraTS data named)
@@ -63,16 +190,6 @@ class Run:
     def data_kind(self) -> str:
         """What the segmentation and test subjects are: 'synthetic data' or 'real data'."""
         return "synthetic data" if self.synthetic_brats else "real data"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.run_dir / "cache"
-
-    def figure_path(self, name: str) -> Path:
-        return _mkdir(self.run_dir / "figures") / name
-
-    def table_path(self, name: str) -> Path:
-        return _mkdir(self.run_dir / "tables") / name
 
     @cached_property
     def cases(self) -> list[BratsCase]:
@@ -94,7 +211,7 @@ class Run:
     @cached_property
     def split(self) -> dict[str, list[str]]:
         """Train/test subject ids; saved to split.json the first time (later runs read it back)."""
-        path = self.run_dir / "split.json"
+        path = self.split_file
         ids = [c.case_id for c in self.cases]
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -150,13 +267,13 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     if need_brats or need_normals:
         spec = SynthSpec(cases=data.synthetic_cases if need_brats else 0, normals=data.synthetic_normals if need_normals else 0,
                          shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)
-        target = folder / "synthetic"
+        target = RunLayout(folder).synthetic_dir
         if read_spec(target) not in (None, spec):  # the profile's synthetic settings changed: regenerate
             print(f"synthetic data in {target} was made with other settings; regenerating it")
             shutil.rmtree(target)
         write_synthetic_dataset(target, spec, progress=progress)
-    config = resolve_data(config, run_in_folder(config, folder).brats_dir, folder / "labels.json", progress)
-    atomic_write_text(folder / "config.json", config.to_json())
+    config = resolve_data(config, run_in_folder(config, folder).brats_dir, RunLayout(folder).labels_file, progress)
+    atomic_write_text(RunLayout(folder).config_file, config.to_json())
     return run_in_folder(config, folder)
 
 
@@ -165,7 +282,7 @@ def resolve_data(config: ExperimentConfig, brats_dir: Path, survey_file: Path, p
     as found in the label maps (`data.survey_cases`); says once how the labels were read."""
     data = config.data
     fresh = not survey_file.is_file()
-    survey = survey_cases(find_brats_cases(brats_dir), data.labels, data.label_convention, survey_file, progress)
+    survey = survey_cases(find_brats_cases(brats_dir), data.labels, convention=data.label_convention, cache_file=survey_file, progress=progress)
     if fresh:
         print(f"label maps: {survey.reason}")
     return replace(config, data=replace(data, modalities=chosen_modalities(data.modalities), labels=survey.scheme.name, label_convention=survey.convention))
@@ -177,11 +294,8 @@ def open_run(run_dir: Path | str) -> Run:
     Raises:
         KitInputError: the folder has no config.json.
     """
-    from ganet_lib.config import config_from_json
-    from ganet_lib.errors import KitInputError
-
     folder = Path(run_dir)
-    path = folder / "config.json"
+    path = RunLayout(folder).config_file
     if not path.is_file():
         raise KitInputError(f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or run_all.sh's runs/<profile>.")
     return run_in_folder(config_from_json(path.read_text(), source=str(path)), folder)
@@ -201,8 +315,8 @@ def run_in_folder(config: ExperimentConfig, folder: Path) -> Run:
     return Run(
         config=config,
         run_dir=folder,
-        brats_dir=Path(data.brats_dir) if data.brats_dir else folder / "synthetic" / "brats",
-        nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else folder / "synthetic" / "nfbs",
+        brats_dir=Path(data.brats_dir) if data.brats_dir else RunLayout(folder).synthetic_dir / "brats",
+        nfbs_dir=Path(data.nfbs_dir) if data.nfbs_dir else RunLayout(folder).synthetic_dir / "nfbs",
         synthetic_brats=need_brats,
         synthetic_normals=need_normals,
     )

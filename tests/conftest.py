@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from ganet_lib.synthetic import SynthSpec, write_synthetic_dataset
+from ganet_lib.data.synthetic import SynthSpec, write_synthetic_dataset
 
 matplotlib.use("Agg")
 

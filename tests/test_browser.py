@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ganet_lib import processes
+from ganet_lib.runner import processes
 
 pytestmark = pytest.mark.browser
 
@@ -47,9 +47,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """(base URL, folder) of a JupyterLab serving copies of the widget notebooks over a prepared smoke run."""
+    from ganet_lib.evaluation.predict import choose_postprocessing
+    from ganet_lib.method.train_gan import pretrain_gan_for_run
+    from ganet_lib.method.train_seg import train_segmentation_for_run
     from ganet_lib.run import setup_run
-    from ganet_lib.train_gan import pretrain_gan_for_run
-    from ganet_lib.train_seg import train_segmentation_for_run
 
     work = tmp_path_factory.mktemp("lab")
     runs, served, home = work / "runs", work / "notebooks", work / "jupyter"
@@ -57,6 +58,7 @@ def lab(tmp_path_factory):
     pretrain_gan_for_run(run, progress=False)
     for variant in ("ganet", "unet"):
         train_segmentation_for_run(run, variant, progress=False)
+        choose_postprocessing(run, variant, progress=False)
     served.mkdir()
     for name in ("02_enhancement.ipynb", "05_threshold_sweep.ipynb", "06_evaluation.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, served / name)  # the page saves into these, never into the repository
@@ -238,7 +240,7 @@ def test_a_student_notebook_shows_a_passed_and_a_failed_check(lab, browser):
     """The student edition of notebook 02 in JupyterLab, with 02.1 solved and 02.2 written wrongly."""
     import json
 
-    from ganet_lib.student import student_notebook
+    from ganet_lib.teaching.student import student_notebook
 
     base, work = lab
     solution = json.loads((ROOT / "notebooks" / "02_enhancement.ipynb").read_text())
@@ -273,8 +275,8 @@ def test_a_student_notebook_shows_a_passed_and_a_failed_check(lab, browser):
 def test_the_book_of_a_run_opens_with_its_figures(lab, browser):
     import papermill
 
-    from ganet_lib.book import write_book
-    from ganet_lib.pipeline import KERNEL
+    from ganet_lib.runner.pipeline import KERNEL
+    from ganet_lib.teaching.book import write_book
 
     base, work = lab
     run_dir = work / "runs" / "smoke"

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from ganet_lib.ablation import paired_interval, seed_run, sentence, verdict
 from ganet_lib.checkpoint import load_checkpoint
+from ganet_lib.method.seg_data import validation_ids
+from ganet_lib.method.train_gan import normal_validation_ids, pretrain_gan_for_run
+from ganet_lib.method.train_seg import train_segmentation_for_run
 from ganet_lib.run import setup_run
-from ganet_lib.train_gan import normal_validation_ids, pretrain_gan_for_run
-from ganet_lib.train_seg import train_segmentation_for_run, validation_ids
+from ganet_lib.studies.ablation import paired_interval, seed_run, sentence, verdict
 
 
 def _tensors(value, prefix=""):
@@ -96,9 +97,9 @@ def test_the_verdict_follows_the_interval():
 
 
 def test_ganet_ablation_over_two_seeds_then_results(tmp_path, capsys):
-    from ganet_lib.cli import main
-    from ganet_lib.evaluate import read_rows
+    from ganet_lib.evaluation.evaluate import read_rows
     from ganet_lib.run import open_run
+    from ganet_lib.runner.cli import main
 
     profile = tmp_path / "ablation-smoke.yaml"  # the smoke profile with 3 test subjects
     profile.write_text("extends: smoke\ndata:\n  synthetic_cases: 6\n  test_fraction: 0.5\n")

@@ -1,17 +1,14 @@
-"""Figures: plain functions, arrays and parameters in, a matplotlib Figure out; one file per stage
-(common, data, gan, segmentation, detector, evaluation).
-
-The notebooks' widgets call these same functions, and tests call them directly, so what a slider
-shows is what a test checked. Slices are 2D arrays in display orientation (see
-`data.axial_slices`): ``imshow`` them as they are. `from ganet_lib import viz` gives every figure
-as `viz.<name>`, whichever stage's file holds it.
+"""Figures, one file per stage (common, data, gan, segmentation, detector, evaluation): arrays and
+parameters in, a matplotlib Figure out; the notebooks, their widgets and the tests call the same
+functions. Slices are 2D arrays in display orientation (`data.cases.axial_slices`). viz imports only
+the data stage, so every later stage may draw; `from ganet_lib import viz` gives `viz.<name>`.
 """
 
 from ganet_lib.viz.common import (
-    _bare,
     LABEL_COLOURS,
-    label_legend,
     MODALITY_TITLES,
+    _bare,
+    label_legend,
     overlay_labels,
     plot_panels,
     save_figure,
@@ -28,18 +25,6 @@ from ganet_lib.viz.data import (
     plot_volume_distribution,
     render_enhancement,
 )
-from ganet_lib.viz.gan import (
-    plot_discriminator_maps,
-    plot_gan_history,
-    plot_inpainting,
-    plot_normal_positions,
-)
-from ganet_lib.viz.segmentation import (
-    plot_architecture,
-    plot_feedback_response,
-    plot_feedback_views,
-    plot_seg_history,
-)
 from ganet_lib.viz.detector import (
     plot_detector_rocs,
     plot_domain_shift,
@@ -55,6 +40,18 @@ from ganet_lib.viz.evaluation import (
     plot_metric_distributions,
     plot_postprocessing,
     render_case_errors,
+)
+from ganet_lib.viz.gan import (
+    plot_discriminator_maps,
+    plot_gan_history,
+    plot_inpainting,
+    plot_normal_positions,
+)
+from ganet_lib.viz.segmentation import (
+    plot_architecture,
+    plot_feedback_response,
+    plot_feedback_views,
+    plot_seg_history,
 )
 
 __all__ = [

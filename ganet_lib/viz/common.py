@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,8 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ganet_lib.labels import BRATS, LabelScheme
-
+from ganet_lib.data.labels import BRATS, LabelScheme
+from ganet_lib.files import atomic_file
 
 # Colours of the labels in every overlay, per label scheme.
 LABEL_COLOURS = {
@@ -23,12 +22,9 @@ MODALITY_TITLES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 
 def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
     """Save `fig` as PNG through a temporary file and a rename (no half-written figures)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    fig.savefig(partial, dpi=dpi, bbox_inches="tight")
-    os.replace(partial, path)
-    return path
+    with atomic_file(path) as partial:
+        fig.savefig(partial, dpi=dpi, bbox_inches="tight")
+    return Path(path)
 
 
 def overlay_labels(ax: plt.Axes, label: np.ndarray, alpha: float = 0.45, scheme: LabelScheme = BRATS) -> None:

@@ -8,10 +8,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ganet_lib.data import axial_slices, display_modality, MODALITIES
-from ganet_lib.enhance import enhancement_steps, transfer_curve
-from ganet_lib.labels import BRATS, LabelScheme
-from ganet_lib.viz.common import overlay_labels, label_legend, _bare, MODALITY_TITLES
+from ganet_lib.data.cases import MODALITIES, axial_slices, display_modality
+from ganet_lib.data.labels import BRATS, LabelScheme
+from ganet_lib.viz.common import MODALITY_TITLES, _bare, label_legend, overlay_labels
 
 
 def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: str = "",
@@ -94,9 +93,8 @@ def plot_brain_box(slice2d: np.ndarray, box: tuple[int, int, int, int], cropped:
     return fig
 
 
-def plot_enhancement_steps(slice2d: np.ndarray, lam: float) -> Figure:
-    """I, IMG1 ... IMG5 of Eqs. (13)-(17) for one slice, each with its own colour scale."""
-    steps = enhancement_steps(slice2d, lam)
+def plot_enhancement_steps(steps: dict[str, np.ndarray], lam: float) -> Figure:
+    """I, IMG1 ... IMG5 of Eqs. (13)-(17) for one slice (`enhance.enhancement_steps`), each with its own colour scale."""
     captions = {
         "I": "I: min-max scaled",
         "IMG1": "(13) log brightening",
@@ -115,11 +113,11 @@ def plot_enhancement_steps(slice2d: np.ndarray, lam: float) -> Figure:
     return fig
 
 
-def plot_transfer_curves(lambdas: list[float]) -> Figure:
-    """Output against input intensity of the whole enhancement, for several lambdas."""
+def plot_transfer_curves(curves: dict[float, tuple[np.ndarray, np.ndarray]]) -> Figure:
+    """Output against input intensity of the whole enhancement: {lambda: (input ramp, output)}
+    for several lambdas (`enhance.transfer_curve`)."""
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    for lam in lambdas:
-        ramp, curve = transfer_curve(lam)
+    for lam, (ramp, curve) in curves.items():
         ax.plot(ramp, curve, label=f"lambda = {lam:g}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="identity")
     ax.set_xlabel("input I (min-max scaled)")
@@ -130,9 +128,9 @@ def plot_transfer_curves(lambdas: list[float]) -> Figure:
     return fig
 
 
-def render_enhancement(slice2d: np.ndarray, lam: float) -> Figure:
-    """Before / after / histogram of one slice: what the lambda slider of notebook 02 draws."""
-    steps = enhancement_steps(slice2d, lam)
+def render_enhancement(steps: dict[str, np.ndarray], lam: float) -> Figure:
+    """Before / after / histogram of one slice's enhancement (`enhance.enhancement_steps`): what the
+    lambda slider of notebook 02 draws."""
     before, after = steps["I"], steps["IMG5"]
     fig, axes = plt.subplots(1, 3, figsize=(9, 2.9))
     axes[0].imshow(before, cmap="gray", vmin=0, vmax=1)

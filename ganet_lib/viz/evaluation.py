@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ganet_lib.data import axial_slices
-from ganet_lib.labels import BRATS, LabelScheme
-from ganet_lib.viz.common import overlay_labels, label_legend, _bare
+from ganet_lib.data.cases import axial_slices
+from ganet_lib.data.labels import BRATS, LabelScheme
+from ganet_lib.viz.common import _bare, label_legend, overlay_labels
+
+if TYPE_CHECKING:  # pandas is needed only by the notebooks that pass data frames
+    import pandas as pd
 
 ERROR_COLOURS = {"TP": "#4daf4a", "FN": "#377eb8", "FP": "#e41a1c"}  # found, missed, false
 
@@ -41,7 +46,7 @@ def render_case_errors(image: np.ndarray, truth: np.ndarray, prediction: np.ndar
     return fig
 
 
-def plot_metric_distributions(frames: dict[str, "pandas.DataFrame"], metrics: tuple[str, ...] = ("dice", "hd95", "lw_dice")) -> Figure:
+def plot_metric_distributions(frames: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("dice", "hd95", "lw_dice")) -> Figure:
     """Per-subject scores (rows of `ganet evaluate`), one panel per metric, boxes per region and variant.
 
     Args:

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ganet_lib.viz.common import overlay_labels, _bare
+from ganet_lib.viz.common import _bare, overlay_labels
 
 
 def plot_gan_history(history: list[dict]) -> Figure:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ganet_lib.labels import BRATS
-from ganet_lib.viz.common import overlay_labels, _bare
+from ganet_lib.data.labels import BRATS
+from ganet_lib.viz.common import _bare, overlay_labels
+
+if TYPE_CHECKING:  # pandas is needed only by the notebooks that pass data frames
+    import pandas as pd
 
 
 def plot_seg_history(histories: dict[str, list[dict]]) -> Figure:
@@ -93,7 +98,7 @@ def plot_architecture() -> Figure:
     arrow(4.5, 3.4, 5.1, 3.4)
     arrow(3.55, 3.0, 5.1, 2.1)
     arrow(2.0, 0.8, 2.6, 0.8)
-    arrow(6.05, 1.7, 3.55, 1.2, "M")
+    arrow(6.05, 1.7, x1=3.55, y1=1.2, text="M")
     arrow(4.5, 0.8, 5.1, 0.8)
     arrow(7.0, 0.8, 7.6, 0.8)
     arrow(7.0, 2.1, 7.6, 2.1)
@@ -103,7 +108,7 @@ def plot_architecture() -> Figure:
     return fig
 
 
-def plot_feedback_response(rows: "pandas.DataFrame") -> Figure:
+def plot_feedback_response(rows: pd.DataFrame) -> Figure:
     """L_adv against the fraction of the true tumour mask missed or added (`train_seg.feedback_response`)."""
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     for mode, colour, name in (("miss", "#e41a1c", "tumour missed"), ("over", "#377eb8", "normal tissue added")):

@@ -1,0 +1,255 @@
+"""`ganet evaluate`: prediction files against BraTS label maps, per case and region (SPEC section 7).
+
+Predictions are `<case>.nii.gz` (or `.nii`) label maps with labels 0/1/2/4 (ET may be 3 for
+2023-numbered truth, NET may be 3 for 2012-2016 truth), or any non-zero tumour value for
+whole-tumour truth (then only WT is scored), one per truth case. A case without a prediction is scored as an empty
+prediction, with a warning. Two protocols (see `metrics`): `brats` (the one to trust) and
+`paper-slicewise` (the authors' 2D computation, to show where the paper's row comes from).
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, survey_cases
+from ganet_lib.data.labels import BRATS, THREE_BECOMES, LabelScheme, distinct_values, scheme_of
+from ganet_lib.errors import KitInputError
+from ganet_lib.evaluation import paper
+from ganet_lib.evaluation.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
+from ganet_lib.evaluation.postprocess import read_record, rule_of
+from ganet_lib.files import atomic_write_csv
+from ganet_lib.run import RAW_SUFFIX, Run
+
+PROTOCOLS = ("brats", "paper-slicewise")
+COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
+REGION_ORDER = ("WT", "TC", "ET")
+
+
+def postprocess_description(checkpoint: Path) -> str:
+    """What the post-processing recorded beside `checkpoint` does ("none" when none is recorded)."""
+    if not checkpoint.is_file():
+        return "none recorded"
+    rule = rule_of(read_record(checkpoint))
+    return "none chosen" if rule.is_identity else rule.describe()
+
+
+def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
+    """`pred_dir/<case>.nii.gz`, else `<case>.nii`, else None."""
+    for suffix in (".nii.gz", ".nii"):
+        path = pred_dir / f"{case_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -> np.ndarray:
+    """A prediction file in the kit's labels (0/1/2/4, or 0/1 for whole-tumour truth), checked against its case."""
+    try:
+        image = nib.load(path)
+        labels = np.asarray(image.dataobj)
+    except Exception as exc:
+        raise KitInputError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); write the prediction again.") from exc
+    if labels.shape != truth_shape:
+        raise KitInputError(
+            f"The prediction '{path}' has shape {labels.shape} but the truth '{case.label}' has {truth_shape}; "
+            "predictions must be on the truth's voxel grid."
+        )
+    convention = case.label_convention
+    if convention == "whole-tumour":
+        return (labels != 0).astype(np.uint8)
+    if labels.dtype.kind == "f":
+        labels = np.rint(labels)
+    values = {int(v) for v in distinct_values(labels)} | {0}
+    three = THREE_BECOMES.get(convention)  # what a 3 means beside this truth's numbering
+    allowed = {0, 1, 2, 4} | ({3} if three else set())
+    if not values <= allowed:
+        raise KitInputError(
+            f"The prediction '{path}' holds label(s) {sorted(values - allowed)}; expected {sorted(allowed)} "
+            "(0 background, 1 NCR, 2 ED, 4 ET" + (f", 3 as in the truth's {convention} numbering)." if three else ").")
+        )
+    labels = labels.astype(np.uint8)
+    if three:
+        labels[labels == 3] = three
+    return labels
+
+
+def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], protocol: str, scheme: LabelScheme = BRATS) -> list[dict]:
+    """Rows (without the subject) for one case: one per region of `scheme`, columns of COLUMNS.
+
+    For `paper-slicewise` the regions are the authors' columns (WT = label 1, TC = label 4,
+    ET = label 2; whole-tumour masks: WT = the tumour, label 1); lw_hd95 and the lesion counts do
+    not exist in that protocol and are left empty.
+    """
+    regions = [r for r in REGION_ORDER if r in scheme.regions]
+    if protocol == "brats":
+        scores = brats_scores(prediction, truth, spacing, scheme.regions)
+        return [
+            {"region": region, "dice": s.dice, "hd95": s.hd95, "lw_dice": s.lw_dice, "lw_hd95": s.lw_hd95, "tp": s.tp, "fn": s.fn, "fp": s.fp}
+            for region, s in ((r, scores[r]) for r in regions)
+        ]
+    if protocol == "paper-slicewise":
+        scores = paper_slicewise_scores(prediction, truth, {r: PAPER_COLUMNS[r] for r in regions})
+        return [{"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None} for region in regions]
+    raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
+
+
+def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dict], str | None]:
+    """Rows of one case (`evaluate_case`, with the subject), and a warning when it has no prediction."""
+    truth = load_label(case)
+    spacing = tuple(float(s) for s in nib.load(case.label).header.get_zooms()[:3])
+    path = prediction_path(pred_dir, case.case_id)
+    warning = None
+    if path is None:
+        warning = f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction"
+        prediction = np.zeros_like(truth)
+    else:
+        prediction = read_prediction(path, case, truth.shape)
+    scheme = scheme_of(case.label_convention)
+    return [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing=spacing, protocol=protocol, scheme=scheme)], warning
+
+
+def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:
+    return score_case(*job)
+
+
+def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True, workers: int = 1) -> list[dict]:
+    """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region.
+
+    Args:
+        workers: processes scoring cases in parallel (1: in this process). The rows come back in
+            the order of `cases` whatever the number.
+    """
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise KitInputError(f"The prediction folder '{pred_dir}' does not exist; run `ganet predict --out {pred_dir}` first.")
+    if protocol not in PROTOCOLS:
+        raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
+    if workers < 1:
+        raise KitInputError(f"--workers is {workers}; give 1 or more processes.")
+    jobs = [(case, pred_dir, protocol) for case in cases]
+    bar = dict(desc=f"evaluate ({protocol})", unit="case", disable=not progress, total=len(jobs))
+    if workers == 1 or len(jobs) < 2:
+        results = [_score_case_job(job) for job in tqdm(jobs, **bar)]
+    else:
+        results = list(tqdm(parallel_map(_score_case_job, jobs, workers), **bar))
+    rows = []
+    for case_rows, warning in results:
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+        rows += case_rows
+    return rows
+
+
+def parallel_map(function, jobs: list, workers: int):
+    """`function` over `jobs` in `workers` processes, results in the jobs' order (an iterator).
+
+    Linux forks the workers (no start-up cost; evaluation imports no torch, so nothing unsafe to
+    fork is running); elsewhere they are spawned.
+    """
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        yield from pool.map(function, jobs, chunksize=1)
+
+
+def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True,
+                    labels: str = "auto", label_convention: str = "auto", workers: int = 1) -> list[dict]:
+    """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout), its label
+    convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it."""
+    cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
+    if not cases:
+        raise KitInputError(f"No label maps (*_seg.nii.gz) found under '{gt_dir}'; --gt must hold the truth.")
+    survey = survey_cases(cases, labels, label_convention, progress=progress)
+    if progress:
+        print(f"label maps: {survey.reason}")
+    cases = [replace(case, convention=survey.convention) for case in cases]
+    return evaluate_cases(pred_dir, cases, protocol=protocol, progress=progress, workers=workers)
+
+
+def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean of every score column per region (empty columns stay out)."""
+    means = {}
+    for region in REGION_ORDER:
+        selected = [row for row in rows if row["region"] == region]
+        means[region] = {
+            column: float(np.mean([row[column] for row in selected]))
+            for column in COLUMNS[2:]
+            if selected and selected[0][column] is not None
+        }
+    return means
+
+
+def write_rows(path: Path | str, rows: list[dict]) -> Path:
+    """The CSV of `ganet evaluate` (exactly COLUMNS), written atomically."""
+    return atomic_write_csv(path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows])
+
+
+def read_rows(path: Path | str) -> list[dict]:
+    """Rows of a `ganet evaluate` CSV, scores as floats and empty cells as None (as `evaluate_case` gives them)."""
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    if records and set(records[0]) != set(COLUMNS):
+        raise KitInputError(f"'{path}' is not a `ganet evaluate` CSV: its columns must be exactly {', '.join(COLUMNS)}.")
+    return [{column: (row[column] if column in ("subject", "region") else (float(row[column]) if row[column] != "" else None))
+             for column in COLUMNS} for row in records]
+
+
+def table_2(run: Run) -> list[dict]:
+    """Table 2 as the kit shows it: the paper's rows, then one row per `metrics/<variant>_<protocol>.csv` of `run`.
+
+    Each row: `model`, the paper's columns (`paper.TABLE_2_COLUMNS`; Dice in %, HD95 in mm for
+    `brats`, pixels x 10 for `paper-slicewise`) and `source`, which says what the numbers were
+    computed on. Kit rows come in the order ganet, unet, other variants; brats before paper-slicewise.
+    """
+    rows = [{"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
+            for name, values in paper.TABLE_2.items()]
+    metrics_dir = run.metrics_dir
+    found = {tuple(path.stem.rsplit("_", 1)): path for path in metrics_dir.glob("*_*.csv")} if metrics_dir.is_dir() else {}
+    found = {key: path for key, path in found.items() if key[1] in PROTOCOLS}
+    variant_order = {"ganet": 0, "unet": 1}
+
+    def order(key):  # ganet, unet, others; each post-processed before raw; brats before paper-slicewise
+        name, raw = key[0].removesuffix(RAW_SUFFIX), key[0].endswith(RAW_SUFFIX)
+        return variant_order.get(name, 2), name, PROTOCOLS.index(key[1]), raw
+
+    for variant, protocol in sorted(found, key=order):
+        records = read_rows(found[variant, protocol])
+        subjects = len({row["subject"] for row in records})
+        name = variant.removesuffix(RAW_SUFFIX)
+        checkpoint = run.seg(name).best
+        trained_here = checkpoint.is_file()
+        if variant.endswith(RAW_SUFFIX):
+            kind = "raw arg-max"
+        else:  # a CSV from elsewhere (no checkpoint here) is what it is: no claim about its post-processing
+            kind = f"post-processed: {postprocess_description(checkpoint)}" if trained_here else ""
+        source = (f"{run.data_kind()}, {subjects} test subjects, profile {run.config.profile}; "
+                  + (f"checkpoint {checkpoint.relative_to(run.run_dir)}" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
+                  + (("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4") if protocol == "paper-slicewise" else ""))
+        rows.append({"model": f"kit: {name} ({protocol}{', ' + kind if kind else ''})",
+                     **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
+    return rows
+
+
+def write_table_2(run: Run) -> Path:
+    """`table_2(run)` as RUN/tables/table2.csv (written atomically); returns its path."""
+    return atomic_write_csv(run.table_path("table2.csv"), table_2(run))
+
+
+def format_means(rows: list[dict], protocol: str) -> str:
+    """The per-region means as a few printable lines."""
+    cases = len({row["subject"] for row in rows})
+    lines = [f"mean over {cases} case(s), protocol {protocol}" + (" (WT = label 1, TC = label 4, ET = label 2, as the authors)" if protocol == "paper-slicewise" else "")]
+    for region, means in region_means(rows).items():
+        lines.append(f"  {region}: " + "  ".join(f"{column} {value:.4f}" for column, value in means.items()))
+    return "\n".join(lines)
+

@@ -1,0 +1,115 @@
+"""The student edition: the solution notebooks with every exercise's solution replaced by a stub.
+
+The notebooks in `notebooks/` are the solution source (`./run_all.sh` and nbval execute them). An
+exercise is a code cell tagged `exercise` whose first line names it (`# Exercise 04.1: ...`) and
+whose solution lines sit between the markers `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's
+markers). The student edition keeps the cell and the function's signature and docstring, replaces
+the marked lines with `raise NotImplementedError("Exercise 04.1: ...")` at the same indentation,
+and drops every output. Hints are markdown `<details>` blocks, collapsed in JupyterLab.
+
+Headless: defining a stub raises nothing, and the check cell after it (`exercises.check`) catches
+the NotImplementedError and prints "not attempted yet"; the cells after it use the library. So the
+student edition runs under papermill (which fails on any error) from top to bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ganet_lib.errors import KitInputError
+from ganet_lib.files import atomic_folder
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+TAG = "exercise"
+_KEY = re.compile(r"#\s*Exercise\s+(\d\d\.\d+)")
+
+
+def exercise_key(source: str) -> str | None:
+    """The exercise key ("04.1") named on an exercise cell's first line, or None."""
+    first = source.lstrip().split("\n", 1)[0]
+    match = _KEY.match(first)
+    return match.group(1) if match else None
+
+
+def stub_source(source: str, where: str = "the cell") -> str:
+    """An exercise cell's source with each solution block replaced by a NotImplementedError stub.
+
+    Raises:
+        ValueError: markers missing, unbalanced or nested (names `where`).
+    """
+    key = exercise_key(source) or "?"
+    lines, out, inside, blocks = source.split("\n"), [], False, 0
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError(f"{where}: a second '{BEGIN}' before '{END}'")
+            inside, blocks = True, blocks + 1
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f'{indent}raise NotImplementedError("Exercise {key}: write your solution here (the hint below helps)")')
+        elif stripped == END:
+            if not inside:
+                raise ValueError(f"{where}: '{END}' without '{BEGIN}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside or blocks == 0:
+        raise ValueError(f"{where}: an exercise cell needs one '{BEGIN}' ... '{END}' block")
+    return "\n".join(out)
+
+
+def solution_lines(source: str) -> list[str]:
+    """The lines between the markers (stripped, non-empty): what must not survive in the student edition."""
+    lines, inside, found = source.split("\n"), False, []
+    for line in lines:
+        stripped = line.strip()
+        if stripped in (BEGIN, END):
+            inside = stripped == BEGIN
+        elif inside and stripped:
+            found.append(stripped)
+    return found
+
+
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def student_notebook(notebook: dict, name: str = "notebook") -> tuple[dict, list[str]]:
+    """The student edition of one notebook (a new dict) and the exercise keys it holds."""
+    notebook = json.loads(json.dumps(notebook))  # a deep copy
+    keys = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+            if TAG in cell.get("metadata", {}).get("tags", []):
+                source = _source(cell)
+                key = exercise_key(source)
+                if key is None:
+                    raise ValueError(f"{name}, cell {index}: an exercise cell must start with '# Exercise NN.K: ...'")
+                cell["source"] = stub_source(source, f"{name}, cell {index}")
+                keys.append(key)
+        for key in ("papermill", "execution"):
+            cell.get("metadata", {}).pop(key, None)
+    notebook.get("metadata", {}).pop("papermill", None)
+    notebook.get("metadata", {}).pop("widgets", None)
+    return notebook, keys
+
+
+def write_student_edition(source_dir: Path | str, out_dir: Path | str) -> dict[str, list[str]]:
+    """Write the student edition of every notebook of `source_dir` into `out_dir` (replaced as a
+    whole, through a temporary sibling folder); returns notebook name -> its exercise keys."""
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    notebooks = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise KitInputError(f"No notebooks (NN_*.ipynb) in '{source_dir}'; give the kit's notebooks/ folder.")
+    if out_dir.exists() and any(not re.fullmatch(r"\d\d_.*\.ipynb", p.name) for p in out_dir.iterdir()):
+        raise KitInputError(f"'{out_dir}' holds files other than notebooks of an earlier student edition; choose an empty or new folder.")
+    written = {}
+    with atomic_folder(out_dir, replace=True) as partial:
+        for path in notebooks:
+            edition, keys = student_notebook(json.loads(path.read_text()), path.name)
+            (partial / path.name).write_text(json.dumps(edition, indent=1, ensure_ascii=False) + "\n")
+            written[path.name] = keys
+    return written

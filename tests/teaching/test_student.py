@@ -1,0 +1,105 @@
+"""The student edition, written from the solution notebooks: stubs, no solutions, no outputs; it runs
+headlessly with every exercise "not attempted yet"; the book of a run; the first cell's install hint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ganet_lib.runner.cli import main
+from ganet_lib.teaching.book import write_book
+from ganet_lib.teaching.exercises import EXERCISES
+from ganet_lib.teaching.student import BEGIN, END, TAG, solution_lines, stub_source
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("student") / "edition"
+    assert main(["student-edition", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_edition_has_every_exercise_as_a_stub_and_no_solution_line(edition):
+    keys = []
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        solution_cells = [c for c in cells(source) if TAG in c["metadata"].get("tags", [])]
+        student_cells = [c for c in cells(edition / source.name) if TAG in c["metadata"].get("tags", [])]
+        assert len(student_cells) == len(solution_cells) >= 2
+        for solution, student in zip(solution_cells, student_cells):
+            key = text(solution).split("\n", 1)[0].split()[2].rstrip(":")
+            keys.append(key)
+            body = text(student)
+            assert f'raise NotImplementedError("Exercise {key}:' in body and BEGIN not in body and END not in body
+            for line in solution_lines(text(solution)):
+                assert line not in body, (key, line)  # no solution line survives
+            assert f"def {EXERCISES[key].name}(" in body  # the signature and docstring stay
+        student_all = cells(edition / source.name)
+        assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in student_all if c["cell_type"] == "code")
+        assert any("<details><summary>Hint" in text(c) for c in student_all if c["cell_type"] == "markdown")
+    assert sorted(keys) == sorted(EXERCISES)
+
+
+def test_stub_source_keeps_the_indentation_and_refuses_broken_markers():
+    source = "# Exercise 09.1: x\ndef f(x):\n    \"\"\"Doc.\"\"\"\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+    stubbed = stub_source(source)
+    assert '    raise NotImplementedError("Exercise 09.1: write your solution here' in stubbed and "return x + 1" not in stubbed
+    namespace = {}
+    exec(stubbed, namespace)
+    with pytest.raises(NotImplementedError, match="09.1"):
+        namespace["f"](1)
+    for broken in ("def f():\n    ### BEGIN SOLUTION\n    pass\n", "def f():\n    pass\n"):
+        with pytest.raises(ValueError, match="BEGIN SOLUTION"):
+            stub_source(broken, "nb, cell 3")
+
+
+def test_the_edition_refuses_a_folder_with_other_files(tmp_path, capsys):
+    (tmp_path / "thesis.tex").write_text("mine")
+    assert main(["student-edition", "--out", str(tmp_path)]) == 2
+    assert "holds files other than notebooks" in capsys.readouterr().err and (tmp_path / "thesis.tex").read_text() == "mine"
+
+
+def test_the_student_edition_runs_headlessly_with_every_exercise_not_attempted(edition, tmp_path):
+    """As a teacher checks an edition before handing it out: every notebook executed by the kit's
+    runner (papermill, which fails on any error) in the smoke profile."""
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "ganet_lib.runner.pipeline", "--profile", "smoke", "--run", str(run), "--notebooks", str(edition)],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    outputs = ""
+    for path in sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in cells(path):
+            for output in cell.get("outputs", []):
+                outputs += "".join(output.get("text", ""))
+    for key, exercise in EXERCISES.items():
+        assert f"TODO    Exercise {key} ({exercise.name}" in outputs and "not attempted yet" in outputs
+    assert "PASSED  Exercise" not in outputs and "FAILED  Exercise" not in outputs
+
+    # The book of that run: an index and one page per notebook, the figures inside the pages.
+    index = write_book(run, tmp_path / "book")
+    pages = sorted(p.name for p in (tmp_path / "book").glob("[0-9][0-9]_*.html"))
+    assert len(pages) == 6 and all(f'href="{page}"' in index.read_text() for page in pages)
+    assert "data:image/png;base64" in (tmp_path / "book" / "04_segmentation.html").read_text()
+
+
+def test_the_first_cell_names_the_install_command_without_the_kit(tmp_path):
+    first = next(c for c in cells(ROOT / "notebooks" / "01_data.ipynb") if c["cell_type"] == "code")
+    assert "parameters" not in first["metadata"].get("tags", [])
+    # -S: no site-packages, so the kit (installed there) cannot be found, as in a kernel without it.
+    done = subprocess.run([sys.executable, "-S", "-c", text(first)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: This notebook needs the GANet-Seg kit") and "pip install" in last
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert text(next(c for c in cells(path) if c["cell_type"] == "code")) == text(first)  # the same first cell everywhere
