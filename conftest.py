@@ -29,7 +29,9 @@ os.environ["GANET_WIDGETS"] = "0"
 
 
 def pytest_configure(config):
-    if config.getoption("nbval_cell_timeout", default=None) == 2000:  # nbval's own default: not chosen on the command line
+    if (
+        config.getoption("nbval_cell_timeout", default=None) == 2000
+    ):  # nbval's own default: not chosen on the command line
         from ganet_lib.config import load_config
 
         config.option.nbval_cell_timeout = load_config("smoke").notebooks.cell_timeout_s
@@ -37,5 +39,9 @@ def pytest_configure(config):
 
 def pytest_terminal_summary(terminalreporter):
     if not Path(CHROMIUM).is_file():
-        terminalreporter.write_line("browser tests NOT RUN: Chromium is missing; `apt-get install chromium` (as root) enables them "
-                                    "(.ci/run does it)", yellow=True, bold=True)
+        terminalreporter.write_line(
+            "browser tests NOT RUN: Chromium is missing; `apt-get install chromium` (as root) enables them "
+            "(.ci/run does it)",
+            yellow=True,
+            bold=True,
+        )

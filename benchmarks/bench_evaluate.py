@@ -84,7 +84,9 @@ def baseline_tree(commit: str) -> Path:
     target = ROOT / "benchmarks" / "out" / f"baseline-{commit}"
     if not (target / "ganet_lib" / "cli.py").is_file():
         target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "ganet_lib"], check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "ganet_lib"], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
 
@@ -92,7 +94,19 @@ def baseline_tree(commit: str) -> Path:
 def timed_evaluate(code_root: Path, gt: Path, pred: Path, out: Path, extra: list[str]) -> float:
     """Seconds of one `python -m ganet_lib evaluate` process run from `code_root`'s ganet_lib."""
     env = dict(os.environ, PYTHONPATH=str(code_root))
-    command = [sys.executable, "-m", "ganet_lib", "evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(out), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "ganet_lib",
+        "evaluate",
+        "--pred",
+        str(pred),
+        "--gt",
+        str(gt),
+        "--out",
+        str(out),
+        *extra,
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=code_root, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - started
@@ -105,11 +119,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="the parallel run's --workers (default: the CPU count)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="the parallel run's --workers (default: the CPU count)"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--baseline", default=BASELINE_COMMIT, help="the commit to compare with")
-    parser.add_argument("--official-ratio", type=float, default=3.02 / 0.47,
-                        help="official BraTS 2023 code's seconds per case over the baseline's, measured side by side in issue 20 (3.02 / 0.47)")
+    parser.add_argument(
+        "--official-ratio",
+        type=float,
+        default=3.02 / 0.47,
+        help="official BraTS 2023 code's seconds per case over the baseline's, measured side by side in issue 20 "
+        "(3.02 / 0.47)",
+    )
     args = parser.parse_args()
 
     print(f"cases: {args.cases} of {BRATS_SHAPE} (benchmarks/out/evaluate/)", flush=True)
@@ -117,8 +138,11 @@ def main() -> None:
     baseline = baseline_tree(args.baseline)
     scratch = OUT / "csv"
     scratch.mkdir(parents=True, exist_ok=True)
-    setups = {f"baseline {args.baseline}": (baseline, []), "new, --workers 1": (ROOT, ["--workers", "1"]),
-              f"new, --workers {args.workers}": (ROOT, ["--workers", str(args.workers)])}
+    setups = {
+        f"baseline {args.baseline}": (baseline, []),
+        "new, --workers 1": (ROOT, ["--workers", "1"]),
+        f"new, --workers {args.workers}": (ROOT, ["--workers", str(args.workers)]),
+    }
     seconds = {name: [] for name in setups}
     for repeat in range(args.repeats):
         for index, (name, (code_root, extra)) in enumerate(setups.items()):
@@ -128,16 +152,25 @@ def main() -> None:
     reference = (scratch / "0.csv").read_text()
     identical = all((scratch / f"{index}.csv").read_text() == reference for index in range(1, len(setups)))
     base = np.median(seconds[f"baseline {args.baseline}"]) / args.cases
-    print(f"\n`ganet evaluate`, {args.cases} cases of {BRATS_SHAPE}, whole process (start-up included), median of {args.repeats}; {os.cpu_count()} CPUs")
+    print(
+        f"\n`ganet evaluate`, {args.cases} cases of {BRATS_SHAPE}, whole process (start-up included), median of "
+        f"{args.repeats}; {os.cpu_count()} CPUs"
+    )
     for name, values in seconds.items():
         per_case = np.median(values) / args.cases
-        print(f"  {name:24s} {per_case:.3f} s per case  ({base / per_case:4.1f}x the baseline; "
-              f"derived: {args.official_ratio * base / per_case:4.1f}x the official code)")
+        print(
+            f"  {name:24s} {per_case:.3f} s per case  ({base / per_case:4.1f}x the baseline; "
+            f"derived: {args.official_ratio * base / per_case:4.1f}x the official code)"
+        )
     print(f"CSV identical to the baseline's, byte for byte: {'yes' if identical else 'NO'}")
     best = min(np.median(v) for v in seconds.values()) / args.cases
     derived = args.official_ratio * base / best
-    print(f"target: 20x the official code -> {'met' if derived >= 20 else 'NOT met'} (derived {derived:.1f}x: the official code at "
-          f"{args.official_ratio:.1f}x the baseline's time, as measured in issue 20, and the best new path at {base / best:.1f}x faster than the baseline here)")
+    print(
+        f"target: 20x the official code -> {'met' if derived >= 20 else 'NOT met'} (derived {derived:.1f}x: the "
+        "official code at "
+        f"{args.official_ratio:.1f}x the baseline's time, as measured in issue 20, and the best new path at "
+        f"{base / best:.1f}x faster than the baseline here)"
+    )
     if not identical:
         sys.exit(1)
 

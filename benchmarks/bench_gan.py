@@ -39,7 +39,9 @@ def measure(loader, accelerator: Accelerator, model_config, gan_config, batches:
     counters = {"g_steps": 0, "d_steps": 0}
     rng = epoch_generator(0, 0)
     warm_up = next(iter(loader))
-    train_epoch(generator_net, discriminator, opt_g, opt_d, [warm_up], accelerator, gan_config, rng, counters, progress=False)
+    train_epoch(
+        generator_net, discriminator, opt_g, opt_d, [warm_up], accelerator, gan_config, rng, counters, progress=False
+    )
     if accelerator.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -47,7 +49,9 @@ def measure(loader, accelerator: Accelerator, model_config, gan_config, batches:
     for k, batch in enumerate(loader):  # the pipeline's loading time is inside the timing
         if k == batches:
             break
-        train_epoch(generator_net, discriminator, opt_g, opt_d, [batch], accelerator, gan_config, rng, counters, progress=False)
+        train_epoch(
+            generator_net, discriminator, opt_g, opt_d, [batch], accelerator, gan_config, rng, counters, progress=False
+        )
         slices += len(batch)
     if accelerator.device.type == "cuda":
         torch.cuda.synchronize()
@@ -56,7 +60,9 @@ def measure(loader, accelerator: Accelerator, model_config, gan_config, batches:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="default", help="model widths and data of this profile; the image size is forced to 128")
+    parser.add_argument(
+        "--profile", default="default", help="model widths and data of this profile; the image size is forced to 128"
+    )
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
@@ -67,9 +73,14 @@ def main() -> None:
 
     cache = SliceCache(build_normal_cache(run.normals, run.cache_dir, settings, progress=False))
     gan = replace(config.gan, batch_size=args.batch_size)
-    pipeline = DataLoader(T1Slices(cache), batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
+    pipeline = DataLoader(
+        T1Slices(cache), batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     in_memory = [batch.clone() for _, batch in zip(range(args.batches), pipeline)]
-    print(f"{len(cache)} normal slices of 128 x 128; model widths of profile '{args.profile}': G {config.model.gen_channels}, D {config.model.disc_channels}; batch {args.batch_size}")
+    print(
+        f"{len(cache)} normal slices of 128 x 128; model widths of profile '{args.profile}': G "
+        f"{config.model.gen_channels}, D {config.model.disc_channels}; batch {args.batch_size}"
+    )
 
     setups = [("cpu", "no")]
     if torch.cuda.is_available():
@@ -82,7 +93,10 @@ def main() -> None:
             rates["in memory"].append(measure(in_memory, accelerator, config.model, gan, args.batches))
         best = {name: max(values) for name, values in rates.items()}
         cost = 1 - best["pipeline"] / best["in memory"]
-        print(f"{device} {precision:>4}: pipeline {best['pipeline']:.1f} slices/s, in memory {best['in memory']:.1f} slices/s, pipeline cost {cost:+.1%} (target < 10 %)")
+        print(
+            f"{device} {precision:>4}: pipeline {best['pipeline']:.1f} slices/s, in memory {best['in memory']:.1f} "
+            f"slices/s, pipeline cost {cost:+.1%} (target < 10 %)"
+        )
     if not torch.cuda.is_available():
         print("no GPU visible: the fp32 / bf16 GPU figures were not measured")
 

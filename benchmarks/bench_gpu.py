@@ -61,11 +61,21 @@ GAN_TRAIN_SLICES = round(125 * 128 * 0.8)
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_cores": os.cpu_count(), "gpu": None}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_cores": os.cpu_count(),
+        "gpu": None,
+    }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), gpus=torch.cuda.device_count(),
-                    bf16=torch.cuda.is_bf16_supported())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gb=round(props.total_memory / 2**30, 1),
+            gpus=torch.cuda.device_count(),
+            bf16=torch.cuda.is_bf16_supported(),
+        )
     return info
 
 
@@ -74,9 +84,17 @@ def prepare(out: Path, tiny: bool, cases: int, normals: int) -> Run:
     shape = (48, 48, 32) if tiny else (240, 240, 155)
     data = out / "data"
     started = time.perf_counter()
-    write_synthetic_dataset(data, SynthSpec(cases=cases, normals=normals, shape=shape, seed=3, compress=False), progress=False)
-    print(f"data: {cases} subjects of {shape[0]} x {shape[1]} x {shape[2]} and {normals} normals in {time.perf_counter() - started:.0f} s", flush=True)
-    return setup_run("smoke" if tiny else "paper", str(out / "run"), str(data / "brats"), str(data / "nfbs"), progress=False)
+    write_synthetic_dataset(
+        data, SynthSpec(cases=cases, normals=normals, shape=shape, seed=3, compress=False), progress=False
+    )
+    print(
+        f"data: {cases} subjects of {shape[0]} x {shape[1]} x {shape[2]} and {normals} normals in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return setup_run(
+        "smoke" if tiny else "paper", str(out / "run"), str(data / "brats"), str(data / "nfbs"), progress=False
+    )
 
 
 def fresh_accelerator(precision: str) -> Accelerator:
@@ -91,13 +109,16 @@ def fresh_accelerator(precision: str) -> Accelerator:
 
 def cycled(dataset, batch_size: int, count: int) -> list:
     """`count` batches of `batch_size` items, cycling through `dataset` (a few subjects feed any number of steps)."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, drop_last=False, generator=torch.Generator().manual_seed(0)
+    )
     batches = []
     while len(batches) < count:
         for batch in loader:
             if isinstance(batch, (list, tuple)):
-                batch = tuple(item.repeat_interleave(math.ceil(batch_size / len(item)), 0)[:batch_size] for item in batch)
+                batch = tuple(
+                    item.repeat_interleave(math.ceil(batch_size / len(item)), 0)[:batch_size] for item in batch
+                )
             else:
                 batch = batch.repeat_interleave(math.ceil(batch_size / len(batch)), 0)[:batch_size]
             batches.append(batch)
@@ -120,16 +141,23 @@ def timed(step, batches: list, warm_up: int, accelerator: Accelerator) -> dict:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     slices = sum(len(b[0]) if isinstance(b, tuple) else len(b) for b in batches[warm_up:])
-    return {"slices_per_s": round(slices / seconds, 1), "steps": len(batches) - warm_up, "seconds": round(seconds, 2),
-            "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
-            "losses_finite": all(math.isfinite(v) for v in losses.values()), "losses": {k: round(v, 4) for k, v in losses.items()}}
+    return {
+        "slices_per_s": round(slices / seconds, 1),
+        "steps": len(batches) - warm_up,
+        "seconds": round(seconds, 2),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if cuda else None,
+        "losses_finite": all(math.isfinite(v) for v in losses.values()),
+        "losses": {k: round(v, 4) for k, v in losses.items()},
+    }
 
 
 def bench_gan(run: Run, precision: str, steps: int, warm_up: int) -> dict:
     config = run.config
     accelerator = fresh_accelerator(precision)
     cache = SliceCache(build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=False))
-    batches = [b.to(accelerator.device) for b in cycled(train_gan.T1Slices(cache), config.gan.batch_size, warm_up + steps)]
+    batches = [
+        b.to(accelerator.device) for b in cycled(train_gan.T1Slices(cache), config.gan.batch_size, warm_up + steps)
+    ]
     generator_net, discriminator = networks.build_gan(config.model, config.gan.seed)
     gan = config.gan
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
@@ -138,7 +166,9 @@ def bench_gan(run: Run, precision: str, steps: int, warm_up: int) -> dict:
     counters, rng = {"g_steps": 0, "d_steps": 0}, train_gan.epoch_generator(0, 0)
 
     def step(some: list) -> dict:  # every term: the timed steps include D updates (steps >= d_every)
-        return train_gan.train_epoch(generator_net, discriminator, opt_g, opt_d, some, accelerator, gan, rng, counters, progress=False)
+        return train_gan.train_epoch(
+            generator_net, discriminator, opt_g, opt_d, some, accelerator, gan, rng, counters, progress=False
+        )
 
     result = timed(step, batches, warm_up, accelerator)
     result["d_updates"] = counters["d_steps"]
@@ -149,9 +179,16 @@ def bench_seg(run: Run, variant: str, precision: str, steps: int, warm_up: int) 
     config = run.config
     accelerator = fresh_accelerator(precision)
     dataset = seg_data.seg_datasets(run, run.split["train"], progress=False)
-    batches = [tuple(t.to(accelerator.device) for t in b) for b in cycled(dataset, config.seg.batch_size, warm_up + steps)]
+    batches = [
+        tuple(t.to(accelerator.device) for t in b) for b in cycled(dataset, config.seg.batch_size, warm_up + steps)
+    ]
     model = networks.model_for_config(config, config.seg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=config.seg.lr, betas=(config.seg.beta1, config.seg.beta2), weight_decay=config.seg.weight_decay)
+    opt = torch.optim.Adam(
+        model.parameters(),
+        lr=config.seg.lr,
+        betas=(config.seg.beta1, config.seg.beta2),
+        weight_decay=config.seg.weight_decay,
+    )
     model, opt = accelerator.prepare(model, opt)
     gan_nets = None
     if variant == "ganet":
@@ -165,7 +202,9 @@ def bench_seg(run: Run, variant: str, precision: str, steps: int, warm_up: int) 
     expected = ["loss_total", "loss_seg"] + (["loss_sparsity", "loss_adv", "loss_size"] if variant == "ganet" else [])
 
     def step(some: list) -> dict:  # the terms this variant computes (the others are NaN by design)
-        losses = train_seg.train_epoch(model, opt, some, accelerator, config.seg, variant, epoch, gan_nets, rng, progress=False)
+        losses = train_seg.train_epoch(
+            model, opt, some, accelerator, config.seg, variant, epoch, gan_nets, rng, progress=False
+        )
         return {k: losses[k] for k in expected}
 
     return timed(step, batches, warm_up, accelerator)
@@ -179,32 +218,68 @@ def projection(results: dict, precision: str) -> dict:
     # GANet-Seg: GAN 30 epochs; segmentation epochs 0-10 without the feedback (unet speed), 11-29 with it.
     seconds = 30 * GAN_TRAIN_SLICES / gan + 11 * SEG_TRAIN_SLICES / unet + 19 * SEG_TRAIN_SLICES / ganet
     ablation = 30 * SEG_TRAIN_SLICES / unet
-    return {"precision": precision, "gan_slices_per_epoch": GAN_TRAIN_SLICES, "seg_slices_per_epoch": SEG_TRAIN_SLICES,
-            "ganet_seg_hours_1_gpu": round(seconds / 3600, 2), "ganet_seg_hours_4_gpus": round(seconds / 3600 / 4, 2),
-            "plus_unet_ablation_hours_1_gpu": round(ablation / 3600, 2), "plus_unet_ablation_hours_4_gpus": round(ablation / 3600 / 4, 2)}
+    return {
+        "precision": precision,
+        "gan_slices_per_epoch": GAN_TRAIN_SLICES,
+        "seg_slices_per_epoch": SEG_TRAIN_SLICES,
+        "ganet_seg_hours_1_gpu": round(seconds / 3600, 2),
+        "ganet_seg_hours_4_gpus": round(seconds / 3600 / 4, 2),
+        "plus_unet_ablation_hours_1_gpu": round(ablation / 3600, 2),
+        "plus_unet_ablation_hours_4_gpus": round(ablation / 3600 / 4, 2),
+    }
 
 
 def launch_once(out: Path, tiny: bool, steps: int, warm_up: int) -> dict:
     """The `ganet` steps in a child started by `accelerate launch --num_processes 1`."""
     result_file = out / "launched.json"
     result_file.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", *([] if torch.cuda.is_available() else ["--cpu"]),
-               str(Path(__file__).resolve()), "--out", str(out), "--child", "--steps", str(steps), "--warm-up", str(warm_up), *(["--tiny"] if tiny else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *([] if torch.cuda.is_available() else ["--cpu"]),
+        str(Path(__file__).resolve()),
+        "--out",
+        str(out),
+        "--child",
+        "--steps",
+        str(steps),
+        "--warm-up",
+        str(warm_up),
+        *(["--tiny"] if tiny else []),
+    ]
     started = time.perf_counter()
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if finished.returncode != 0 or not result_file.is_file():
         return {"ok": False, "exit": finished.returncode, "stderr_tail": finished.stderr[-1500:]}
-    return {"ok": True, "wall_s_with_start_up": round(time.perf_counter() - started, 1), **json.loads(result_file.read_text())}
+    return {
+        "ok": True,
+        "wall_s_with_start_up": round(time.perf_counter() - started, 1),
+        **json.loads(result_file.read_text()),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the data, caches and bench_gpu.json")
-    parser.add_argument("--tiny", action="store_true", help="small sizes (smoke profile, 48 x 48 x 32): a CPU check in about a minute")
+    parser.add_argument(
+        "--tiny", action="store_true", help="small sizes (smoke profile, 48 x 48 x 32): a CPU check in about a minute"
+    )
     parser.add_argument("--cases", type=int, default=4, help="synthetic BraTS-layout subjects")
     parser.add_argument("--normals", type=int, default=2, help="synthetic NFBS-layout subjects")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after --warm-up; at least 5 for a D update)")
+    parser.add_argument(
+        "--steps", type=int, default=10, help="timed steps per measurement (after --warm-up; at least 5 for a D update)"
+    )
     parser.add_argument("--warm-up", type=int, default=3)
     parser.add_argument("--no-launch", action="store_true", help="skip the accelerate launch run")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the launched process
@@ -213,19 +288,36 @@ def main() -> int:
     started = time.perf_counter()
 
     if args.child:  # data and caches exist already: the parent made them
-        run = setup_run("smoke" if args.tiny else "paper", str(args.out / "run"), str(args.out / "data" / "brats"), str(args.out / "data" / "nfbs"), progress=False)
+        run = setup_run(
+            "smoke" if args.tiny else "paper",
+            str(args.out / "run"),
+            str(args.out / "data" / "brats"),
+            str(args.out / "data" / "nfbs"),
+            progress=False,
+        )
         result = bench_seg(run, "ganet", "no", args.steps, args.warm_up)
         (args.out / "launched.json").write_text(json.dumps(result))
         return 0
 
     info = machine()
-    where = f"{info['gpu']} ({info['gpu_memory_gb']} GB, bf16 {'yes' if info['bf16'] else 'no'})" if info["gpu"] else "no GPU: CPU figures"
-    print(f"machine: {where}; torch {info['torch']}, CUDA {info['cuda']}, Python {info['python']}, {info['cpu_cores']} CPU cores", flush=True)
+    where = (
+        f"{info['gpu']} ({info['gpu_memory_gb']} GB, bf16 {'yes' if info['bf16'] else 'no'})"
+        if info["gpu"]
+        else "no GPU: CPU figures"
+    )
+    print(
+        f"machine: {where}; torch {info['torch']}, CUDA {info['cuda']}, Python {info['python']}, {info['cpu_cores']} "
+        "CPU cores",
+        flush=True,
+    )
     run = prepare(args.out, args.tiny, args.cases, args.normals)
     config = run.config
-    print(f"profile '{config.profile}': input {config.preprocess.image_size} x {config.preprocess.image_size}, "
-          f"U-Net {config.model.seg_channels}, G {config.model.gen_channels}, D {config.model.disc_channels}, "
-          f"batch GAN {config.gan.batch_size} / seg {config.seg.batch_size}", flush=True)
+    print(
+        f"profile '{config.profile}': input {config.preprocess.image_size} x {config.preprocess.image_size}, "
+        f"U-Net {config.model.seg_channels}, G {config.model.gen_channels}, D {config.model.disc_channels}, "
+        f"batch GAN {config.gan.batch_size} / seg {config.seg.batch_size}",
+        flush=True,
+    )
 
     results = {}
     for precision in ("no", "bf16"):
@@ -236,21 +328,45 @@ def main() -> int:
         for key in (f"gan {name}", f"unet {name}", f"ganet {name}"):
             r = results[key]
             memory = f"{r['peak_gpu_mb']:>7} MB" if r["peak_gpu_mb"] is not None else "      - "
-            print(f"  {key:<11} {r['slices_per_s']:>8.1f} slices/s  peak {memory}  losses finite: {'yes' if r['losses_finite'] else 'NO'}  {r['losses']}", flush=True)
+            print(
+                f"  {key:<11} {r['slices_per_s']:>8.1f} slices/s  peak {memory}  losses finite: "
+                f"{'yes' if r['losses_finite'] else 'NO'}  {r['losses']}",
+                flush=True,
+            )
     launched = None if args.no_launch else launch_once(args.out, args.tiny, args.steps, args.warm_up)
     if launched is not None:
-        print("  accelerate launch --num_processes 1, ganet fp32: " + (f"{launched['slices_per_s']:.1f} slices/s, {launched['wall_s_with_start_up']} s with start-up"
-                                                                      if launched["ok"] else f"FAILED (exit {launched['exit']}): {launched['stderr_tail'][-300:]}"), flush=True)
+        print(
+            "  accelerate launch --num_processes 1, ganet fp32: "
+            + (
+                f"{launched['slices_per_s']:.1f} slices/s, {launched['wall_s_with_start_up']} s with start-up"
+                if launched["ok"]
+                else f"FAILED (exit {launched['exit']}): {launched['stderr_tail'][-300:]}"
+            ),
+            flush=True,
+        )
     projections = [projection(results, name) for name in ("fp32", "bf16")]
     for p in projections:
-        print(f"  projection ({p['precision']}, {p['seg_slices_per_epoch']} segmentation and {p['gan_slices_per_epoch']} GAN slices per epoch, linear in GPUs): "
-              f"GANet-Seg {p['ganet_seg_hours_1_gpu']} h on 1 GPU, {p['ganet_seg_hours_4_gpus']} h on 4; "
-              f"the U-Net of the ablation {p['plus_unet_ablation_hours_1_gpu']} h / {p['plus_unet_ablation_hours_4_gpus']} h more", flush=True)
+        print(
+            f"  projection ({p['precision']}, {p['seg_slices_per_epoch']} segmentation and "
+            f"{p['gan_slices_per_epoch']} GAN slices per epoch, linear in GPUs): "
+            f"GANet-Seg {p['ganet_seg_hours_1_gpu']} h on 1 GPU, {p['ganet_seg_hours_4_gpus']} h on 4; "
+            f"the U-Net of the ablation {p['plus_unet_ablation_hours_1_gpu']} h / "
+            f"{p['plus_unet_ablation_hours_4_gpus']} h more",
+            flush=True,
+        )
 
-    record = {"machine": info, "profile": config.profile, "tiny": args.tiny, "batch": {"gan": config.gan.batch_size, "seg": config.seg.batch_size},
-              "image_size": config.preprocess.image_size, "results": results, "launch": launched, "projection": projections,
-              "note": "projection = measured slices/s x the stated slice counts, linear in GPUs; not a measurement",
-              "wall_s": round(time.perf_counter() - started, 1)}
+    record = {
+        "machine": info,
+        "profile": config.profile,
+        "tiny": args.tiny,
+        "batch": {"gan": config.gan.batch_size, "seg": config.seg.batch_size},
+        "image_size": config.preprocess.image_size,
+        "results": results,
+        "launch": launched,
+        "projection": projections,
+        "note": "projection = measured slices/s x the stated slice counts, linear in GPUs; not a measurement",
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
     (args.out / "bench_gpu.json").write_text(json.dumps(record, indent=1))
     print(f"wall {record['wall_s']} s; {args.out / 'bench_gpu.json'}")
     healthy = all(r["losses_finite"] for r in results.values()) and (launched is None or launched["ok"])

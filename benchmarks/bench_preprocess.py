@@ -85,7 +85,9 @@ def main() -> None:
     print(f"ratio              : {min(build) / min(load):.2f}   (target <= 1.5)")
 
     for n in (5, args.cases):
-        result = subprocess.run([sys.executable, __file__, "--memory-child", str(brats), str(n)], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(brats), str(n)], capture_output=True, text=True, check=True
+        )
         peak = json.loads(result.stdout.strip().splitlines()[-1])
         print(f"peak RSS, {n:3d} subjects: {peak['peak_rss_mb']:.0f} MB")
 

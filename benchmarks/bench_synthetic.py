@@ -39,8 +39,10 @@ def main() -> None:
                     started = time.perf_counter()
                     write(Path(tmp) / f"{label}-{kind}".replace(" ", "_"), index, shape, rng, ".nii.gz")
                     seconds.append(time.perf_counter() - started)
-                print(f"{label} {shape}, {kind}: median {statistics.median(seconds):.2f} s per subject "
-                      f"(min {min(seconds):.2f}, max {max(seconds):.2f}, {args.subjects} subjects)")
+                print(
+                    f"{label} {shape}, {kind}: median {statistics.median(seconds):.2f} s per subject "
+                    f"(min {min(seconds):.2f}, max {max(seconds):.2f}, {args.subjects} subjects)"
+                )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -28,7 +28,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         brats = args.brats
         if brats is None:
-            write_synthetic_dataset(Path(scratch), SynthSpec(cases=args.cases, normals=0, shape=BRATS_SHAPE), progress=False)
+            write_synthetic_dataset(
+                Path(scratch), SynthSpec(cases=args.cases, normals=0, shape=BRATS_SHAPE), progress=False
+            )
             brats = Path(scratch) / "brats"
         default_workers = min(8, os.cpu_count() or 1)
         seconds: dict[int, list[float]] = {1: [], default_workers: []}
@@ -41,7 +43,10 @@ def main() -> None:
         assert len(problems) == 1, "the thread count changed the problems found"
         one, many = min(seconds[1]), min(seconds[default_workers])
         print(f"{report.brats_cases} subjects, {len(next(iter(problems)))} problems; best of 2 runs each")
-        print(f"1 thread: {one:.3f} s/subject   {default_workers} threads: {many:.3f} s/subject   speed-up {one / many:.2f}x")
+        print(
+            f"1 thread: {one:.3f} s/subject   {default_workers} threads: {many:.3f} s/subject   speed-up "
+            f"{one / many:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -45,16 +45,23 @@ def largest_difference(left: Path, right: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 2], help="one training per entry (default 1 2 2)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2, 2], help="one training per entry (default 1 2 2)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         runs = []
         for index, threads in enumerate(args.threads):
             folder = Path(scratch) / f"run{index}-threads{threads}"
-            subprocess.run([sys.executable, "-c", TRAIN, str(folder), str(threads)], check=True, capture_output=True, timeout=900)
+            subprocess.run(
+                [sys.executable, "-c", TRAIN, str(folder), str(threads)], check=True, capture_output=True, timeout=900
+            )
             runs.append((f"run {index} ({threads} thread{'s' if threads > 1 else ''})", folder))
             print(f"trained {runs[-1][0]}", flush=True)
-        print(f"torch {torch.__version__}; largest absolute weight difference over the GAN and both U-Nets (0 = bit-identical):")
+        print(
+            f"torch {torch.__version__}; largest absolute weight difference over the GAN and both U-Nets (0 = "
+            "bit-identical):"
+        )
         for (name_a, a), (name_b, b) in itertools.combinations(runs, 2):
             print(f"  {name_a} vs {name_b}: {largest_difference(a, b):.3g}")
 

@@ -46,7 +46,10 @@ def aucs(run, checkpoint: Path) -> dict[str, float]:
         return {"mean": flat.mean(axis=1), "p25": np.percentile(flat, 25, axis=1)}
 
     images, tumour = held_out_slices(run, progress=False)
-    trained = {f"trained_{k}": roc_auc(-v, tumour) for k, v in reductions(discriminator_maps(discriminator, images).numpy()).items()}
+    trained = {
+        f"trained_{k}": roc_auc(-v, tumour)
+        for k, v in reductions(discriminator_maps(discriminator, images).numpy()).items()
+    }
     maps, positive = [], []
     for case in (c for c in run.cases if c.case_id in set(run.split["test"])):
         volume = full_size_t1(case, run.config.preprocess)
@@ -76,17 +79,33 @@ def summary_markdown(rows: list[dict], source: Path) -> str:
         "template anatomy), 8 test subjects, 512 full-size slices (214 with tumour); 2-core CPU, no GPU. AUC of",
         "\"low D = tumour\" for the map's mean (the paper's reduction) and its 25th percentile; full size = the",
         "authors' protocol, as trained = cropped and resized like the GAN's training slices. The paper's operating",
-        "points imply about 0.87. Train s: median over seeds (a shared machine; bigholes seed 2 ran beside two other jobs).",
+        "points imply about 0.87. Train s: median over seeds (a shared machine; bigholes seed 2 ran beside two other "
+        "jobs).",
         "",
-        "| variant | overrides of the default profile | seeds | full size, mean | full size, 25th pct | as trained, mean | as trained, 25th pct | train s |",
+        "| variant | overrides of the default profile | seeds | full size, mean | full size, 25th pct | as trained, "
+        "mean | as trained, 25th pct | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, group in variants.items():
         group = sorted(group, key=lambda r: r["seed"])
-        lines.append(f"| {name} | `{json.dumps(group[0]['overrides'])}` | {', '.join(str(r['seed']) for r in group)} | "
-                     + " | ".join(spread([r[k] for r in group]) for k in KEYS) + f" | {statistics.median(r['train_s'] for r in group):.0f} |")
-    lines += ["", "Per run:", "", "| variant | seed | " + " | ".join(KEYS) + " | train s | measured |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['seed']} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + f" | {r['train_s']} | {r['source']} |" for r in rows]
+        lines.append(
+            f"| {name} | `{json.dumps(group[0]['overrides'])}` | {', '.join(str(r['seed']) for r in group)} | "
+            + " | ".join(spread([r[k] for r in group]) for k in KEYS)
+            + f" | {statistics.median(r['train_s'] for r in group):.0f} |"
+        )
+    lines += [
+        "",
+        "Per run:",
+        "",
+        "| variant | seed | " + " | ".join(KEYS) + " | train s | measured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['seed']} | "
+        + " | ".join(f"{r[k]:.3f}" for k in KEYS)
+        + f" | {r['train_s']} | {r['source']} |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +116,14 @@ def main() -> None:
     parser.add_argument("--log", type=Path, help="append each run's row to this JSON-lines file")
     parser.add_argument("--summarise", type=Path, help="no training: summarise this JSON-lines file (see --markdown)")
     parser.add_argument("--markdown", type=Path, help="with --summarise: write the variants table here")
-    parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), default=[], help="repeatable; default: the default profile as it is")
+    parser.add_argument(
+        "--variant",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "JSON"),
+        default=[],
+        help="repeatable; default: the default profile as it is",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     if args.summarise:
@@ -116,23 +142,50 @@ def main() -> None:
         for seed in args.seeds:
             folder = args.out / f"{name}-seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)
-            values = {"extends": "default", "data": {"brats_dir": str((args.data / "brats").resolve()), "nfbs_dir": str((args.data / "nfbs").resolve())}}
-            values = {**values, **{k: v for k, v in overrides.items() if k != "gan"}, "gan": {**overrides.get("gan", {}), "seed": seed}}
+            values = {
+                "extends": "default",
+                "data": {
+                    "brats_dir": str((args.data / "brats").resolve()),
+                    "nfbs_dir": str((args.data / "nfbs").resolve()),
+                },
+            }
+            values = {
+                **values,
+                **{k: v for k, v in overrides.items() if k != "gan"},
+                "gan": {**overrides.get("gan", {}), "seed": seed},
+            }
             (folder / "profile.yaml").write_text(yaml.safe_dump(values))
             run = setup_run(str(folder / "profile.yaml"), str(folder), progress=False)
             started = time.perf_counter()
             result = pretrain_gan_for_run(run, progress=False)
-            row = {"variant": name, "seed": seed, "train_s": round(time.perf_counter() - started), **{k: round(v, 3) for k, v in aucs(run, result.best_checkpoint).items()}}
+            row = {
+                "variant": name,
+                "seed": seed,
+                "train_s": round(time.perf_counter() - started),
+                **{k: round(v, 3) for k, v in aucs(run, result.best_checkpoint).items()},
+            }
             summary.setdefault(name, []).append(row)
             print(json.dumps(row), flush=True)
             if args.log:
                 with open(args.log, "a") as log:
-                    log.write(json.dumps({**row, "overrides": overrides, "source": f"{time.strftime('%Y-%m-%d')}, benchmarks/gan_variants.py"}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                **row,
+                                "overrides": overrides,
+                                "source": f"{time.strftime('%Y-%m-%d')}, benchmarks/gan_variants.py",
+                            }
+                        )
+                        + "\n"
+                    )
     for name, rows in summary.items():
         parts = []
         for key in ("full_mean", "full_p25", "trained_mean", "trained_p25"):
             values = [r[key] for r in rows]
-            parts.append(f"{key} {statistics.mean(values):.3f}" + (f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else ""))
+            parts.append(
+                f"{key} {statistics.mean(values):.3f}"
+                + (f" +- {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+            )
         print(f"{name} over {len(rows)} seed(s): " + ", ".join(parts))
 
 

@@ -54,8 +54,23 @@ def prepare(run_dir: Path) -> None:
 
 def execute(notebook: Path, run_dir: Path, out: Path, bound: float) -> tuple[str, float]:
     """Run papermill on `notebook`; 'ok', 'failed' or 'hang' (over `bound` s: killed with its kernel)."""
-    command = [sys.executable, "-m", "papermill", str(notebook), str(out), "-k", KERNEL,
-               "-p", "profile", "smoke", "-p", "run_dir", str(run_dir), "--cwd", str(notebook.parent)]
+    command = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(notebook),
+        str(out),
+        "-k",
+        KERNEL,
+        "-p",
+        "profile",
+        "smoke",
+        "-p",
+        "run_dir",
+        str(run_dir),
+        "--cwd",
+        str(notebook.parent),
+    ]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -75,12 +90,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="executions of each notebook")
     parser.add_argument("--bound", type=float, default=120.0, help="seconds after which a run counts as hung")
-    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="spinning processes that keep the cores busy")
+    parser.add_argument(
+        "--busy", type=int, default=os.cpu_count() or 2, help="spinning processes that keep the cores busy"
+    )
     parser.add_argument("--notebooks", nargs="+", default=["05_threshold_sweep", "06_evaluation"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = parser.parse_args()
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="ganet-stress-"))
     os.environ["GANET_RUNS"] = str(work)
     run_dir = work / "smoke"
@@ -93,7 +112,9 @@ def main() -> int:
     try:
         for attempt in range(1, args.runs + 1):
             for name in args.notebooks:
-                outcome, seconds = execute(NOTEBOOK_DIR / f"{name}.ipynb", run_dir, work / f"{name}-{attempt}.ipynb", args.bound)
+                outcome, seconds = execute(
+                    NOTEBOOK_DIR / f"{name}.ipynb", run_dir, work / f"{name}-{attempt}.ipynb", args.bound
+                )
                 results[name].append({"run": attempt, "outcome": outcome, "seconds": round(seconds, 1)})
                 print(f"{name} run {attempt}/{args.runs}: {outcome} in {seconds:.1f} s", flush=True)
     finally:
@@ -110,8 +131,14 @@ def main() -> int:
         summary[name] = {**counts, "runs": len(rows), "median_seconds": median}
         print(f"{name:<22}{len(rows):>6}{counts['ok']:>6}{counts['failed']:>8}{counts['hang']:>7}{median:>10.1f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"bound_seconds": args.bound, "busy": args.busy, "cores": os.cpu_count(), "summary": summary, "runs": results,
-              "git": commit}  # the notebooks that ran: the checkout when the loop started
+    record = {
+        "bound_seconds": args.bound,
+        "busy": args.busy,
+        "cores": os.cpu_count(),
+        "summary": summary,
+        "runs": results,
+        "git": commit,
+    }  # the notebooks that ran: the checkout when the loop started
     (args.out / "stress_widgets.json").write_text(json.dumps(record, indent=1))
     return 1 if any(s["hang"] for s in summary.values()) else 0
 

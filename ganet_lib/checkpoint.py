@@ -43,7 +43,9 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             "use a checkpoint written by this kit."
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
-        raise KitInputError(f"Checkpoint '{path}' cannot be read ({exc}); it is truncated or not a PyTorch file.") from exc
+        raise KitInputError(
+            f"Checkpoint '{path}' cannot be read ({exc}); it is truncated or not a PyTorch file."
+        ) from exc
 
 
 def load_for_resume(path: Path | str, settings: str, resume: bool, say=print) -> dict[str, Any] | None:
@@ -63,8 +65,13 @@ def training_state(parts: dict[str, Any], unwrap=lambda part: part) -> dict[str,
     """The state dicts of `parts` (networks, optimisers, schedulers, each under its checkpoint key)
     and the torch RNG state: what a trainer saves every epoch. `unwrap` strips Accelerate's wrapper
     from the networks (`accelerator.unwrap_model`); optimisers and schedulers are saved as they are."""
-    return {**{key: (unwrap(part) if isinstance(part, torch.nn.Module) else part).state_dict() for key, part in parts.items()},
-            "rng_torch": torch.get_rng_state()}
+    return {
+        **{
+            key: (unwrap(part) if isinstance(part, torch.nn.Module) else part).state_dict()
+            for key, part in parts.items()
+        },
+        "rng_torch": torch.get_rng_state(),
+    }
 
 
 def restore_training(checkpoint: dict[str, Any], parts: dict[str, Any], counters: dict[str, Any]) -> dict[str, Any]:

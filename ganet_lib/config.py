@@ -23,7 +23,10 @@ from ganet_lib.errors import KitInputError
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when the kit runs from one (notebooks/, run_all.sh)
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # package data: also there after `pip install .`
 PROFILES = ("smoke", "default", "paper")
-VARIANTS = ("ganet", "unet")  # the segmentation trainer with the adversarial feedback (the paper) and without it (the ablation)
+VARIANTS = (
+    "ganet",
+    "unet",
+)  # the segmentation trainer with the adversarial feedback (the paper) and without it (the ablation)
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,14 @@ class DataConfig:
     synthetic_seed: int = 0  # the generator is deterministic per seed
     split_seed: int = 42  # seeded split for data other than the full BraTS 2020 training set
     test_fraction: float = 0.2  # share of subjects held out when the paper's split does not apply
-    # (the paper's own split is 36 of 369, about 0.1; on the default profile's 40 synthetic subjects 0.2 keeps 8 for test)
+    # (the paper's own split is 36 of 369, about 0.1; on the default profile's 40 synthetic subjects 0.2 keeps 8 for
+    # test)
     # The input channels, kept in the order t1, t1ce, t2, flair; the U-Net's input width follows.
     # The GAN and the adversarial feedback work on T1: without t1 only the unet variant trains.
     modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
-    labels: str = "auto"  # auto | brats | whole-tumour: what the label maps hold (auto: decided from the files, see labels.py)
+    labels: str = (
+        "auto"  # auto | brats | whole-tumour: what the label maps hold (auto: decided from the files, see labels.py)
+    )
     label_convention: str = "auto"  # auto | brats2012 | brats2017 | brats2023: how BraTS label maps are numbered
 
 
@@ -157,7 +163,8 @@ def require_t1(config: ExperimentConfig, what: str) -> None:
     """The GAN, the adversarial feedback and the sweep work on T1: refuse `what` in one sentence without it."""
     if "t1" not in config.data.modalities:
         raise KitInputError(
-            f"{what} needs T1 (the GAN inpaints and judges T1 slices), which data.modalities ({', '.join(config.data.modalities)}) "
+            f"{what} needs T1 (the GAN inpaints and judges T1 slices), which data.modalities "
+            f"({', '.join(config.data.modalities)}) "
             "leaves out; add t1, or train only the unet variant."
         )
 
@@ -201,7 +208,9 @@ def _extend(values: dict[str, Any], path: Path) -> dict[str, Any]:
         return values
     base_path = CONFIG_DIR / f"{base}.yaml"
     if not base_path.is_file():
-        raise KitInputError(f"Config '{path}' extends '{base}', which is not a profile; use one of {', '.join(PROFILES)}.")
+        raise KitInputError(
+            f"Config '{path}' extends '{base}', which is not a profile; use one of {', '.join(PROFILES)}."
+        )
     return _merge(yaml.safe_load(base_path.read_text()) or {}, values)
 
 
@@ -250,8 +259,22 @@ def commit_description() -> str:
     if not (REPO_ROOT / ".git").exists():  # installed with pip: a checkout around site-packages is not the kit's
         return "unknown (not a git checkout)"
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return head + (" + uncommitted changes" if dirty else "")

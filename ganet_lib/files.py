@@ -36,7 +36,9 @@ def atomic_file(path: Path | str) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_folder(path: Path | str, replace: bool = False, finished_elsewhere: Callable[[], bool] | None = None) -> Iterator[Path]:
+def atomic_folder(
+    path: Path | str, replace: bool = False, finished_elsewhere: Callable[[], bool] | None = None
+) -> Iterator[Path]:
     """A fresh temporary folder to fill; renamed onto `path` when the block succeeds.
 
     Args:

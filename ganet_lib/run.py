@@ -56,7 +56,9 @@ def runs_root() -> Path:
     return (REPO_ROOT if (REPO_ROOT / "notebooks").is_dir() else Path.cwd()) / "runs"
 
 
-RAW_SUFFIX = "-raw"  # predictions/<variant>-raw/, metrics/<variant>-raw_<protocol>.csv: the arg-max before post-processing
+RAW_SUFFIX = (
+    "-raw"  # predictions/<variant>-raw/, metrics/<variant>-raw_<protocol>.csv: the arg-max before post-processing
+)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,9 @@ class Run(RunLayout):
     brats_dir: Path
     nfbs_dir: Path
     synthetic_brats: bool  # the BraTS-layout subjects were generated (no real BraTS data named)
-    synthetic_normals: bool  # the GAN's normals are generated NFBS-layout subjects (gan.normals: nfbs without real NFBS)
+    synthetic_normals: (
+        bool  # the GAN's normals are generated NFBS-layout subjects (gan.normals: nfbs without real NFBS)
+    )
 
     @property
     def synthetic(self) -> bool:
@@ -226,11 +230,18 @@ class Run(RunLayout):
         data, gan = self.config.data, self.config.gan
         brats = "synthetic data (generated, not BraTS)" if self.synthetic_brats else "real data"
         if gan.normals == "nfbs":
-            normals = f"GAN normals: {'synthetic data (generated)' if self.synthetic_normals else 'real data'}, NFBS layout {self.nfbs_dir}"
+            made = "synthetic data (generated)" if self.synthetic_normals else "real data"
+            normals = f"GAN normals: {made}, NFBS layout {self.nfbs_dir}"
         else:
-            normals = f"GAN normals: tumour-free slices of the training subjects (margin {gan.normal_margin}), {brats.split(' (')[0]}"
-        return (f"profile '{self.config.profile}'; segmentation data: {brats}, BraTS layout {self.brats_dir} ({', '.join(data.modalities)}; "
-                f"labels {data.label_convention}); {normals}")
+            normals = (
+                f"GAN normals: tumour-free slices of the training subjects (margin {gan.normal_margin}), "
+                f"{brats.split(' (')[0]}"
+            )
+        return (
+            f"profile '{self.config.profile}'; segmentation data: {brats}, BraTS layout {self.brats_dir} "
+            f"({', '.join(data.modalities)}; "
+            f"labels {data.label_convention}); {normals}"
+        )
 
 
 def _mkdir(path: Path) -> Path:
@@ -238,7 +249,9 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_dir: str = "", progress: bool = True) -> Run:
+def setup_run(
+    profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_dir: str = "", progress: bool = True
+) -> Run:
     """Resolve the config and the data of a run; generate synthetic data if no real data is named.
 
     Args:
@@ -265,8 +278,12 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     # brats_dir; NFBS-layout normals without nfbs_dir, and only when the GAN learns from NFBS.
     need_brats, need_normals = synthetic_needs(config)
     if need_brats or need_normals:
-        spec = SynthSpec(cases=data.synthetic_cases if need_brats else 0, normals=data.synthetic_normals if need_normals else 0,
-                         shape=tuple(data.synthetic_shape), seed=data.synthetic_seed)
+        spec = SynthSpec(
+            cases=data.synthetic_cases if need_brats else 0,
+            normals=data.synthetic_normals if need_normals else 0,
+            shape=tuple(data.synthetic_shape),
+            seed=data.synthetic_seed,
+        )
         target = RunLayout(folder).synthetic_dir
         if read_spec(target) not in (None, spec):  # the profile's synthetic settings changed: regenerate
             print(f"synthetic data in {target} was made with other settings; regenerating it")
@@ -277,15 +294,31 @@ def setup_run(profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_di
     return run_in_folder(config, folder)
 
 
-def resolve_data(config: ExperimentConfig, brats_dir: Path, survey_file: Path, progress: bool = True) -> ExperimentConfig:
+def resolve_data(
+    config: ExperimentConfig, brats_dir: Path, survey_file: Path, progress: bool = True
+) -> ExperimentConfig:
     """The config with data.modalities in channel order and data.labels / data.label_convention
     as found in the label maps (`data.survey_cases`); says once how the labels were read."""
     data = config.data
     fresh = not survey_file.is_file()
-    survey = survey_cases(find_brats_cases(brats_dir), data.labels, convention=data.label_convention, cache_file=survey_file, progress=progress)
+    survey = survey_cases(
+        find_brats_cases(brats_dir),
+        data.labels,
+        convention=data.label_convention,
+        cache_file=survey_file,
+        progress=progress,
+    )
     if fresh:
         print(f"label maps: {survey.reason}")
-    return replace(config, data=replace(data, modalities=chosen_modalities(data.modalities), labels=survey.scheme.name, label_convention=survey.convention))
+    return replace(
+        config,
+        data=replace(
+            data,
+            modalities=chosen_modalities(data.modalities),
+            labels=survey.scheme.name,
+            label_convention=survey.convention,
+        ),
+    )
 
 
 def open_run(run_dir: Path | str) -> Run:
@@ -297,7 +330,10 @@ def open_run(run_dir: Path | str) -> Run:
     folder = Path(run_dir)
     path = RunLayout(folder).config_file
     if not path.is_file():
-        raise KitInputError(f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or run_all.sh's runs/<profile>.")
+        raise KitInputError(
+            f"'{folder}' is not a run folder (no config.json); pass the folder given to `ganet pretrain-gan --run` or "
+            "run_all.sh's runs/<profile>."
+        )
     return run_in_folder(config_from_json(path.read_text(), source=str(path)), folder)
 
 
@@ -320,4 +356,3 @@ def run_in_folder(config: ExperimentConfig, folder: Path) -> Run:
         synthetic_brats=need_brats,
         synthetic_normals=need_normals,
     )
-

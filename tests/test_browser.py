@@ -27,14 +27,27 @@ from ganet_lib.runner import processes
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package (the root conftest.py looks in the same place)
+CHROMIUM = (
+    shutil.which("chromium") or "/usr/bin/chromium"
+)  # Debian's package (the root conftest.py looks in the same place)
 TOKEN = "ganet-browser-test"
 # Chromium on a machine without internet: no background fetches, no first-run, no GPU.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 if not Path(CHROMIUM).is_file():
-    pytest.skip(f"Chromium not found ({CHROMIUM}); `apt-get install chromium` enables the browser tests", allow_module_level=True)
+    pytest.skip(
+        f"Chromium not found ({CHROMIUM}); `apt-get install chromium` enables the browser tests",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (it is in requirements.txt)")
 
 
@@ -64,21 +77,42 @@ def lab(tmp_path_factory):
         shutil.copy(ROOT / "notebooks" / name, served / name)  # the page saves into these, never into the repository
 
     env = {key: value for key, value in os.environ.items() if key != "GANET_WIDGETS"}  # a front end: widgets on
-    env.update(GANET_PROFILE="smoke", GANET_RUNS=str(runs), JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
-    for plugin, settings in (("apputils-extension/notification", '{"fetchNews": "false"}'),  # no news pop-up over the page
-                             ("notebook-extension/tracker", '{"windowingMode": "none"}')):  # every cell in the page, not only those in view
+    env.update(
+        GANET_PROFILE="smoke",
+        GANET_RUNS=str(runs),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+    )
+    for plugin, settings in (
+        ("apputils-extension/notification", '{"fetchNews": "false"}'),  # no news pop-up over the page
+        ("notebook-extension/tracker", '{"windowingMode": "none"}'),
+    ):  # every cell in the page, not only those in view
         path = home / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(settings)
     port = free_port()
     log = open(work / "jupyterlab.log", "w")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-                               f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={served}", "--LabApp.expose_app_in_browser=True",
-                               "--ServerApp.port_retries=0", "--LabApp.extension_manager=readonly",
-                               *(["--allow-root"] if os.geteuid() == 0 else [])],
-                              cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={served}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.port_retries=0",
+            "--LabApp.extension_manager=readonly",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        cwd=served,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -104,7 +138,10 @@ def browser():
 
 
 # The notebook panel of this page's notebook (JupyterLab exposes its app with expose_app_in_browser).
-PANEL = "(window.jupyterapp && Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context && w.context.path === NOTEBOOK))"
+PANEL = (
+    "(window.jupyterapp && Array.from(window.jupyterapp.shell.widgets('main'))"
+    ".find(w => w.context && w.context.path === NOTEBOOK))"
+)
 
 
 def panel_js(notebook: str, body: str) -> str:
@@ -119,10 +156,21 @@ def open_and_run(browser, base: str, notebook: str, errors: list[str]):
     page.on("console", lambda message: errors.append(f"console: {message.text}") if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
     page.goto(f"{base}/lab/workspaces/{Path(notebook).stem}/tree/{notebook}?reset&token={TOKEN}")
-    page.wait_for_function(panel_js(notebook, "const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;"
-                                              " return kernel && kernel.status === 'idle';"), timeout=60_000)
-    page.evaluate(panel_js(notebook, "window.jupyterapp.shell.activateById(panel.id);"
-                                     " return window.jupyterapp.commands.execute('notebook:run-all-cells');"))
+    page.wait_for_function(
+        panel_js(
+            notebook,
+            "const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;"
+            " return kernel && kernel.status === 'idle';",
+        ),
+        timeout=60_000,
+    )
+    page.evaluate(
+        panel_js(
+            notebook,
+            "window.jupyterapp.shell.activateById(panel.id);"
+            " return window.jupyterapp.commands.execute('notebook:run-all-cells');",
+        )
+    )
     wait_until_executed(page, notebook, timeout_ms=120_000)
     explorer = page.locator(".widget-interact")
     explorer.locator(".widget-output img").first.wait_for(state="attached")
@@ -132,14 +180,25 @@ def open_and_run(browser, base: str, notebook: str, errors: list[str]):
 
 def wait_until_executed(page, notebook: str, timeout_ms: int = 30_000) -> None:
     """Until every code cell has run and the kernel is idle; a cell that raised fails at once, with its error."""
-    page.wait_for_function(panel_js(notebook, "const cells = panel.content.widgets.filter(c => c.model.type === 'code');"
-                                              " const failed = cells.find(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));"
-                                              " if (failed) return 'error';"
-                                              " return panel.sessionContext.session.kernel.status === 'idle'"
-                                              "  && cells.every(c => c.model.executionCount !== null && c.model.executionState !== 'running');"),
-                           timeout=timeout_ms)
-    failures = page.evaluate(panel_js(notebook, "return panel.content.widgets.flatMap(c => c.model.type === 'code' ?"
-                                                " c.model.outputs.toJSON().filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue) : []);"))
+    page.wait_for_function(
+        panel_js(
+            notebook,
+            "const cells = panel.content.widgets.filter(c => c.model.type === 'code');"
+            " const failed = cells.find(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));"
+            " if (failed) return 'error';"
+            " return panel.sessionContext.session.kernel.status === 'idle'"
+            "  && cells.every(c => c.model.executionCount !== null && c.model.executionState !== 'running');",
+        ),
+        timeout=timeout_ms,
+    )
+    failures = page.evaluate(
+        panel_js(
+            notebook,
+            "return panel.content.widgets.flatMap(c => c.model.type === 'code' ?"
+            " c.model.outputs.toJSON().filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue) : "
+            "[]);",
+        )
+    )
     assert not failures, f"{notebook} raised in the browser: {failures}"
 
 
@@ -148,9 +207,12 @@ def figure(explorer) -> str:
 
 
 def wait_for_new_figure(page, explorer, before: str) -> str:
-    page.wait_for_function("([selector, before]) => { const img = document.querySelector(selector);"
-                           " return img && img.getAttribute('src') !== before; }",
-                           arg=[".widget-interact .widget-output img", before], timeout=30_000)
+    page.wait_for_function(
+        "([selector, before]) => { const img = document.querySelector(selector);"
+        " return img && img.getAttribute('src') !== before; }",
+        arg=[".widget-interact .widget-output img", before],
+        timeout=30_000,
+    )
     return figure(explorer)
 
 
@@ -252,7 +314,10 @@ def test_a_student_notebook_shows_a_passed_and_a_failed_check(lab, browser):
         if source.startswith("# Exercise 02.1"):
             cell["source"] = solved
         elif source.startswith("# Exercise 02.2"):  # divides by the maximum, forgets the minimum
-            cell["source"] = source.replace(source[source.index("    raise NotImplementedError"):], "    return np.asarray(images, float) / np.max(images)\n")
+            cell["source"] = source.replace(
+                source[source.index("    raise NotImplementedError") :],
+                "    return np.asarray(images, float) / np.max(images)\n",
+            )
     name = "student_02_enhancement.ipynb"
     (work / "notebooks" / name).write_text(json.dumps(edition))
     errors: list[str] = []
@@ -282,8 +347,14 @@ def test_the_book_of_a_run_opens_with_its_figures(lab, browser):
     run_dir = work / "runs" / "smoke"
     (run_dir / "notebooks").mkdir(exist_ok=True)
     for name in ("02_enhancement.ipynb", "06_evaluation.ipynb"):
-        papermill.execute_notebook(ROOT / "notebooks" / name, run_dir / "notebooks" / name, kernel_name=KERNEL, progress_bar=False,
-                                   parameters={"profile": "smoke", "run_dir": str(run_dir)}, cwd=str(ROOT / "notebooks"))
+        papermill.execute_notebook(
+            ROOT / "notebooks" / name,
+            run_dir / "notebooks" / name,
+            kernel_name=KERNEL,
+            progress_bar=False,
+            parameters={"profile": "smoke", "run_dir": str(run_dir)},
+            cwd=str(ROOT / "notebooks"),
+        )
     index = write_book(run_dir, work / "book")
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(index.as_uri())

@@ -69,8 +69,14 @@ def test_a_yaml_file_extends_a_profile(tmp_path):
     path.write_text("extends: default\ndata:\n  modalities: [flair, t1]\ngan:\n  normals: tumour-free-slices\n")
     config = load_config(str(path))
     default = load_config("default")
-    assert config.profile == "mine" and config.data.modalities == ("flair", "t1") and config.gan.normals == "tumour-free-slices"
-    assert config.seg == default.seg and config.data.synthetic_shape == default.data.synthetic_shape  # the rest is the default's
+    assert (
+        config.profile == "mine"
+        and config.data.modalities == ("flair", "t1")
+        and config.gan.normals == "tumour-free-slices"
+    )
+    assert (
+        config.seg == default.seg and config.data.synthetic_shape == default.data.synthetic_shape
+    )  # the rest is the default's
     assert load_config("smoke").notebooks.learning_checks is False and default.notebooks.learning_checks is True
     path.write_text("extends: nonsense\n")
     with pytest.raises(KitInputError, match="extends 'nonsense'"):
@@ -78,9 +84,15 @@ def test_a_yaml_file_extends_a_profile(tmp_path):
 
 
 def test_setup_run_resolves_channels_and_labels(tmp_path):
-    run = setup_run(str(_profile(tmp_path, "data:\n  modalities: [flair, t1]\n")), str(tmp_path / "run"), progress=False)
+    run = setup_run(
+        str(_profile(tmp_path, "data:\n  modalities: [flair, t1]\n")), str(tmp_path / "run"), progress=False
+    )
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
-    assert saved["modalities"] == ["t1", "flair"] and saved["labels"] == "brats" and saved["label_convention"] == "brats2017"
+    assert (
+        saved["modalities"] == ["t1", "flair"]
+        and saved["labels"] == "brats"
+        and saved["label_convention"] == "brats2017"
+    )
     assert run.cases[0].modalities == ("t1", "flair") and run.scheme.name == "brats"
 
 

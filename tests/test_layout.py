@@ -15,8 +15,21 @@ PACKAGE = ROOT / "ganet_lib"
 # errors, files, config: used by every stage. run: the run folder (finds the data, so above it).
 # checkpoint: saving and safe loading (names its files through run). viz: draws arrays, so any
 # stage from the method on may draw; it imports only the data stage.
-RANKS = {"errors": 0, "files": 0, "config": 0, "data": 1, "run": 2, "checkpoint": 3, "viz": 3,
-         "method": 4, "evaluation": 5, "studies": 6, "teaching": 7, "runner": 8, "__main__": 9}
+RANKS = {
+    "errors": 0,
+    "files": 0,
+    "config": 0,
+    "data": 1,
+    "run": 2,
+    "checkpoint": 3,
+    "viz": 3,
+    "method": 4,
+    "evaluation": 5,
+    "studies": 6,
+    "teaching": 7,
+    "runner": 8,
+    "__main__": 9,
+}
 # Modules that import the library inside functions, and why (nothing else may): the command line
 # and the notebook runner start without importing torch.
 LATE_IMPORTS = {"ganet_lib.runner.cli", "ganet_lib.runner.pipeline"}
@@ -59,7 +72,9 @@ def graph() -> dict[str, set[str]]:
     for name, tree in trees.items():
         targets = {target for target, _ in imports(tree, modules)}
         # Importing a.b.c runs a/__init__ and a/b/__init__ first; a module's own packages have run already.
-        edges[name] = {parent for t in targets for parent in _parents(t) if parent in modules} - {name} - set(_parents(name))
+        edges[name] = (
+            {parent for t in targets for parent in _parents(t) if parent in modules} - {name} - set(_parents(name))
+        )
     return edges
 
 
@@ -78,7 +93,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -102,9 +117,12 @@ def test_the_library_has_no_import_circle():
 
 
 def test_imports_run_data_method_evaluation_studies_teaching_runner():
-    wrong = [f"{source} (rank {rank(source)}) imports {target} (rank {rank(target)})"
-             for source, targets in graph().items() for target in targets
-             if source != "ganet_lib" and target != "ganet_lib" and rank(target) > rank(source)]
+    wrong = [
+        f"{source} (rank {rank(source)}) imports {target} (rank {rank(target)})"
+        for source, targets in graph().items()
+        for target in targets
+        if source != "ganet_lib" and target != "ganet_lib" and rank(target) > rank(source)
+    ]
     assert not wrong, "imports against the flow:\n" + "\n".join(wrong)
 
 
@@ -122,9 +140,14 @@ def test_every_stage_package_says_its_part():
 
 def _string_constants(tree: ast.Module):
     """String constants and the first piece of f-strings, docstrings left out."""
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             yield node.lineno, node.value
@@ -147,24 +170,44 @@ def test_only_run_py_spells_a_run_folders_artefacts():
 
 def test_calls_with_more_than_four_arguments_name_them():
     trees = sources()
-    kit = {node.name for tree in trees.values() for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    kit = {
+        node.name
+        for tree in trees.values()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
     crowded = []
     for name, tree in trees.items():
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
                 continue
             called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if called in kit and not called.startswith("__") and len(node.args) + len(node.keywords) > 4 and len(node.args) > 2:
+            if (
+                called in kit
+                and not called.startswith("__")
+                and len(node.args) + len(node.keywords) > 4
+                and len(node.args) > 2
+            ):
                 crowded.append(f"{name}:{node.lineno}: {called}(...) with {len(node.args)} positional arguments")
     assert not crowded, "pass all but the first two by keyword:\n" + "\n".join(crowded)
 
 
-@pytest.mark.parametrize("test_file", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "test_file", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_tests_mirror_the_package(test_file):
     """tests/<stage>/test_<module>.py tests ganet_lib/<stage>/<module>.py; top-level test files test
     a top-level module or the kit as a whole (a file named in WHOLE_KIT)."""
     relative = test_file.relative_to(ROOT / "tests")
     module = relative.with_name(relative.name.removeprefix("test_"))
-    whole_kit = {"test_layout.py", "test_notebooks.py", "test_package.py", "test_browser.py", "test_reproducibility.py", "test_bench_gpu.py"}
-    assert (PACKAGE / module).is_file() or (len(relative.parts) == 1 and relative.name in whole_kit), \
+    whole_kit = {
+        "test_layout.py",
+        "test_notebooks.py",
+        "test_package.py",
+        "test_browser.py",
+        "test_reproducibility.py",
+        "test_bench_gpu.py",
+    }
+    assert (PACKAGE / module).is_file() or (len(relative.parts) == 1 and relative.name in whole_kit), (
         f"{relative} mirrors no module of ganet_lib ({module})"
+    )

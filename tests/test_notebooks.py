@@ -21,7 +21,9 @@ def test_committed_without_outputs(path):
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs (nbstripout) before committing"
+            assert not cell.outputs and cell.execution_count is None, (
+                f"{path.name}: strip outputs (nbstripout) before committing"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -23,7 +23,9 @@ LIMIT_S = 900  # each step; no install waits forever
 
 def step(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run(command, capture_output=True, text=True, timeout=LIMIT_S, **kwargs)
-    assert result.returncode == 0, f"{' '.join(map(str, command))} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, command))} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -36,7 +38,18 @@ def test_pip_install_from_pyproject_alone_gives_a_ganet_that_trains(tmp_path):
     venv = tmp_path / "venv"
     step([sys.executable, "-m", "venv", str(venv)])
     python = str(venv / "bin" / "python")
-    step([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(ROOT / "requirements-torch.txt")])
+    step(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+            str(ROOT / "requirements-torch.txt"),
+        ]
+    )
     step([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", str(source)])
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("GANET_", "PYTHON"))}

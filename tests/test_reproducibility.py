@@ -49,7 +49,9 @@ def test_same_seed_and_threads_give_bit_identical_checkpoints(tmp_path):
             left, right = dict(_tensors(first[name][part])), dict(_tensors(second[name][part]))
             assert left.keys() == right.keys(), (name, part)
             for path, tensor in left.items():
-                same = torch.equal(tensor, right[path]) or bool((tensor.isnan() & right[path].isnan()).all())  # NaN: unet's loss_adv
+                same = torch.equal(tensor, right[path]) or bool(
+                    (tensor.isnan() & right[path].isnan()).all()
+                )  # NaN: unet's loss_adv
                 assert same, f"{name} {part}{path} differs between two identical runs"
                 compared += 1
     assert compared > 100  # the networks' weights and the optimisers' moments were all compared
@@ -85,11 +87,28 @@ def test_paired_interval_by_hand():
 
 
 def test_the_verdict_follows_the_interval():
-    assert (verdict(0.01, 0.05), verdict(-0.05, -0.01), verdict(-0.01, 0.05)) == ("better", "worse", "not distinguishable")
-    row = {"region": "WT", "subjects": 8, "seeds": 1, "difference": 0.04, "ci_low": -0.01, "ci_high": 0.09, "verdict": "not distinguishable"}
-    assert sentence([{**row, "seeds": 5}]).startswith("GANet-Seg and the plain U-Net are not distinguishable at this size")
+    assert (verdict(0.01, 0.05), verdict(-0.05, -0.01), verdict(-0.01, 0.05)) == (
+        "better",
+        "worse",
+        "not distinguishable",
+    )
+    row = {
+        "region": "WT",
+        "subjects": 8,
+        "seeds": 1,
+        "difference": 0.04,
+        "ci_low": -0.01,
+        "ci_high": 0.09,
+        "verdict": "not distinguishable",
+    }
+    assert sentence([{**row, "seeds": 5}]).startswith(
+        "GANet-Seg and the plain U-Net are not distinguishable at this size"
+    )
     better = sentence([{**row, "seeds": 5, "ci_low": 0.01, "verdict": "better"}])
-    assert better.startswith("GANet-Seg is better than the plain U-Net at this size") and "8 test subjects x 5 seeds" in better
+    assert (
+        better.startswith("GANet-Seg is better than the plain U-Net at this size")
+        and "8 test subjects x 5 seeds" in better
+    )
     # One seed: what the pair showed, and that this is no verdict on the method.
     one = sentence([{**row, "ci_low": 0.01, "verdict": "better"}])
     assert one.startswith("One training seed only: on these test subjects this seed's pair shows GANet-Seg better")

@@ -42,9 +42,17 @@ BRATS_AXCODES = ("L", "P", "S")  # voxel axes of the BraTS files; NFBS is reorie
 _NII = r"\.nii(?:\.gz)?"
 # (naming, file-name pattern, modality name in the file -> kit modality)
 _BRATS_PATTERNS = [
-    ("brats2020", re.compile(rf"^(?P<case>BraTS20_(?:Training|Validation)_\d{{3}})_(?P<mod>flair|t1ce|t1|t2|seg|brainmask){_NII}$")),
+    (
+        "brats2020",
+        re.compile(
+            rf"^(?P<case>BraTS20_(?:Training|Validation)_\d{{3}})_(?P<mod>flair|t1ce|t1|t2|seg|brainmask){_NII}$"
+        ),
+    ),
     ("brats2021", re.compile(rf"^(?P<case>BraTS2021_\d{{5}})_(?P<mod>flair|t1ce|t1|t2|seg|brainmask){_NII}$")),
-    ("brats2023", re.compile(rf"^(?P<case>BraTS-[A-Z]+-\d{{5}}-\d{{3}})-(?P<mod>t1n|t1c|t2w|t2f|seg|brainmask){_NII}$")),
+    (
+        "brats2023",
+        re.compile(rf"^(?P<case>BraTS-[A-Z]+-\d{{5}}-\d{{3}})-(?P<mod>t1n|t1c|t2w|t2f|seg|brainmask){_NII}$"),
+    ),
 ]
 _MODALITY_ALIASES = {"t1n": "t1", "t1c": "t1ce", "t2w": "t2", "t2f": "flair"}
 # Known defect of the widely shared BraTS 2020 copy: subject 355's label map has another name.
@@ -79,7 +87,9 @@ def chosen_modalities(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     names = tuple(str(n).lower() for n in names)
     unknown = [n for n in names if n not in MODALITIES]
     if unknown or not names or len(set(names)) != len(names):
-        raise KitInputError(f"data.modalities is {list(names)}; choose one or more of {', '.join(MODALITIES)}, each once.")
+        raise KitInputError(
+            f"data.modalities is {list(names)}; choose one or more of {', '.join(MODALITIES)}, each once."
+        )
     return tuple(m for m in MODALITIES if m in names)
 
 
@@ -88,7 +98,9 @@ def display_modality(modalities: tuple[str, ...] | list[str]) -> str:
     return next(m for m in ("flair", "t2", "t1ce", "t1") if m in modalities)
 
 
-def configure_cases(cases: list[BratsCase], modalities: tuple[str, ...] = MODALITIES, convention: str | None = None) -> list[BratsCase]:
+def configure_cases(
+    cases: list[BratsCase], modalities: tuple[str, ...] = MODALITIES, convention: str | None = None
+) -> list[BratsCase]:
     """The cases as a run reads them: only the `modalities` chosen, labels read by `convention`."""
     return [replace(case, modalities=chosen_modalities(modalities), convention=convention) for case in cases]
 
@@ -159,7 +171,9 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
         case = path.parent.name
         if case in files and "seg" not in files[case]:
             files[case]["seg"] = path
-            notes[case].append(f"label map of {case} is named '{path.name}' (a known defect of a public BraTS 2020 copy); using it.")
+            notes[case].append(
+                f"label map of {case} is named '{path.name}' (a known defect of a public BraTS 2020 copy); using it."
+            )
             warnings.warn(notes[case][-1], stacklevel=2)
     for path in loose_masks:  # a brain mask with another name: its folder's only subject owns it
         owners = {case for case, paths in files.items() if any(p.parent == path.parent for p in paths.values())}
@@ -168,7 +182,8 @@ def find_brats_cases(root: Path | str) -> list[BratsCase]:
     if not files:
         raise KitInputError(
             f"No BraTS files found under '{root}'; expected files named like "
-            "BraTS20_Training_001_t1.nii.gz (2020), BraTS2021_00000_t1.nii.gz or BraTS-GLI-00000-000-t1n.nii.gz (see data/README.md)."
+            "BraTS20_Training_001_t1.nii.gz (2020), BraTS2021_00000_t1.nii.gz or BraTS-GLI-00000-000-t1n.nii.gz (see "
+            "data/README.md)."
         )
     cases = []
     for case in sorted(files):
@@ -227,7 +242,8 @@ def read_volume(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray
         raise KitInputError(f"'{path}' does not exist; check the data folder.") from exc
     except Exception as exc:  # nibabel raises several types for broken files (EOFError, zlib.error, ...)
         raise KitInputError(
-            f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); the file is truncated or corrupt, download it again."
+            f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); the file is truncated or corrupt, "
+            "download it again."
         ) from exc
     return array, image.affine
 
@@ -241,7 +257,13 @@ def load_label(case: BratsCase) -> np.ndarray:
     return to_kit_labels(label, case.label_convention, f"'{case.label}'")
 
 
-def survey_cases(cases: list[BratsCase], labels: str = "auto", convention: str = "auto", cache_file: Path | None = None, progress: bool = True) -> LabelSurvey:
+def survey_cases(
+    cases: list[BratsCase],
+    labels: str = "auto",
+    convention: str = "auto",
+    cache_file: Path | None = None,
+    progress: bool = True,
+) -> LabelSurvey:
     """The label convention of a data set (`labels.survey_labels`), from every case's label file.
 
     Reading every label map takes a while on a large data set, so the values found are kept in
@@ -264,9 +286,17 @@ def survey_cases(cases: list[BratsCase], labels: str = "auto", convention: str =
     for case in tqdm(todo, desc="survey label maps", unit="case", disable=not progress or len(todo) < 2):
         known[case.case_id] = distinct_values(read_volume(case.label, dtype=None)[0])
     if cache_file is not None and todo:
-        atomic_write_text(Path(cache_file), json.dumps({c: {"stamp": stamps[c], "values": list(v)} for c, v in known.items() if c in stamps}, indent=1))
-    return survey_labels({c.case_id: known[c.case_id] for c in labelled}, {c.case_id: c.naming for c in labelled}, labels=labels, convention=convention,
-                         files={c.case_id: str(c.label) for c in labelled})
+        atomic_write_text(
+            Path(cache_file),
+            json.dumps({c: {"stamp": stamps[c], "values": list(v)} for c, v in known.items() if c in stamps}, indent=1),
+        )
+    return survey_labels(
+        {c.case_id: known[c.case_id] for c in labelled},
+        {c.case_id: c.naming for c in labelled},
+        labels=labels,
+        convention=convention,
+        files={c.case_id: str(c.label) for c in labelled},
+    )
 
 
 def load_modalities(case: BratsCase, dtype: type | None = np.float32) -> tuple[list[np.ndarray], np.ndarray]:
@@ -281,7 +311,8 @@ def load_modalities(case: BratsCase, dtype: type | None = np.float32) -> tuple[l
     missing = [m for m in case.modalities if m not in case.images]
     if missing:
         raise KitInputError(
-            f"Subject {case.case_id} has no {', '.join(missing)} file, which data.modalities ({', '.join(case.modalities)}) asks for; "
+            f"Subject {case.case_id} has no {', '.join(missing)} file, which data.modalities "
+            f"({', '.join(case.modalities)}) asks for; "
             f"add the file, or leave {', '.join(missing)} out of data.modalities."
         )
     volumes = []
@@ -322,12 +353,17 @@ def brain_mask(case: BratsCase, volumes: list[np.ndarray]) -> np.ndarray:
     if case.brain_mask is not None:
         mask, _ = read_volume(case.brain_mask, dtype=None)
         if mask.shape != volumes[0].shape:
-            raise KitInputError(f"The brain mask '{case.brain_mask}' has shape {mask.shape} but the images have {volumes[0].shape}; it must be on their grid.")
+            raise KitInputError(
+                f"The brain mask '{case.brain_mask}' has shape {mask.shape} but the images have {volumes[0].shape}; "
+                "it must be on their grid."
+            )
         return mask != 0
     return brain_from_background(volumes, [case.images[m] for m in case.modalities])
 
 
-def reorient(volume: np.ndarray, affine: np.ndarray, axcodes: tuple[str, str, str] = BRATS_AXCODES) -> tuple[np.ndarray, np.ndarray]:
+def reorient(
+    volume: np.ndarray, affine: np.ndarray, axcodes: tuple[str, str, str] = BRATS_AXCODES
+) -> tuple[np.ndarray, np.ndarray]:
     """Permute and flip the voxel axes of a 3D volume so that they point along `axcodes`."""
     image = nib.Nifti1Image(volume, affine)
     current = nib.orientations.io_orientation(affine)
@@ -377,25 +413,63 @@ def case_statistics(cases: list[BratsCase], progress: bool = True) -> list[dict]
         whole_tumour = case.label_convention == "whole-tumour"  # label 1 is the whole tumour
         brain_slices = np.flatnonzero(brain.any(axis=(0, 1)))
         tumour_slices = np.flatnonzero(label.any(axis=(0, 1)))
-        rows.append({
-            "case_id": case.case_id,
-            "ml_NCR": None if whole_tumour else ml[1],
-            "ml_ED": None if whole_tumour else ml[2],
-            "ml_ET": None if whole_tumour else ml[4],
-            "ml_WT": ml[1] + ml[2] + ml[4],
-            "ml_TC": None if whole_tumour else ml[1] + ml[4],
-            "brain_slices": len(brain_slices),
-            "tumour_slices": len(tumour_slices),
-            "empty_slices": len(np.setdiff1d(brain_slices, tumour_slices)),
-        })
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "ml_NCR": None if whole_tumour else ml[1],
+                "ml_ED": None if whole_tumour else ml[2],
+                "ml_ET": None if whole_tumour else ml[4],
+                "ml_WT": ml[1] + ml[2] + ml[4],
+                "ml_TC": None if whole_tumour else ml[1] + ml[4],
+                "brain_slices": len(brain_slices),
+                "tumour_slices": len(tumour_slices),
+                "empty_slices": len(np.setdiff1d(brain_slices, tumour_slices)),
+            }
+        )
     return rows
 
 
 # The paper's test split of BraTS 2020 (SPEC section 1): 36 subjects of the 369 training subjects.
 PAPER_TEST_IDS = tuple(
     f"BraTS20_Training_{n:03d}"
-    for n in (4, 13, 14, 16, 17, 45, 48, 53, 58, 72, 80, 82, 102, 112, 113, 115, 120, 126, 141, 143,
-              175, 215, 217, 230, 259, 280, 288, 302, 303, 309, 328, 333, 347, 358, 360, 367)
+    for n in (
+        4,
+        13,
+        14,
+        16,
+        17,
+        45,
+        48,
+        53,
+        58,
+        72,
+        80,
+        82,
+        102,
+        112,
+        113,
+        115,
+        120,
+        126,
+        141,
+        143,
+        175,
+        215,
+        217,
+        230,
+        259,
+        280,
+        288,
+        302,
+        303,
+        309,
+        328,
+        333,
+        347,
+        358,
+        360,
+        367,
+    )
 )
 
 

@@ -69,8 +69,14 @@ def write_intensity(volume: np.ndarray, brain: np.ndarray, form: str) -> np.ndar
     raise KitInputError(f"Unknown intensity form '{form}'; use one of {', '.join(INTENSITY_FORMS)}.")
 
 
-def rewrite_brats(source: Path | str, out: Path | str, modalities: tuple[str, ...] = MODALITIES, labels: str = "brats2017",
-                  intensity: str = "int16", progress: bool = True) -> Path:
+def rewrite_brats(
+    source: Path | str,
+    out: Path | str,
+    modalities: tuple[str, ...] = MODALITIES,
+    labels: str = "brats2017",
+    intensity: str = "int16",
+    progress: bool = True,
+) -> Path:
     """Write every case of the BraTS-layout data set `source` into `out` in the given forms.
 
     The brain is where any of the source's modalities is non-zero (the generator's background is 0).
@@ -79,9 +85,14 @@ def rewrite_brats(source: Path | str, out: Path | str, modalities: tuple[str, ..
     """
     modalities = chosen_modalities(modalities)
     if labels not in LABEL_FORMS or intensity not in INTENSITY_FORMS:
-        raise KitInputError(f"Forms must be one of {', '.join(LABEL_FORMS)} and one of {', '.join(INTENSITY_FORMS)}; got {labels}, {intensity}.")
+        raise KitInputError(
+            f"Forms must be one of {', '.join(LABEL_FORMS)} and one of {', '.join(INTENSITY_FORMS)}; got {labels}, "
+            f"{intensity}."
+        )
     out = Path(out)
-    for number, case in enumerate(tqdm(find_brats_cases(source), desc="rewrite cases", unit="case", disable=not progress), start=1):
+    for number, case in enumerate(
+        tqdm(find_brats_cases(source), desc="rewrite cases", unit="case", disable=not progress), start=1
+    ):
         volumes = {m: read_volume(case.images[m], dtype=None) for m in MODALITIES}
         brain = brain_from_background([array for array, _ in volumes.values()])  # the generator's background is 0
         case_id = f"BraTS-GLI-{number:05d}-000" if labels == "brats2023" else case.case_id
@@ -89,7 +100,11 @@ def rewrite_brats(source: Path | str, out: Path | str, modalities: tuple[str, ..
         folder.mkdir(parents=True, exist_ok=True)
         affine = volumes["t1"][1]
         for modality in modalities:
-            _save(write_intensity(volumes[modality][0], brain, intensity), affine, folder / _file_name(case_id, modality, labels))
+            _save(
+                write_intensity(volumes[modality][0], brain, intensity),
+                affine,
+                folder / _file_name(case_id, modality, labels),
+            )
         raw_label, _ = read_volume(case.label, dtype=None)
         _save(write_label(raw_label, labels), affine, folder / _file_name(case_id, "seg", labels))
         if intensity == "zscore-mask":

@@ -46,8 +46,10 @@ def background_value(volume: np.ndarray, source: str | Path = "the volume") -> f
     best = int(np.argmax(counts))
     if counts[best] < BACKGROUND_SHARE * counts.sum():
         raise KitInputError(
-            f"'{source}' has no constant background on its outer faces (the most common value fills {counts[best] / counts.sum():.0%}), "
-            "so the kit cannot tell brain from background; put a brain mask named like '<case>_brainmask.nii.gz' beside the images "
+            f"'{source}' has no constant background on its outer faces (the most common value fills "
+            f"{counts[best] / counts.sum():.0%}), "
+            "so the kit cannot tell brain from background; put a brain mask named like '<case>_brainmask.nii.gz' "
+            "beside the images "
             "(the data must be skull-stripped)."
         )
     return float(values[best])
@@ -73,7 +75,9 @@ def percentile_scale(values: np.ndarray, low_percentile: float, high_percentile:
     return float(low), (1.0 / float(high - low) if high > low else 0.0)
 
 
-def normalise(volume: np.ndarray, brain: np.ndarray, offset: float, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+def normalise(
+    volume: np.ndarray, brain: np.ndarray, offset: float, gain: float, out: np.ndarray | None = None
+) -> np.ndarray:
     """(volume - offset) * gain clipped to [0, 1] inside `brain`, 0 outside; float32."""
     if out is None:
         out = np.empty(volume.shape, np.float32)

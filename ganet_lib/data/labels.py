@@ -24,7 +24,8 @@ import numpy as np
 from ganet_lib.errors import KitInputError
 
 CONVENTIONS = {
-    "brats2012": "BraTS 2012-2016 numbering (1 necrosis, 2 edema, 3 non-enhancing core, 4 enhancing; 1 and 3 become NCR/NET)",
+    "brats2012": "BraTS 2012-2016 numbering (1 necrosis, 2 edema, 3 non-enhancing core, 4 enhancing; 1 and 3 become "
+    "NCR/NET)",
     "brats2017": "BraTS 2017-2021 numbering (1 NCR/NET, 2 edema, 4 enhancing)",
     "brats2023": "BraTS 2023+ numbering (1 NCR, 2 edema, 3 enhancing; 3 becomes the kit's 4)",
     "whole-tumour": "whole-tumour masks (0 background, any non-zero value tumour; the kit's label 1)",
@@ -64,7 +65,9 @@ class LabelScheme:
         return np.isin(label, self.regions[region])
 
 
-BRATS = LabelScheme("brats", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET"), {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)})
+BRATS = LabelScheme(
+    "brats", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET"), {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+)
 WHOLE_TUMOUR = LabelScheme("whole-tumour", (0, 1), ("background", "tumour"), {"WT": (1,)})
 SCHEMES = {scheme.name: scheme for scheme in (BRATS, WHOLE_TUMOUR)}
 
@@ -105,7 +108,8 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
     if not present <= allowed:
         unexpected = sorted(present - allowed)
         raise KitInputError(
-            f"{source} holds label value(s) {', '.join(f'{v:g}' for v in unexpected)}, which the {CONVENTIONS[convention]} does not use; "
+            f"{source} holds label value(s) {', '.join(f'{v:g}' for v in unexpected)}, which the "
+            f"{CONVENTIONS[convention]} does not use; "
             "fix the file or set data.label_convention (or data.labels: whole-tumour) to the data set's convention."
         )
     label = raw.astype(np.uint8)
@@ -117,7 +121,9 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
 def nonzero_uint8_values(raw: np.ndarray) -> list[int]:
     """The distinct non-zero values of a uint8 map, ascending. Counting only the non-zero voxels is
     several times faster than `np.bincount` over a whole BraTS volume, which copies it to int64."""
-    flat = raw.ravel(order="K")  # memory order, no copy (NIfTI arrays are Fortran-ordered; indexing those directly is 20x slower)
+    flat = raw.ravel(
+        order="K"
+    )  # memory order, no copy (NIfTI arrays are Fortran-ordered; indexing those directly is 20x slower)
     return np.flatnonzero(np.bincount(flat[flat != 0], minlength=1)).tolist()
 
 
@@ -148,8 +154,13 @@ class LabelSurvey:
         return scheme_of(self.convention)
 
 
-def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str], labels: str = "auto", convention: str = "auto",
-                  files: dict[str, str] | None = None) -> LabelSurvey:
+def survey_labels(
+    values: dict[str, tuple[float, ...]],
+    namings: dict[str, str],
+    labels: str = "auto",
+    convention: str = "auto",
+    files: dict[str, str] | None = None,
+) -> LabelSurvey:
     """Decide the label convention of a data set from the non-zero values of each label map.
 
     Args:
@@ -169,6 +180,7 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
     Raises:
         KitInputError: a mixture or an ambiguity, in one sentence with the fix.
     """
+
     def named(case: str, capital: bool = False) -> str:  # the file when known, else the case
         return f"'{files[case]}'" if files and case in files else f"{'The' if capital else 'the'} label map of {case}"
 
@@ -190,19 +202,28 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
             strange, brats_part = listed(odd, non_brats), listed(odd, (1, 2, 3, 4))
             if odd in multi:  # a BraTS map with a stray value
                 raise KitInputError(
-                    f"{named(odd, capital=True)} holds {strange} beside the BraTS labels {brats_part}, and no BraTS convention uses "
-                    f"{strange}; set those voxels to the label they belong to (or 0) in that file, or set data.labels: whole-tumour if every map is a tumour mask."
+                    f"{named(odd, capital=True)} holds {strange} beside the BraTS labels {brats_part}, and no BraTS "
+                    "convention uses "
+                    f"{strange}; set those voxels to the label they belong to (or 0) in that file, or set "
+                    "data.labels: whole-tumour if every map is a tumour mask."
                 )
             raise KitInputError(
-                f"{named(odd, capital=True)} holds {strange}, which no BraTS convention uses, while {named(multi[0])} holds the BraTS labels "
+                f"{named(odd, capital=True)} holds {strange}, which no BraTS convention uses, while {named(multi[0])} "
+                "holds the BraTS labels "
                 f"{listed(multi[0])}; fix the first file, or convert all label maps to one convention."
             )
         shown = ", ".join(f"{v:g}" for v in sorted(union)[:3]) + (", ..." if len(union) > 3 else "")
-        return LabelSurvey("whole-tumour", f"every label map holds {'the single value' if len(union) == 1 else 'values outside 1-4:'} {shown}: whole-tumour masks (set data.labels: brats if they are not).")
+        return LabelSurvey(
+            "whole-tumour",
+            f"every label map holds {'the single value' if len(union) == 1 else 'values outside 1-4:'} {shown}: "
+            "whole-tumour masks (set data.labels: brats if they are not).",
+        )
     if non_brats:
         odd = next(case for case, v in values.items() if set(v) & set(non_brats))
-        raise KitInputError(f"{named(odd, capital=True)} holds value(s) {listed(odd, non_brats)}, which no BraTS convention uses; "
-                            "fix that file, or set data.labels: whole-tumour if the label maps are tumour masks.")
+        raise KitInputError(
+            f"{named(odd, capital=True)} holds value(s) {listed(odd, non_brats)}, which no BraTS convention uses; "
+            "fix that file, or set data.labels: whole-tumour if the label maps are tumour masks."
+        )
 
     def admitted(case: str) -> set[str]:
         fits = {name for name, allowed in _ALLOWED.items() if set(values[case]) <= allowed}
@@ -212,7 +233,8 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
         wrong = next((case for case in values if convention not in admitted(case)), None)
         if wrong is not None:
             raise KitInputError(
-                f"{named(wrong, capital=True)} holds {listed(wrong)}, which the {CONVENTIONS[convention]} does not use; "
+                f"{named(wrong, capital=True)} holds {listed(wrong)}, which the {CONVENTIONS[convention]} does not "
+                "use; "
                 "fix data.label_convention or that file."
             )
         return LabelSurvey(convention, f"data.label_convention is {convention}: {CONVENTIONS[convention]}.")
@@ -223,26 +245,35 @@ def survey_labels(values: dict[str, tuple[float, ...]], namings: dict[str, str],
     if names_2023 and len(names_2023) < len(values) and (with_four or with_three):
         other = next(case for case in values if namings.get(case) != "brats2023")
         raise KitInputError(
-            f"The data set mixes BraTS 2023 files ({named(names_2023[0])}: 3 is enhancing tumour) with older ones ({named(other)}); "
+            f"The data set mixes BraTS 2023 files ({named(names_2023[0])}: 3 is enhancing tumour) with older ones "
+            f"({named(other)}); "
             "convert the label maps to one convention or split the data set."
         )
     if both:
         if names_2023:
-            raise KitInputError(f"{named(both[0], capital=True)} holds both 3 and 4, which 2023-named files never do; fix that file.")
+            raise KitInputError(
+                f"{named(both[0], capital=True)} holds both 3 and 4, which 2023-named files never do; fix that file."
+            )
         return LabelSurvey("brats2012", f"{both[0]} holds both 3 and 4: {CONVENTIONS['brats2012']}.")
     if with_three and with_four:
         raise KitInputError(
-            f"{named(with_three[0], capital=True)} holds label 3 without 4 and {named(with_four[0])} holds 4 without 3, and no label map holds both: this looks like "
-            "a mixture of BraTS 2023+ (3 = enhancing) and 2017-2021 (4 = enhancing) files; convert them to one convention, "
+            f"{named(with_three[0], capital=True)} holds label 3 without 4 and {named(with_four[0])} holds 4 without "
+            "3, and no label map holds both: this looks like "
+            "a mixture of BraTS 2023+ (3 = enhancing) and 2017-2021 (4 = enhancing) files; convert them to one "
+            "convention, "
             "or set data.label_convention: brats2012 if this is BraTS 2012-2016 data."
         )
     if with_three:
         if names_2023:
             return LabelSurvey("brats2023", f"2023 file names and label 3 without 4: {CONVENTIONS['brats2023']}.")
         raise KitInputError(
-            f"The label maps hold 3 but never 4 ({named(with_three[0])}): 3 is non-enhancing core in BraTS 2012-2016 and enhancing tumour "
+            f"The label maps hold 3 but never 4 ({named(with_three[0])}): 3 is non-enhancing core in BraTS 2012-2016 "
+            "and enhancing tumour "
             "in 2023+; set data.label_convention to brats2012 or brats2023."
         )
     chosen = "brats2023" if names_2023 else "brats2017"
-    return LabelSurvey(chosen, f"labels {', '.join(f'{v:g}' for v in sorted(union)) or 'none'} and {'2023' if names_2023 else 'pre-2023'} file names: {CONVENTIONS[chosen]}.")
-
+    return LabelSurvey(
+        chosen,
+        f"labels {', '.join(f'{v:g}' for v in sorted(union)) or 'none'} and {'2023' if names_2023 else 'pre-2023'} "
+        f"file names: {CONVENTIONS[chosen]}.",
+    )

@@ -53,9 +53,9 @@ TISSUES = ("csf", "gm", "wm", "ncr", "ed", "et")
 # edema brightest. The absolute values are made up.
 #                       CSF   GM    WM    NCR   ED    ET
 CONTRAST = {
-    "t1":    np.array([0.22, 0.55, 0.80, 0.30, 0.62, 0.50], dtype=np.float32),
-    "t1ce":  np.array([0.22, 0.55, 0.80, 0.28, 0.62, 1.05], dtype=np.float32),
-    "t2":    np.array([1.00, 0.62, 0.42, 0.92, 0.85, 0.62], dtype=np.float32),
+    "t1": np.array([0.22, 0.55, 0.80, 0.30, 0.62, 0.50], dtype=np.float32),
+    "t1ce": np.array([0.22, 0.55, 0.80, 0.28, 0.62, 1.05], dtype=np.float32),
+    "t2": np.array([1.00, 0.62, 0.42, 0.92, 0.85, 0.62], dtype=np.float32),
     "flair": np.array([0.12, 0.62, 0.46, 0.55, 0.95, 0.72], dtype=np.float32),
 }
 EDEMA_BLEND = 0.6  # edema = 0.6 x its own contrast + 0.4 x the infiltrated tissue: it follows the anatomy
@@ -81,7 +81,8 @@ class SynthSpec:
     shape: tuple[int, int, int] = (96, 96, 64)
     seed: int = 0
     compress: bool = True  # .nii.gz like BraTS 2021+ and NFBS; False writes .nii like the popular BraTS 2020 copy
-    version: int = 3  # bump when the generator changes, so stale synthetic data is rebuilt (2: template anatomy; 3: NFBS stored RAS)
+    # bump when the generator changes, so stale synthetic data is rebuilt (2: template anatomy; 3: NFBS stored RAS)
+    version: int = 3
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ def load_template() -> Template:
     brain = ndimage.binary_fill_holes(t1 > 0).astype(np.float32)  # the template is skull-stripped
     corners = np.argwhere(brain > 0)
     centre_voxel = (corners.min(axis=0) + corners.max(axis=0)) / 2
-    return Template(brain, gm * brain, wm=wm * brain, affine=affine, centre_mm=(affine @ np.append(centre_voxel, 1.0))[:3])
+    return Template(
+        brain, gm * brain, wm=wm * brain, affine=affine, centre_mm=(affine @ np.append(centre_voxel, 1.0))[:3]
+    )
 
 
 def brats_affine(shape: tuple[int, int, int]) -> np.ndarray:
@@ -170,11 +173,19 @@ def draw_tumour(template: Template, affine: np.ndarray, rng: np.random.Generator
     centre = np.linalg.solve(affine[:3, :3], seed_world - affine[:3, 3])  # template mm -> subject mm
     core = rng.uniform(8.0, 20.0)
     enhancing = rng.random() > 0.2  # about one in five without enhancement, like many low-grade gliomas
-    return Tumour(centre, core, necrosis_mm=core * rng.uniform(0.3, 0.7) if enhancing else 0.0, edema_mm=core + rng.uniform(5.0, 25.0), enhancing=enhancing, push=rng.uniform(0.25, 0.5))
+    return Tumour(
+        centre,
+        core,
+        necrosis_mm=core * rng.uniform(0.3, 0.7) if enhancing else 0.0,
+        edema_mm=core + rng.uniform(5.0, 25.0),
+        enhancing=enhancing,
+        push=rng.uniform(0.25, 0.5),
+    )
 
 
-def subject_maps(shape: tuple[int, int, int], fov_mm: tuple[float, float, float], rng: np.random.Generator,
-                 with_tumour: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def subject_maps(
+    shape: tuple[int, int, int], fov_mm: tuple[float, float, float], rng: np.random.Generator, with_tumour: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """One subject's anatomy on a (X, Y, Z) grid in BraTS voxel axes (LPS).
 
     1. a small random affine (scale 0.92-1.08 per axis, rotation up to 6 degrees, shift up to 5 mm)
@@ -205,13 +216,20 @@ def subject_maps(shape: tuple[int, int, int], fov_mm: tuple[float, float, float]
     if tumour is not None:  # step 2: mass effect
         offset = grid - tumour.centre.reshape(3, 1, 1, 1)
         distance = np.sqrt((offset**2).sum(axis=0))
-        shrink = 1 - tumour.push * np.exp(-((distance / (1.5 * tumour.core_mm)) ** 2))  # monotone in distance for push < 1
+        shrink = 1 - tumour.push * np.exp(
+            -((distance / (1.5 * tumour.core_mm)) ** 2)
+        )  # monotone in distance for push < 1
         points = tumour.centre.reshape(3, 1, 1, 1) + offset * shrink
     world = np.einsum("ij,j...->i...", affine[:3, :3], points) + affine[:3, 3].reshape(3, 1, 1, 1)
     world += np.stack([3.0 * smooth_noise(shape, rng, cells=5) for _ in range(3)])  # elastic, mm
-    voxel = np.einsum("ij,j...->i...", np.linalg.inv(template.affine)[:3, :3], world) + np.linalg.inv(template.affine)[:3, 3].reshape(3, 1, 1, 1)
+    voxel = np.einsum("ij,j...->i...", np.linalg.inv(template.affine)[:3, :3], world) + np.linalg.inv(template.affine)[
+        :3, 3
+    ].reshape(3, 1, 1, 1)
+
     # Step 3: partial volumes from the probability maps.
-    sample = lambda volume: ndimage.map_coordinates(volume, voxel, order=1, mode="constant", cval=0.0).astype(np.float32)  # noqa: E731
+    def sample(volume: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(volume, voxel, order=1, mode="constant", cval=0.0).astype(np.float32)
+
     brain = sample(template.brain)
     gm, wm = sample(template.gm), sample(template.wm)
     inside = brain > 0.5
@@ -232,8 +250,12 @@ def subject_maps(shape: tuple[int, int, int], fov_mm: tuple[float, float, float]
     return fractions, labels
 
 
-def render_modalities(fractions: dict[str, np.ndarray], labels: np.ndarray | None, rng: np.random.Generator,
-                      modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")) -> dict[str, np.ndarray]:
+def render_modalities(
+    fractions: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    rng: np.random.Generator,
+    modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair"),
+) -> dict[str, np.ndarray]:
     """Tissue fractions and tumour labels -> MR-like images: per-subject contrasts, texture,
     vessels on T1ce, a smooth bias field, partial-volume blur and Rician noise.
 
@@ -244,17 +266,27 @@ def render_modalities(fractions: dict[str, np.ndarray], labels: np.ndarray | Non
     inside = (fractions["gm"] + fractions["wm"] + fractions["csf"]) > 0
     texture = smooth_noise(shape, rng, cells=max(8, shape[0] // 6))
     # Thin, winding bright lines in the sulci and on the cortex: vessels that enhance on T1ce.
-    vessels = (np.abs(smooth_noise(shape, rng, cells=max(6, shape[0] // 8))) < 0.05) & ((fractions["csf"] + fractions["gm"]) > 0.5) & inside
+    vessels = (
+        (np.abs(smooth_noise(shape, rng, cells=max(6, shape[0] // 8))) < 0.05)
+        & ((fractions["csf"] + fractions["gm"]) > 0.5)
+        & inside
+    )
     gain = rng.uniform(0.8, 1.25)  # subject-to-subject scanner gain
     images = {}
     for name in modalities:
-        contrast = CONTRAST[name] * rng.normal(1.0, 0.04, len(TISSUES)).astype(np.float32)  # subject-to-subject contrast
+        contrast = CONTRAST[name] * rng.normal(1.0, 0.04, len(TISSUES)).astype(
+            np.float32
+        )  # subject-to-subject contrast
         normal = sum(fractions[t] * contrast[TISSUES.index(t)] for t in ("csf", "gm", "wm"))
         image = normal * (1 + 0.03 * texture)
         if labels is not None:
-            image = np.where(labels == LABELS["ed"], EDEMA_BLEND * contrast[TISSUES.index("ed")] + (1 - EDEMA_BLEND) * image, image)
+            image = np.where(
+                labels == LABELS["ed"], EDEMA_BLEND * contrast[TISSUES.index("ed")] + (1 - EDEMA_BLEND) * image, image
+            )
             for tissue in ("ncr", "et"):
-                image = np.where(labels == LABELS[tissue], contrast[TISSUES.index(tissue)] * (1 + 0.05 * texture), image)
+                image = np.where(
+                    labels == LABELS[tissue], contrast[TISSUES.index(tissue)] * (1 + 0.05 * texture), image
+                )
         if name == "t1ce":
             image = np.where(vessels, image + 0.35, image)
         image = ndimage.gaussian_filter(image, 0.6, truncate=2.0)  # partial-volume blur
@@ -271,7 +303,9 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     nib.save(image, path)
 
 
-def write_brats_case(root: Path, index: int, shape: tuple[int, int, int], rng: np.random.Generator, suffix: str) -> Path:
+def write_brats_case(
+    root: Path, index: int, shape: tuple[int, int, int], rng: np.random.Generator, suffix: str
+) -> Path:
     """Write BraTS20_Training_NNN/BraTS20_Training_NNN_{t1,t1ce,t2,flair,seg}.nii[.gz] under `root`."""
     case_id = f"BraTS20_Training_{index:03d}"
     folder = root / case_id
@@ -284,7 +318,9 @@ def write_brats_case(root: Path, index: int, shape: tuple[int, int, int], rng: n
     return folder
 
 
-def write_nfbs_subject(root: Path, index: int, shape: tuple[int, int, int], rng: np.random.Generator, suffix: str) -> Path:
+def write_nfbs_subject(
+    root: Path, index: int, shape: tuple[int, int, int], rng: np.random.Generator, suffix: str
+) -> Path:
     """Write A000NNNNN/sub-A000NNNNN_ses-NFB3_T1w{,_brain,_brainmask}.nii[.gz] under `root`.
 
     The head is generated in BraTS voxel axes and stored in NFBS_STORAGE_AXCODES, with a field of
@@ -341,7 +377,10 @@ def write_synthetic_dataset(out: Path | str, spec: SynthSpec, progress: bool = T
             "remove it or choose another output folder."
         )
     if min(spec.shape) < 16 or spec.cases < 0 or spec.normals < 0 or spec.cases + spec.normals < 1:
-        raise KitInputError(f"Synthetic data needs a shape of at least 16 voxels per axis and at least one case or normal subject; got {spec}.")
+        raise KitInputError(
+            "Synthetic data needs a shape of at least 16 voxels per axis and at least one case or normal subject; "
+            f"got {spec}."
+        )
     suffix = ".nii.gz" if spec.compress else ".nii"
     # One generator per subject, from (seed, kind, index): a subject's content does not depend on
     # how many others are written.

@@ -51,7 +51,9 @@ class ValidationReport:
 def _check_array(path: Path, array: np.ndarray, problems: list[str]) -> None:
     bad = ~np.isfinite(array)
     if bad.any():
-        problems.append(f"'{path}' has {int(bad.sum())} NaN or infinite voxels; re-export the volume with finite intensities.")
+        problems.append(
+            f"'{path}' has {int(bad.sum())} NaN or infinite voxels; re-export the volume with finite intensities."
+        )
 
 
 @dataclass
@@ -70,11 +72,15 @@ def validate_brats_case(case: BratsCase, require_label: bool = True) -> CaseChec
     for modality in case.modalities:
         if modality not in case.images:
             problems.append(
-                f"Subject {case.case_id} has no {modality} file; the chosen modalities are {', '.join(case.modalities)} "
+                f"Subject {case.case_id} has no {modality} file; the chosen modalities are "
+                f"{', '.join(case.modalities)} "
                 "(data.modalities): add the file, or leave the modality out of data.modalities."
             )
     if case.label is None and require_label:
-        problems.append(f"Subject {case.case_id} has no label map (a *_seg file next to its images); add it or leave the subject out.")
+        problems.append(
+            f"Subject {case.case_id} has no label map (a *_seg file next to its images); add it or leave the subject "
+            "out."
+        )
 
     reference: tuple[Path, tuple[int, ...], np.ndarray] | None = None
     images = [case.images[m] for m in case.modalities if m in case.images]
@@ -82,23 +88,33 @@ def validate_brats_case(case: BratsCase, require_label: bool = True) -> CaseChec
     values, intensities = None, set()
     for path in files:
         try:
-            array, affine = read_volume(path, dtype=None if path == case.label else np.float32)  # labels in their own dtype: bincount
+            array, affine = read_volume(
+                path, dtype=None if path == case.label else np.float32
+            )  # labels in their own dtype: bincount
         except KitInputError as exc:
             problems.append(str(exc))
             continue
         if reference is None:
             reference = (path, array.shape, affine)
         elif array.shape != reference[1]:
-            problems.append(f"'{path}' has shape {array.shape} but '{reference[0]}' has {reference[1]}; a subject's files must share one grid.")
+            problems.append(
+                f"'{path}' has shape {array.shape} but '{reference[0]}' has {reference[1]}; a subject's files must "
+                "share one grid."
+            )
         elif not np.allclose(affine, reference[2], atol=AFFINE_TOLERANCE):
-            problems.append(f"'{path}' has another affine than '{reference[0]}'; a subject's files must be co-registered (same voxel-to-world mapping).")
+            problems.append(
+                f"'{path}' has another affine than '{reference[0]}'; a subject's files must be co-registered (same "
+                "voxel-to-world mapping)."
+            )
         _check_array(path, array, problems)
         if path == case.label and np.isfinite(array).all():
             values = distinct_values(array)
         elif path in images and case.brain_mask is None and np.isfinite(array).all():
             try:
                 background = background_value(array, path)
-                intensities.add(f"{nib_dtype(path)} with {'background 0' if background == 0 else 'a non-zero constant background'}")
+                intensities.add(
+                    f"{nib_dtype(path)} with {'background 0' if background == 0 else 'a non-zero constant background'}"
+                )
             except KitInputError as exc:
                 problems.append(str(exc))
         elif path in images:
@@ -133,9 +149,16 @@ def _find_or_report(finder: Callable[[Path | str], list], root: Path | str, prob
         return []
 
 
-def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None = None, require_labels: bool = True,
-                     progress: bool = True, workers: int | None = None, modalities: tuple[str, ...] = MODALITIES,
-                     labels: str = "auto", label_convention: str = "auto") -> ValidationReport:
+def validate_dataset(
+    brats_dir: Path | str | None,
+    nfbs_dir: Path | str | None = None,
+    require_labels: bool = True,
+    progress: bool = True,
+    workers: int | None = None,
+    modalities: tuple[str, ...] = MODALITIES,
+    labels: str = "auto",
+    label_convention: str = "auto",
+) -> ValidationReport:
     """Check every BraTS subject under `brats_dir` and every NFBS subject under `nfbs_dir`.
 
     `modalities`, `labels`, `label_convention`: the settings data.modalities, data.labels and
@@ -154,26 +177,38 @@ def validate_dataset(brats_dir: Path | str | None, nfbs_dir: Path | str | None =
             except KitInputError as exc:
                 report.problems.append(str(exc))
                 return report
-            cases = [replace(c, modalities=chosen) for c in _find_or_report(find_brats_cases, brats_dir, report.problems)]
+            cases = [
+                replace(c, modalities=chosen) for c in _find_or_report(find_brats_cases, brats_dir, report.problems)
+            ]
             report.brats_cases = len(cases)
             checked = pool.map(lambda case: validate_brats_case(case, require_labels), cases)
             values, namings, files, forms = {}, {}, {}, set()
-            for case, check in zip(cases, tqdm(checked, total=len(cases), desc="validate BraTS", disable=not progress or not cases)):
+            for case, check in zip(
+                cases, tqdm(checked, total=len(cases), desc="validate BraTS", disable=not progress or not cases)
+            ):
                 report.warnings.extend(case.notes)
                 report.problems.extend(check.problems)
                 forms |= check.intensities
                 if check.label_values is not None:
-                    values[case.case_id], namings[case.case_id], files[case.case_id] = check.label_values, case.naming, str(case.label)
+                    values[case.case_id], namings[case.case_id], files[case.case_id] = (
+                        check.label_values,
+                        case.naming,
+                        str(case.label),
+                    )
             report.intensities = sorted(forms)
             if values:
                 try:
-                    report.labels = survey_labels(values, namings, labels=labels, convention=label_convention, files=files).reason
+                    report.labels = survey_labels(
+                        values, namings, labels=labels, convention=label_convention, files=files
+                    ).reason
                 except KitInputError as exc:
                     report.problems.append(str(exc))
         if nfbs_dir is not None:
             subjects = _find_or_report(find_nfbs_subjects, nfbs_dir, report.problems)
             report.nfbs_subjects = len(subjects)
             checked = pool.map(validate_nfbs_subject, subjects)
-            for problems in tqdm(checked, total=len(subjects), desc="validate NFBS", disable=not progress or not subjects):
+            for problems in tqdm(
+                checked, total=len(subjects), desc="validate NFBS", disable=not progress or not subjects
+            ):
                 report.problems.extend(problems)
     return report

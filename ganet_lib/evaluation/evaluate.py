@@ -55,7 +55,9 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
         image = nib.load(path)
         labels = np.asarray(image.dataobj)
     except Exception as exc:
-        raise KitInputError(f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); write the prediction again.") from exc
+        raise KitInputError(
+            f"'{path}' cannot be read as NIfTI ({type(exc).__name__}: {exc}); write the prediction again."
+        ) from exc
     if labels.shape != truth_shape:
         raise KitInputError(
             f"The prediction '{path}' has shape {labels.shape} but the truth '{case.label}' has {truth_shape}; "
@@ -80,7 +82,13 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
     return labels
 
 
-def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], protocol: str, scheme: LabelScheme = BRATS) -> list[dict]:
+def evaluate_case(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, float, float],
+    protocol: str,
+    scheme: LabelScheme = BRATS,
+) -> list[dict]:
     """Rows (without the subject) for one case: one per region of `scheme`, columns of COLUMNS.
 
     For `paper-slicewise` the regions are the authors' columns (WT = label 1, TC = label 4,
@@ -91,12 +99,24 @@ def evaluate_case(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     if protocol == "brats":
         scores = brats_scores(prediction, truth, spacing, scheme.regions)
         return [
-            {"region": region, "dice": s.dice, "hd95": s.hd95, "lw_dice": s.lw_dice, "lw_hd95": s.lw_hd95, "tp": s.tp, "fn": s.fn, "fp": s.fp}
+            {
+                "region": region,
+                "dice": s.dice,
+                "hd95": s.hd95,
+                "lw_dice": s.lw_dice,
+                "lw_hd95": s.lw_hd95,
+                "tp": s.tp,
+                "fn": s.fn,
+                "fp": s.fp,
+            }
             for region, s in ((r, scores[r]) for r in regions)
         ]
     if protocol == "paper-slicewise":
         scores = paper_slicewise_scores(prediction, truth, {r: PAPER_COLUMNS[r] for r in regions})
-        return [{"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None} for region in regions]
+        return [
+            {"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None}
+            for region in regions
+        ]
     raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
 
 
@@ -112,14 +132,19 @@ def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dic
     else:
         prediction = read_prediction(path, case, truth.shape)
     scheme = scheme_of(case.label_convention)
-    return [{"subject": case.case_id, **row} for row in evaluate_case(prediction, truth, spacing=spacing, protocol=protocol, scheme=scheme)], warning
+    return [
+        {"subject": case.case_id, **row}
+        for row in evaluate_case(prediction, truth, spacing=spacing, protocol=protocol, scheme=scheme)
+    ], warning
 
 
 def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:
     return score_case(*job)
 
 
-def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True, workers: int = 1) -> list[dict]:
+def evaluate_cases(
+    pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True, workers: int = 1
+) -> list[dict]:
     """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region.
 
     Args:
@@ -128,7 +153,9 @@ def evaluate_cases(pred_dir: Path | str, cases: list[BratsCase], protocol: str =
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
-        raise KitInputError(f"The prediction folder '{pred_dir}' does not exist; run `ganet predict --out {pred_dir}` first.")
+        raise KitInputError(
+            f"The prediction folder '{pred_dir}' does not exist; run `ganet predict --out {pred_dir}` first."
+        )
     if protocol not in PROTOCOLS:
         raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
     if workers < 1:
@@ -162,8 +189,15 @@ def parallel_map(function, jobs: list, workers: int):
         yield from pool.map(function, jobs, chunksize=1)
 
 
-def evaluate_folder(pred_dir: Path | str, gt_dir: Path | str, protocol: str = "brats", progress: bool = True,
-                    labels: str = "auto", label_convention: str = "auto", workers: int = 1) -> list[dict]:
+def evaluate_folder(
+    pred_dir: Path | str,
+    gt_dir: Path | str,
+    protocol: str = "brats",
+    progress: bool = True,
+    labels: str = "auto",
+    label_convention: str = "auto",
+    workers: int = 1,
+) -> list[dict]:
     """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout), its label
     convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it."""
     cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
@@ -191,7 +225,9 @@ def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 def write_rows(path: Path | str, rows: list[dict]) -> Path:
     """The CSV of `ganet evaluate` (exactly COLUMNS), written atomically."""
-    return atomic_write_csv(path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows])
+    return atomic_write_csv(
+        path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows]
+    )
 
 
 def read_rows(path: Path | str) -> list[dict]:
@@ -199,9 +235,18 @@ def read_rows(path: Path | str) -> list[dict]:
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
     if records and set(records[0]) != set(COLUMNS):
-        raise KitInputError(f"'{path}' is not a `ganet evaluate` CSV: its columns must be exactly {', '.join(COLUMNS)}.")
-    return [{column: (row[column] if column in ("subject", "region") else (float(row[column]) if row[column] != "" else None))
-             for column in COLUMNS} for row in records]
+        raise KitInputError(
+            f"'{path}' is not a `ganet evaluate` CSV: its columns must be exactly {', '.join(COLUMNS)}."
+        )
+    return [
+        {
+            column: (
+                row[column] if column in ("subject", "region") else (float(row[column]) if row[column] != "" else None)
+            )
+            for column in COLUMNS
+        }
+        for row in records
+    ]
 
 
 def table_2(run: Run) -> list[dict]:
@@ -211,10 +256,14 @@ def table_2(run: Run) -> list[dict]:
     `brats`, pixels x 10 for `paper-slicewise`) and `source`, which says what the numbers were
     computed on. Kit rows come in the order ganet, unet, other variants; brats before paper-slicewise.
     """
-    rows = [{"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
-            for name, values in paper.TABLE_2.items()]
+    rows = [
+        {"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
+        for name, values in paper.TABLE_2.items()
+    ]
     metrics_dir = run.metrics_dir
-    found = {tuple(path.stem.rsplit("_", 1)): path for path in metrics_dir.glob("*_*.csv")} if metrics_dir.is_dir() else {}
+    found = (
+        {tuple(path.stem.rsplit("_", 1)): path for path in metrics_dir.glob("*_*.csv")} if metrics_dir.is_dir() else {}
+    )
     found = {key: path for key, path in found.items() if key[1] in PROTOCOLS}
     variant_order = {"ganet": 0, "unet": 1}
 
@@ -232,11 +281,26 @@ def table_2(run: Run) -> list[dict]:
             kind = "raw arg-max"
         else:  # a CSV from elsewhere (no checkpoint here) is what it is: no claim about its post-processing
             kind = f"post-processed: {postprocess_description(checkpoint)}" if trained_here else ""
-        source = (f"{run.data_kind()}, {subjects} test subjects, profile {run.config.profile}; "
-                  + (f"checkpoint {checkpoint.relative_to(run.run_dir)}" if trained_here else f"scores from metrics/{found[variant, protocol].name}")
-                  + (("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4") if protocol == "paper-slicewise" else ""))
-        rows.append({"model": f"kit: {name} ({protocol}{', ' + kind if kind else ''})",
-                     **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))), "source": source})
+        source = (
+            f"{run.data_kind()}, {subjects} test subjects, profile {run.config.profile}; "
+            + (
+                f"checkpoint {checkpoint.relative_to(run.run_dir)}"
+                if trained_here
+                else f"scores from metrics/{found[variant, protocol].name}"
+            )
+            + (
+                ("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4")
+                if protocol == "paper-slicewise"
+                else ""
+            )
+        )
+        rows.append(
+            {
+                "model": f"kit: {name} ({protocol}{', ' + kind if kind else ''})",
+                **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))),
+                "source": source,
+            }
+        )
     return rows
 
 
@@ -248,8 +312,10 @@ def write_table_2(run: Run) -> Path:
 def format_means(rows: list[dict], protocol: str) -> str:
     """The per-region means as a few printable lines."""
     cases = len({row["subject"] for row in rows})
-    lines = [f"mean over {cases} case(s), protocol {protocol}" + (" (WT = label 1, TC = label 4, ET = label 2, as the authors)" if protocol == "paper-slicewise" else "")]
+    lines = [
+        f"mean over {cases} case(s), protocol {protocol}"
+        + (" (WT = label 1, TC = label 4, ET = label 2, as the authors)" if protocol == "paper-slicewise" else "")
+    ]
     for region, means in region_means(rows).items():
         lines.append(f"  {region}: " + "  ".join(f"{column} {value:.4f}" for column, value in means.items()))
     return "\n".join(lines)
-

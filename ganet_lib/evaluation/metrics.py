@@ -52,9 +52,14 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(prediction, truth).sum()) / total
 
 
-def region_dice(prediction: np.ndarray, truth: np.ndarray, regions: dict[str, tuple[int, ...]] | None = None) -> dict[str, float]:
+def region_dice(
+    prediction: np.ndarray, truth: np.ndarray, regions: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, float]:
     """Whole-volume Dice of each region (default: WT, TC, ET of BraTS labels 0/1/2/4) between two label volumes."""
-    return {region: dice(np.isin(prediction, labels), np.isin(truth, labels)) for region, labels in (regions or BRATS.regions).items()}
+    return {
+        region: dice(np.isin(prediction, labels), np.isin(truth, labels))
+        for region, labels in (regions or BRATS.regions).items()
+    }
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,7 +142,8 @@ class LesionMatching:
     components: np.ndarray  # 26-connected components of the prediction, labels 1..count
     count: int
     lesion_map: np.ndarray  # the number of its truth lesion at each truth voxel, 0 elsewhere
-    lesions: tuple  # per lesion: (number, box around it, its dilated region inside that box, labels of the matched components)
+    # per lesion: (number, box around it, its dilated region inside that box, labels of the matched components)
+    lesions: tuple
 
 
 def match_lesions(prediction: np.ndarray, truth: np.ndarray) -> LesionMatching:
@@ -160,7 +166,9 @@ def match_lesions(prediction: np.ndarray, truth: np.ndarray) -> LesionMatching:
     return LesionMatching(components, count, lesion_map, tuple(lesions))
 
 
-def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> RegionScores:
+def lesion_scores(
+    prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> RegionScores:
     """Whole-volume and lesion-wise Dice and HD95 of one region (two boolean 3D masks).
 
     Steps (SPEC section 5):
@@ -219,7 +227,16 @@ def lesion_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[floa
     fp = n_components - len(matched_anywhere)
     tp = sum(1 for lesion in counted if lesion.matched)
     lw_dice, lw_hd95 = lesion_wise_means([lesion.dice for lesion in counted], [lesion.hd95 for lesion in counted], fp)
-    return RegionScores(whole_dice, whole_hd95, lw_dice=lw_dice, lw_hd95=lw_hd95, tp=tp, fn=len(counted) - tp, fp=fp, lesions=tuple(lesions))
+    return RegionScores(
+        whole_dice,
+        whole_hd95,
+        lw_dice=lw_dice,
+        lw_hd95=lw_hd95,
+        tp=tp,
+        fn=len(counted) - tp,
+        fp=fp,
+        lesions=tuple(lesions),
+    )
 
 
 def lesion_wise_means(dices: list[float], hd95s: list[float], false_positives: int) -> tuple[float, float]:
@@ -231,19 +248,28 @@ def lesion_wise_means(dices: list[float], hd95s: list[float], false_positives: i
     return sum(dices) / denominator, (sum(hd95s) + EMPTY_HD95 * false_positives) / denominator
 
 
-def brats_scores(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                 regions: dict[str, tuple[int, ...]] | None = None) -> dict[str, RegionScores]:
+def brats_scores(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    regions: dict[str, tuple[int, ...]] | None = None,
+) -> dict[str, RegionScores]:
     """The `brats` protocol for two label volumes: scores of each region (default: WT, TC and ET of labels 0/1/2/4)."""
     prediction, truth = np.asarray(prediction), np.asarray(truth)
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction and truth must have the same shape, got {prediction.shape} and {truth.shape}")
     tumour = (prediction != 0) | (truth != 0)
-    if tumour.any():  # everything happens near the tumours: work in their box (plus the dilation's reach); the same numbers
+    if (
+        tumour.any()
+    ):  # everything happens near the tumours: work in their box (plus the dilation's reach); the same numbers
         box = _padded_box(bounding_box(tumour), LESION_DILATION, tumour.shape)
         prediction, truth = prediction[box], truth[box]
     # C order (NIfTI arrays come Fortran-ordered): the same values, faster indexing below.
     prediction, truth = np.ascontiguousarray(prediction), np.ascontiguousarray(truth)
-    return {region: lesion_scores(_region_mask(prediction, labels), _region_mask(truth, labels), spacing) for region, labels in (regions or BRATS.regions).items()}
+    return {
+        region: lesion_scores(_region_mask(prediction, labels), _region_mask(truth, labels), spacing)
+        for region, labels in (regions or BRATS.regions).items()
+    }
 
 
 def _region_mask(label_map: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
@@ -303,7 +329,9 @@ def slice_best_match_dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return float(dices.max(axis=1).mean())
 
 
-def paper_slicewise_scores(prediction: np.ndarray, truth: np.ndarray, columns: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+def paper_slicewise_scores(
+    prediction: np.ndarray, truth: np.ndarray, columns: dict[str, int] | None = None
+) -> dict[str, dict[str, float]]:
     """The authors' protocol on two (X, Y, Z) label volumes: per column of PAPER_COLUMNS, the mean
     over all axial slices of the 2D Dice (both empty: 1), the 2D HD95 (`slice_hd95_pixels`) and
     the best-match "lesion-wise" Dice (`slice_best_match_dice`). `columns` (column -> label) replaces

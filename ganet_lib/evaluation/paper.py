@@ -18,7 +18,17 @@ TABLE_1 = [
 ]
 
 # Table 2, in the paper's column order; Dice and LW Dice in %, HD95 as printed.
-TABLE_2_COLUMNS = ["Dice WT", "Dice ET", "Dice TC", "HD95 WT", "HD95 ET", "HD95 TC", "LW Dice WT", "LW Dice ET", "LW Dice TC"]
+TABLE_2_COLUMNS = [
+    "Dice WT",
+    "Dice ET",
+    "Dice TC",
+    "HD95 WT",
+    "HD95 ET",
+    "HD95 TC",
+    "LW Dice WT",
+    "LW Dice ET",
+    "LW Dice TC",
+]
 TABLE_2 = {
     "Optimized U-Net": [81.44, 72.25, 75.81, 22.30, 48.47, 29.94, 68.50, 67.85, 71.27],
     "Swin-UNETR": [78.59, 72.51, 74.75, 22.85, 48.83, 28.90, 60.96, 65.75, 68.03],

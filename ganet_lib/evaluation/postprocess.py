@@ -62,8 +62,11 @@ class PostProcessing:
         return self.wt_rule == "none" and self.et_min_mm3 <= 0
 
     def describe(self) -> str:
-        parts = {"none": [], "largest": ["keep the largest whole-tumour component"],
-                 "min-volume": [f"remove whole-tumour components below {self.wt_min_mm3:g} mm^3"]}[self.wt_rule]
+        parts = {
+            "none": [],
+            "largest": ["keep the largest whole-tumour component"],
+            "min-volume": [f"remove whole-tumour components below {self.wt_min_mm3:g} mm^3"],
+        }[self.wt_rule]
         if self.et_min_mm3 > 0:
             parts.append(f"ET below {self.et_min_mm3:g} mm^3 per subject becomes NCR/NET")
         return "; ".join(parts) if parts else "none (the raw arg-max)"
@@ -105,7 +108,9 @@ class Candidate:
     region_means: dict  # region -> {"dice": ..., "lw_dice": ...}, means over the subjects
 
 
-def score_rule(rule: PostProcessing, cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelScheme, memo: dict) -> Candidate:
+def score_rule(
+    rule: PostProcessing, cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelScheme, memo: dict
+) -> Candidate:
     """Candidate of `rule` on validation (prediction, truth, spacing) triples. `memo` keeps the scores
     of every post-processed map already scored (by content), since many thresholds change nothing."""
     per_subject = []
@@ -115,12 +120,19 @@ def score_rule(rule: PostProcessing, cases: list[tuple[np.ndarray, np.ndarray, t
         if key not in memo:
             memo[key] = brats_scores(processed, truth, spacing, scheme.regions)
         per_subject.append(memo[key])
-    means = {region: {"dice": float(np.mean([s[region].dice for s in per_subject])),
-                      "lw_dice": float(np.mean([s[region].lw_dice for s in per_subject]))} for region in scheme.regions}
+    means = {
+        region: {
+            "dice": float(np.mean([s[region].dice for s in per_subject])),
+            "lw_dice": float(np.mean([s[region].lw_dice for s in per_subject])),
+        }
+        for region in scheme.regions
+    }
     return Candidate(rule, float(np.mean([selection_score(s) for s in per_subject])), means)
 
 
-def choose(cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelScheme = BRATS) -> tuple[PostProcessing, list[Candidate]]:
+def choose(
+    cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelScheme = BRATS
+) -> tuple[PostProcessing, list[Candidate]]:
     """The rule that scores best on validation subjects, and every candidate tried.
 
     Two greedy steps, as nnU-Net decides one step after another: (1) the whole-tumour rule
@@ -156,6 +168,7 @@ def choose(cases: list[tuple[np.ndarray, np.ndarray, tuple]], scheme: LabelSchem
 # The record beside the checkpoint: seg-<variant>/postprocess.json
 # ---------------------------------------------------------------------------------------------
 
+
 def file_digest(path: Path | str) -> str:
     """sha256 of a file (the checkpoint a choice was made for); computed once per version of the file."""
     stat = Path(path).stat()
@@ -176,7 +189,9 @@ def record_path(checkpoint: Path | str) -> Path:
     return TrainingFolder.of(checkpoint).postprocess_record
 
 
-def write_record(checkpoint: Path | str, rule: PostProcessing, tried: list[Candidate], validation_ids: list[str]) -> dict:
+def write_record(
+    checkpoint: Path | str, rule: PostProcessing, tried: list[Candidate], validation_ids: list[str]
+) -> dict:
     """Save the choice beside `checkpoint` (`record_path`) and return it: the rule, the checkpoint's
     digest, the validation subjects and the scores of every candidate (the first one is "none")."""
     record = {
@@ -185,8 +200,12 @@ def write_record(checkpoint: Path | str, rule: PostProcessing, tried: list[Candi
         "checkpoint": Path(checkpoint).name,
         "checkpoint_sha256": file_digest(checkpoint),
         "validation_subjects": list(validation_ids),
-        "criterion": "mean over validation subjects and regions of (whole-volume Dice + lesion-wise Dice) / 2, brats protocol",
-        "candidates": [{"rule": asdict(c.rule), "description": c.rule.describe(), "score": c.score, "regions": c.region_means} for c in tried],
+        "criterion": "mean over validation subjects and regions of (whole-volume Dice + lesion-wise Dice) / 2, brats "
+        "protocol",
+        "candidates": [
+            {"rule": asdict(c.rule), "description": c.rule.describe(), "score": c.score, "regions": c.region_means}
+            for c in tried
+        ],
     }
     atomic_write_text(record_path(checkpoint), json.dumps(record, indent=1))
     return record
@@ -201,7 +220,10 @@ def read_record(checkpoint: Path | str) -> dict | None:
         record = json.loads(path.read_text())
         PostProcessing(**record["rule"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise KitInputError(f"'{path}' is not a post-processing record ({exc}); delete it and run `ganet train-seg` again to choose anew.") from exc
+        raise KitInputError(
+            f"'{path}' is not a post-processing record ({exc}); delete it and run `ganet train-seg` again to choose "
+            "anew."
+        ) from exc
     if record.get("checkpoint_sha256") != file_digest(checkpoint):
         return None
     return record
@@ -221,9 +243,15 @@ def chosen_and_raw(record: dict) -> tuple[dict, dict]:
 def candidates_table(record: dict) -> tuple[list[str], list[list]]:
     """Header and rows of every candidate of a record (validation means), the chosen one marked."""
     regions = list(record["candidates"][0]["regions"])
-    header = ["Rule", "Criterion"] + [f"{kind} {region}" for region in regions for kind in ("Dice", "LW Dice")] + ["Chosen"]
-    rows = [[c["description"], round(c["score"], 4)] + [round(c["regions"][r][k], 4) for r in regions for k in ("dice", "lw_dice")]
-            + ["yes" if c["rule"] == record["rule"] else ""] for c in record["candidates"]]
+    header = (
+        ["Rule", "Criterion"] + [f"{kind} {region}" for region in regions for kind in ("Dice", "LW Dice")] + ["Chosen"]
+    )
+    rows = [
+        [c["description"], round(c["score"], 4)]
+        + [round(c["regions"][r][k], 4) for r in regions for k in ("dice", "lw_dice")]
+        + ["yes" if c["rule"] == record["rule"] else ""]
+        for c in record["candidates"]
+    ]
     return header, rows
 
 
@@ -232,9 +260,13 @@ def summary_sentence(record: dict | None, variant: str) -> str:
     if record is None:
         return f"{variant}: no post-processing recorded for its checkpoint (the raw arg-max is used)."
     chosen, raw = chosen_and_raw(record)
+
     def wt(candidate: dict) -> str:
         return f"WT Dice {candidate['regions']['WT']['dice']:.3f}, LW Dice {candidate['regions']['WT']['lw_dice']:.3f}"
 
-    return (f"{variant}: **{record['description']}**, chosen on {len(record['validation_subjects'])} validation subject(s) "
-            f"({', '.join(record['validation_subjects'])}): criterion {chosen['score']:.4f} against {raw['score']:.4f} for the raw arg-max "
-            f"({wt(chosen)} against {wt(raw)}).")
+    return (
+        f"{variant}: **{record['description']}**, chosen on {len(record['validation_subjects'])} validation subject(s) "
+        f"({', '.join(record['validation_subjects'])}): criterion {chosen['score']:.4f} against {raw['score']:.4f} "
+        "for the raw arg-max "
+        f"({wt(chosen)} against {wt(raw)})."
+    )

@@ -37,8 +37,15 @@ from ganet_lib.run import Run
 
 
 @torch.no_grad()
-def predict_volume(model: torch.nn.Module, volumes: list[np.ndarray], settings: PreprocessConfig, batch_size: int = 32,
-                   device: str | torch.device = "cpu", brain: np.ndarray | None = None, scheme: LabelScheme = BRATS) -> np.ndarray:
+def predict_volume(
+    model: torch.nn.Module,
+    volumes: list[np.ndarray],
+    settings: PreprocessConfig,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    brain: np.ndarray | None = None,
+    scheme: LabelScheme = BRATS,
+) -> np.ndarray:
     """The scheme's labels for a (X, Y, Z) volume from its modalities (the model's input channels, in order).
 
     Args:
@@ -64,9 +71,17 @@ def predict_volume(model: torch.nn.Module, volumes: list[np.ndarray], settings: 
     return np.ascontiguousarray(labels.T)  # (X, Y, Z)
 
 
-def predict_cases(model: torch.nn.Module, cases: list[BratsCase], out_dir: Path | str, settings: PreprocessConfig, progress: bool = True,
-                  device: str | torch.device = "cpu", scheme: LabelScheme = BRATS, postprocessing: PostProcessing | None = None,
-                  raw_dir: Path | str | None = None) -> list[Path]:
+def predict_cases(
+    model: torch.nn.Module,
+    cases: list[BratsCase],
+    out_dir: Path | str,
+    settings: PreprocessConfig,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+    scheme: LabelScheme = BRATS,
+    postprocessing: PostProcessing | None = None,
+    raw_dir: Path | str | None = None,
+) -> list[Path]:
     """Write OUT/<case>.nii.gz for every case (uint8 labels, the first modality's affine and header), atomically.
 
     Each case is read with its `modalities` (those the model was trained on, in that order).
@@ -80,7 +95,9 @@ def predict_cases(model: torch.nn.Module, cases: list[BratsCase], out_dir: Path 
     written = []
     for case in tqdm(cases, desc="predict", unit="case", disable=not progress):
         volumes, affine = load_modalities(case, dtype=None)
-        labels = predict_volume(model, volumes, settings=settings, device=device, brain=brain_mask(case, volumes), scheme=scheme)
+        labels = predict_volume(
+            model, volumes, settings=settings, device=device, brain=brain_mask(case, volumes), scheme=scheme
+        )
         reference = nib.load(case.images[case.modalities[0]])
         if raw_dir is not None:
             write_labels(labels, affine, reference.header, Path(raw_dir) / f"{case.case_id}.nii.gz")
@@ -101,7 +118,9 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, header, path: Path) -> 
     return path
 
 
-def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path | str, progress: bool = True, postprocess: bool = True) -> list[Path]:
+def predict_folder(
+    checkpoint: Path | str, input_dir: Path | str, out_dir: Path | str, progress: bool = True, postprocess: bool = True
+) -> list[Path]:
     """`ganet predict`: a checkpoint of `ganet train-seg`, any BraTS layout in (one case folder or a root).
 
     Applies the post-processing recorded beside the checkpoint (`postprocess.json`, chosen on the
@@ -112,7 +131,10 @@ def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path 
     cases = configure_cases(find_brats_cases(input_dir), modalities)
     incomplete = [c.case_id for c in cases if any(m not in c.images for m in modalities)]
     if incomplete:
-        raise KitInputError(f"Case(s) {', '.join(incomplete)} in '{input_dir}' lack a modality; this model reads {', '.join(modalities)}.")
+        raise KitInputError(
+            f"Case(s) {', '.join(incomplete)} in '{input_dir}' lack a modality; this model reads "
+            f"{', '.join(modalities)}."
+        )
     scheme = scheme_for(config.data.labels)
     if scheme.name == "whole-tumour":
         print("this model was trained on whole-tumour masks: the tumour is written as label 1, background 0")
@@ -121,19 +143,39 @@ def predict_folder(checkpoint: Path | str, input_dir: Path | str, out_dir: Path 
         record = postprocess_record(checkpoint)
         rule = postprocess_rule(record)
         if record is None:
-            print(f"post-processing: none recorded for this checkpoint ({record_path(checkpoint)} is missing or was made for another "
-                  "checkpoint); writing the raw arg-max. `ganet train-seg` chooses one on the validation subjects.")
+            print(
+                f"post-processing: none recorded for this checkpoint ({record_path(checkpoint)} is missing or was "
+                "made for another "
+                "checkpoint); writing the raw arg-max. `ganet train-seg` chooses one on the validation subjects."
+            )
         else:
-            print(f"post-processing: {rule.describe()} (chosen on {len(record['validation_subjects'])} validation subject(s), {record_path(checkpoint)}; "
-                  "--no-postprocess writes the raw arg-max)")
+            print(
+                f"post-processing: {rule.describe()} (chosen on {len(record['validation_subjects'])} validation "
+                f"subject(s), {record_path(checkpoint)}; "
+                "--no-postprocess writes the raw arg-max)"
+            )
     else:
         print("post-processing: off (--no-postprocess): writing the raw arg-max")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return predict_cases(model, cases, out_dir=out_dir, settings=config.preprocess, progress=progress, device=device, scheme=scheme, postprocessing=rule)
+    return predict_cases(
+        model,
+        cases,
+        out_dir=out_dir,
+        settings=config.preprocess,
+        progress=progress,
+        device=device,
+        scheme=scheme,
+        postprocessing=rule,
+    )
 
 
-def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: Path | str, progress: bool = True,
-                      raw_dir: Path | str | None = None) -> list[dict]:
+def predict_and_score(
+    checkpoint: Path | str,
+    cases: list[BratsCase],
+    out_dir: Path | str,
+    progress: bool = True,
+    raw_dir: Path | str | None = None,
+) -> list[dict]:
     """Predict `cases` into `out_dir` (post-processed as recorded beside the checkpoint; the raw arg-max
     also into `raw_dir` when given) and score each against its label map: whole-volume Dice per
     region (3D, per subject). Returns one row per subject and kind: subject, predictions ("post-processed"
@@ -144,14 +186,25 @@ def predict_and_score(checkpoint: Path | str, cases: list[BratsCase], out_dir: P
     model, config, _, _ = load_segmentation(checkpoint)
     scheme = scheme_for(config.data.labels)
     rule = postprocess_rule(postprocess_record(checkpoint))
-    written = predict_cases(model, cases, out_dir=out_dir, settings=config.preprocess, progress=progress, scheme=scheme, postprocessing=rule, raw_dir=raw_dir)
+    written = predict_cases(
+        model,
+        cases,
+        out_dir=out_dir,
+        settings=config.preprocess,
+        progress=progress,
+        scheme=scheme,
+        postprocessing=rule,
+        raw_dir=raw_dir,
+    )
     rows = []
     for case, path in zip(cases, written):
         truth = load_label(case)
         kinds = [("post-processed", path)] + ([("raw", Path(raw_dir) / path.name)] if raw_dir is not None else [])
         for kind, file in kinds:
             prediction = np.asarray(nib.load(file).dataobj)
-            rows.append({"subject": case.case_id, "predictions": kind, **region_dice(prediction, truth, scheme.regions)})
+            rows.append(
+                {"subject": case.case_id, "predictions": kind, **region_dice(prediction, truth, scheme.regions)}
+            )
     return rows
 
 
@@ -170,18 +223,29 @@ def choose_postprocessing(run: Run, variant: str, progress: bool = True) -> dict
     if record is not None:
         return record
     val_ids = validation_ids(run)
-    assert not set(val_ids) & set(run.split["test"]), "the post-processing must be chosen on validation subjects, never on test subjects"
+    assert not set(val_ids) & set(run.split["test"]), (
+        "the post-processing must be chosen on validation subjects, never on test subjects"
+    )
     model, config, _, _ = load_segmentation(checkpoint)
     scheme = scheme_for(config.data.labels)
     cases = []
-    for case in tqdm([c for c in run.cases if c.case_id in set(val_ids)], desc=f"post-processing ({variant}, validation)", unit="case", disable=not progress):
+    for case in tqdm(
+        [c for c in run.cases if c.case_id in set(val_ids)],
+        desc=f"post-processing ({variant}, validation)",
+        unit="case",
+        disable=not progress,
+    ):
         volumes, _ = load_modalities(case, dtype=None)
-        prediction = predict_volume(model, volumes, settings=config.preprocess, brain=brain_mask(case, volumes), scheme=scheme)
+        prediction = predict_volume(
+            model, volumes, settings=config.preprocess, brain=brain_mask(case, volumes), scheme=scheme
+        )
         spacing = tuple(float(z) for z in nib.load(case.label).header.get_zooms()[:3])
         cases.append((prediction, load_label(case), spacing))
     rule, tried = choose_rule(cases, scheme)
     record = write_record(checkpoint, rule, tried, val_ids)
     chosen, raw = chosen_and_raw(record)
-    print(f"post-processing of {checkpoint}, chosen on {len(val_ids)} validation subject(s): {rule.describe()} "
-          f"(criterion {chosen['score']:.4f}; raw arg-max {raw['score']:.4f}) -> {record_path(checkpoint)}")
+    print(
+        f"post-processing of {checkpoint}, chosen on {len(val_ids)} validation subject(s): {rule.describe()} "
+        f"(criterion {chosen['score']:.4f}; raw arg-max {raw['score']:.4f}) -> {record_path(checkpoint)}"
+    )
     return record

@@ -137,7 +137,9 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def surface_distances(mask_a: np.ndarray, mask_b: np.ndarray, spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def surface_distances(
+    mask_a: np.ndarray, mask_b: np.ndarray, spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distances between the surfaces of two 3D masks, with the area of each surface element.
 
     Returns:
@@ -193,7 +195,12 @@ def _robust_distance(distances: np.ndarray, areas: np.ndarray, percent: float) -
     return float(distances[min(index, len(distances) - 1)])
 
 
-def hd95(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), percent: float = 95.0) -> float:
+def hd95(
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    percent: float = 95.0,
+) -> float:
     """Robust Hausdorff distance (mm) between two 3D masks, as the BraTS evaluation computes it.
 
     Empty-mask rules (as the official code): both empty -> 0.0; exactly one empty -> 374.0.

@@ -23,7 +23,9 @@ def patch_targets(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return F.adaptive_max_pool2d(mask, logits.shape[-2:])
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, fake_patches: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, fake_patches: torch.Tensor
+) -> torch.Tensor:
     """Eq. (1): L_D = -E[log D(x)] - E[log(1 - D(G(z)))], averaged over patches and batch.
 
     Deviation from the paper (whose Eq. (1) is per image): the fake images are real slices with
@@ -187,4 +189,8 @@ def adversarial_feedback_loss(
     logits = discriminator(composite)  # (B, 1, h, w)
     edges = edge_map(mask, logits.shape[-2:])
     loss = edge_weighted_adversarial(logits, edges, per_slice)
-    return loss, {"inpainted": (composite.detach() + 1) / 2, "d_map": torch.sigmoid(logits.detach()), "edges": edges.detach()}
+    return loss, {
+        "inpainted": (composite.detach() + 1) / 2,
+        "d_map": torch.sigmoid(logits.detach()),
+        "edges": edges.detach(),
+    }

@@ -90,7 +90,13 @@ class UNet(nn.Module):
 class SegmentationUNet(UNet):
     """4 modalities in, logits of 4 classes (background, NCR/NET, ED, ET) out: (B, 4, H, W)."""
 
-    def __init__(self, channels: tuple[int, ...] = (64, 128, 256, 320), activation: str = "relu", in_channels: int = 4, num_classes: int = 4):
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (64, 128, 256, 320),
+        activation: str = "relu",
+        in_channels: int = 4,
+        num_classes: int = 4,
+    ):
         super().__init__(in_channels, num_classes, channels, activation)
 
 

@@ -37,10 +37,14 @@ def load_gan(checkpoint_path: Path | str, model: ModelConfig) -> tuple[Inpaintin
 def build_model(model: ModelConfig, seed: int, in_channels: int = 4, num_classes: int = 4) -> SegmentationUNet:
     """The segmentation U-Net: one input channel per chosen modality, one output per class of the label scheme."""
     torch.manual_seed(seed)
-    return SegmentationUNet(channels=model.seg_channels, activation=model.seg_activation, in_channels=in_channels, num_classes=num_classes)
+    return SegmentationUNet(
+        channels=model.seg_channels, activation=model.seg_activation, in_channels=in_channels, num_classes=num_classes
+    )
 
 
 def model_for_config(config: ExperimentConfig, seed: int) -> SegmentationUNet:
+    """The U-Net a config describes (a checkpoint's config rebuilds its network)."""
+    # The whole config: the widths come from `model`, the input and output widths from `data`.
     return build_model(config.model, seed, len(config.data.modalities), scheme_for(config.data.labels).num_classes)
 
 

@@ -20,8 +20,8 @@ which stretches small top and bottom slices and changes the aspect ratio from sl
 Here each volume gets one square box, so anatomy keeps its scale and shape across the slices of
 a subject, and mapping a prediction back to the voxel grid needs one box per subject.
 
-The cache is a folder `slices-<key>/` (BraTS) or `normals-<key>/` (NFBS) holding one pair of .npy files per subject and a
-`manifest.json`; `<key>` hashes the settings and the input files (names, sizes, times), so
+The cache is a folder `slices-<key>/` (BraTS) or `normals-<key>/` (NFBS) holding one pair of .npy
+files per subject and a `manifest.json`; `<key>` hashes the settings and the input files (names, sizes, times), so
 changing either builds a new cache. It is built in a temporary folder and renamed into place
 when complete: an interrupted build never leaves a cache that looks finished.
 """
@@ -107,7 +107,9 @@ def resize_slices(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np
     image_tensor = torch.from_numpy(np.ascontiguousarray(images))
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels))[:, None].float()  # (S, 1, h, w)
     if images.shape[-2:] != (size, size):
-        image_tensor = F.interpolate(image_tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        image_tensor = F.interpolate(
+            image_tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
         label_tensor = F.interpolate(label_tensor, size=(size, size), mode="nearest-exact")
     return image_tensor.clamp_(0, 1).numpy(), label_tensor[:, 0].to(torch.uint8).numpy()
 
@@ -122,8 +124,13 @@ def tumour_free_slices(label: np.ndarray, candidates: np.ndarray, margin: int) -
     return candidates[distance > margin]
 
 
-def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, settings: PreprocessConfig,
-                    brain: np.ndarray | None = None, normal_margin: int | None = None) -> CroppedCase:
+def preprocess_case(
+    volumes: list[np.ndarray],
+    label: np.ndarray | None,
+    settings: PreprocessConfig,
+    brain: np.ndarray | None = None,
+    normal_margin: int | None = None,
+) -> CroppedCase:
     """Steps 2-7 of the module docstring for one subject.
 
     Args:
@@ -143,7 +150,10 @@ def preprocess_case(volumes: list[np.ndarray], label: np.ndarray | None, setting
     box = square_brain_box(brain[keep])
     # Per-volume normalisation of each modality, from the brain voxels of all kept slices (step 4),
     # before any slice is dropped: the kept slices of a subject share one intensity scale.
-    scales = [percentile_scale(stack[keep][brain[keep]], settings.low_percentile, settings.clip_percentile) for stack in stacks]
+    scales = [
+        percentile_scale(stack[keep][brain[keep]], settings.low_percentile, settings.clip_percentile)
+        for stack in stacks
+    ]
     labels = crop_square(axial_slices(label)[keep], box) if label is not None else None
     if normal_margin is not None:
         if label is None:
@@ -187,12 +197,19 @@ def brats_sources(cases: list[BratsCase], only: str | None = None) -> list[Cache
             if only is not None:
                 volumes = [volumes[case.modalities.index(only)]]
             return volumes, (load_label(case) if case.label is not None else None), brain
+
         return read
 
     sources = []
     for c in cases:
-        files = tuple(p for p in [*(c.images[m] for m in c.modalities if m in c.images), c.label, c.brain_mask] if p is not None)
-        sources.append(CacheSource(c.case_id, files, read=reader(c), channels=(only,) if only else c.modalities, labels=c.label_convention))
+        files = tuple(
+            p for p in [*(c.images[m] for m in c.modalities if m in c.images), c.label, c.brain_mask] if p is not None
+        )
+        sources.append(
+            CacheSource(
+                c.case_id, files, read=reader(c), channels=(only,) if only else c.modalities, labels=c.label_convention
+            )
+        )
     return sources
 
 
@@ -213,12 +230,19 @@ def cache_key(sources: list[CacheSource], settings: PreprocessConfig, extra: dic
     for source in sources:
         for path in source.files:
             stat = Path(path).stat()
-            files.append((source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns, source.channels, source.labels))
-    payload = json.dumps({"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files, "extra": extra or {}}, sort_keys=True)
+            files.append(
+                (source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns, source.channels, source.labels)
+            )
+    payload = json.dumps(
+        {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files, "extra": extra or {}},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True) -> Path:
+def build_slice_cache(
+    cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True
+) -> Path:
     """Pre-process BraTS `cases` into `cache_root/slices-<key>/`, or reuse it if already complete.
 
     Returns:
@@ -227,7 +251,9 @@ def build_slice_cache(cases: list[BratsCase], cache_root: Path | str, settings: 
     return build_cache(brats_sources(cases), Path(cache_root), prefix="slices", settings=settings, progress=progress)
 
 
-def build_normal_cache(subjects: list[NfbsSubject], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True) -> Path:
+def build_normal_cache(
+    subjects: list[NfbsSubject], cache_root: Path | str, settings: PreprocessConfig, progress: bool = True
+) -> Path:
     """Pre-process NFBS `subjects` into `cache_root/normals-<key>/` (1-channel T1 slices, all-zero labels).
 
     The same crop, normalisation, resizing and enhancement as the BraTS slices, so that the GAN
@@ -236,7 +262,9 @@ def build_normal_cache(subjects: list[NfbsSubject], cache_root: Path | str, sett
     return build_cache(nfbs_sources(subjects), Path(cache_root), prefix="normals", settings=settings, progress=progress)
 
 
-def build_tumour_free_cache(cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, margin: int, progress: bool = True) -> Path:
+def build_tumour_free_cache(
+    cases: list[BratsCase], cache_root: Path | str, settings: PreprocessConfig, margin: int, progress: bool = True
+) -> Path:
     """The GAN's normals without NFBS (`gan.normals: tumour-free-slices`): the T1 slices of `cases`
     (training subjects only; the caller chooses them) with no tumour and at least `margin` slices
     from any tumour slice, into `cache_root/tumourfree-<key>/` (1 channel, all-zero labels).
@@ -245,12 +273,30 @@ def build_tumour_free_cache(cases: list[BratsCase], cache_root: Path | str, sett
     scale come from the whole subject), so the GAN sees what the U-Net's T1 channel shows.
     """
     if any("t1" not in c.modalities for c in cases):
-        raise KitInputError("gan.normals: tumour-free-slices takes the GAN's normal slices from T1, which data.modalities leaves out; add t1.")
-    return build_cache(brats_sources(cases, only="t1"), Path(cache_root), prefix="tumourfree", settings=settings, progress=progress, extra={"margin": margin}, normal_margin=margin)
+        raise KitInputError(
+            "gan.normals: tumour-free-slices takes the GAN's normal slices from T1, which data.modalities leaves out; "
+            "add t1."
+        )
+    return build_cache(
+        brats_sources(cases, only="t1"),
+        Path(cache_root),
+        prefix="tumourfree",
+        settings=settings,
+        progress=progress,
+        extra={"margin": margin},
+        normal_margin=margin,
+    )
 
 
-def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, settings: PreprocessConfig, progress: bool = True,
-                extra: dict | None = None, normal_margin: int | None = None) -> Path:
+def build_cache(
+    sources: list[CacheSource],
+    cache_root: Path,
+    prefix: str,
+    settings: PreprocessConfig,
+    progress: bool = True,
+    extra: dict | None = None,
+    normal_margin: int | None = None,
+) -> Path:
     """Pre-process `sources` into `cache_root/<prefix>-<key>/`, or reuse it if already complete.
 
     While one subject is processed, the next is read from disk in a background thread
@@ -264,12 +310,24 @@ def build_cache(sources: list[CacheSource], cache_root: Path, prefix: str, setti
     with atomic_folder(final, finished_elsewhere=lambda: (final / "manifest.json").is_file()) as partial:
         entries = _fill_cache(sources, partial, settings=settings, progress=progress, normal_margin=normal_margin)
         channels = sources[0].channels if sources else ()
-        manifest = {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "channels": list(channels), "extra": extra or {}, "cases": entries}
+        manifest = {
+            "format": CACHE_FORMAT,
+            "settings": dataclasses.asdict(settings),
+            "channels": list(channels),
+            "extra": extra or {},
+            "cases": entries,
+        }
         (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))  # written last: marks completion
     return final
 
 
-def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessConfig, progress: bool, normal_margin: int | None = None) -> list[dict]:
+def _fill_cache(
+    sources: list[CacheSource],
+    folder: Path,
+    settings: PreprocessConfig,
+    progress: bool,
+    normal_margin: int | None = None,
+) -> list[dict]:
     """Write each subject's .npy pair into `folder`; return the manifest entries."""
     entries = []
     with ThreadPoolExecutor(max_workers=1) as reader:
@@ -280,11 +338,20 @@ def _fill_cache(sources: list[CacheSource], folder: Path, settings: PreprocessCo
             try:
                 result = preprocess_case(volumes, label, settings=settings, brain=brain, normal_margin=normal_margin)
             except ValueError as exc:
-                raise KitInputError(f"Subject {source.subject_id} cannot be pre-processed: {exc}; check it with `ganet validate`.") from exc
+                raise KitInputError(
+                    f"Subject {source.subject_id} cannot be pre-processed: {exc}; check it with `ganet validate`."
+                ) from exc
             del volumes, label, brain
             np.save(folder / f"{source.subject_id}_images.npy", result.images)
             np.save(folder / f"{source.subject_id}_labels.npy", result.labels)
-            entries.append({"case_id": source.subject_id, "slices": len(result.labels), "slice_index": result.slice_index.tolist(), "box": list(result.box)})
+            entries.append(
+                {
+                    "case_id": source.subject_id,
+                    "slices": len(result.labels),
+                    "slice_index": result.slice_index.tolist(),
+                    "box": list(result.box),
+                }
+            )
     return entries
 
 
@@ -305,16 +372,21 @@ class SliceCache:
         self._images = [np.load(self.folder / f"{c['case_id']}_images.npy", mmap_mode="r") for c in self.cases]
         self._labels = [np.load(self.folder / f"{c['case_id']}_labels.npy", mmap_mode="r") for c in self.cases]
         # (N, 2) table of (subject position, slice position) for every slice
-        self.index = np.array([(k, s) for k, c in enumerate(self.cases) for s in range(c["slices"])], dtype=np.int64).reshape(-1, 2)
+        self.index = np.array(
+            [(k, s) for k, c in enumerate(self.cases) for s in range(c["slices"])], dtype=np.int64
+        ).reshape(-1, 2)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         case, position = self.index[i]
-        return np.asarray(self._images[case][position], dtype=np.float32), np.asarray(self._labels[case][position], dtype=np.int64)
+        return np.asarray(self._images[case][position], dtype=np.float32), np.asarray(
+            self._labels[case][position], dtype=np.int64
+        )
 
 
 def gan_preprocess(config: ExperimentConfig) -> PreprocessConfig:
     """The pre-processing of the GAN's slices: the run's, with the enhancement as `gan.enhance_input` says."""
+    # The whole config: the answer combines two sections (preprocess, gan).
     return dataclasses.replace(config.preprocess, enhance=config.gan.enhance_input)

@@ -26,7 +26,9 @@ class SegSlices(Dataset):
     """
 
     def __init__(self, cache: SliceCache, t1_cache: SliceCache | None, scheme: LabelScheme):
-        if t1_cache is not None and [(c["case_id"], c["slice_index"]) for c in cache.cases] != [(c["case_id"], c["slice_index"]) for c in t1_cache.cases]:
+        if t1_cache is not None and [(c["case_id"], c["slice_index"]) for c in cache.cases] != [
+            (c["case_id"], c["slice_index"]) for c in t1_cache.cases
+        ]:
             raise ValueError("the image cache and the T1 cache hold different slices")
         self.cache, self.t1_cache, self.scheme = cache, t1_cache, scheme
         self.t1_channel = t1_cache.channels.index("t1") if t1_cache is not None else None
@@ -47,7 +49,11 @@ def seg_caches(run: Run, progress: bool = True) -> tuple[Path, Path | None]:
     """The run's segmentation cache (its modalities and pre-processing) and the aligned cache of
     the GAN's pre-processing that the T1 channel comes from (None when the run has no T1)."""
     images = build_slice_cache(run.cases, run.cache_dir, run.config.preprocess, progress=progress)
-    t1 = build_slice_cache(run.cases, run.cache_dir, gan_preprocess(run.config), progress=progress) if "t1" in run.config.data.modalities else None
+    t1 = (
+        build_slice_cache(run.cases, run.cache_dir, gan_preprocess(run.config), progress=progress)
+        if "t1" in run.config.data.modalities
+        else None
+    )
     return images, t1
 
 

@@ -13,8 +13,8 @@ One epoch, numbered as in `train_epoch`:
 3. discriminator update, once per `d_every` generator updates: Eq. (1) on real slices against
    inpainted ones;
 then validation (hole L1 and PSNR on held-out subjects, with the same holes every epoch), an
-atomically written checkpoint, a figure of inpainted validation slices, and early stopping after `patience` epochs without a better
-validation L1.
+atomically written checkpoint, a figure of inpainted validation slices, and early stopping after
+`patience` epochs without a better validation L1.
 
 Hugging Face Accelerate runs the same code on one CPU, one GPU, or several processes
 (`accelerate launch --num_processes 4 -m ganet_lib pretrain-gan ...`); holes and noise come from
@@ -102,12 +102,16 @@ def random_holes(brain: torch.Tensor, generator: torch.Generator, min_radius: fl
         else:  # blob: the union of four overlapping discs
             hole = torch.zeros(height, width, dtype=torch.bool)
             for _ in range(4):
-                hole |= disc(row + uniform(-0.6, 0.6) * radius, col + uniform(-0.6, 0.6) * radius, uniform(0.45, 0.8) * radius)
+                hole |= disc(
+                    row + uniform(-0.6, 0.6) * radius, col + uniform(-0.6, 0.6) * radius, uniform(0.45, 0.8) * radius
+                )
         masks[b, 0] = (hole & brain[b, 0]).float()
     return masks
 
 
-def inpaint(generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, noise_source: torch.Generator) -> torch.Tensor:
+def inpaint(
+    generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, noise_source: torch.Generator
+) -> torch.Tensor:
     """Fill the holes of `images` ((B, 1, H, W) in [0, 1]) with the generator; returns [0, 1] images.
 
     Pixels outside the hole are the input's; inside, the generator's output.
@@ -119,7 +123,9 @@ def inpaint(generator_net: torch.nn.Module, images: torch.Tensor, masks: torch.T
 
 
 @torch.no_grad()
-def inpainting_examples(generator_net: torch.nn.Module, images: torch.Tensor, hole_min: float, hole_max: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def inpainting_examples(
+    generator_net: torch.nn.Module, images: torch.Tensor, hole_min: float, hole_max: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random tumour-sized holes in `images` ((B, 1, H, W) in [0, 1]) and the generator's fill.
 
     Returns:
@@ -138,7 +144,18 @@ class GanResult:
     stopped_early: bool
 
 
-def train_epoch(generator_net, discriminator, opt_g, opt_d, loader, accelerator: Accelerator, gan: GanConfig, rng: torch.Generator, counters: dict, progress: bool) -> dict:
+def train_epoch(
+    generator_net,
+    discriminator,
+    opt_g,
+    opt_d,
+    loader,
+    accelerator: Accelerator,
+    gan: GanConfig,
+    rng: torch.Generator,
+    counters: dict,
+    progress: bool,
+) -> dict:
     """One pass over `loader`; returns the epoch's mean losses on this process. `counters` holds
     g_steps and d_steps, which continue across epochs (the 1-in-`d_every` rule too)."""
     generator_net.train()
@@ -206,12 +223,15 @@ def validate(generator_net, loader, accelerator: Accelerator, gan: GanConfig) ->
             filled = inpaint(generator_net, images, mask, rng).float()
         brain_outside = (images > 0).float() * (1 - mask)
         mean_fill = (images * brain_outside).sum(dim=(1, 2, 3)) / brain_outside.sum(dim=(1, 2, 3)).clamp(min=1)
-        per_slice = torch.stack([
-            ((filled - images).abs() * mask).sum(dim=(1, 2, 3)),  # |error| in the hole
-            (((filled - images) ** 2) * mask).sum(dim=(1, 2, 3)),  # squared error in the hole
-            ((mean_fill.view(-1, 1, 1, 1) - images).abs() * mask).sum(dim=(1, 2, 3)),  # baseline |error|
-            mask.sum(dim=(1, 2, 3)),  # hole pixels
-        ], dim=1)  # (B, 4)
+        per_slice = torch.stack(
+            [
+                ((filled - images).abs() * mask).sum(dim=(1, 2, 3)),  # |error| in the hole
+                (((filled - images) ** 2) * mask).sum(dim=(1, 2, 3)),  # squared error in the hole
+                ((mean_fill.view(-1, 1, 1, 1) - images).abs() * mask).sum(dim=(1, 2, 3)),  # baseline |error|
+                mask.sum(dim=(1, 2, 3)),  # hole pixels
+            ],
+            dim=1,
+        )  # (B, 4)
         # Gathered batch by batch: only at the last batch does Accelerate know which rows are padding.
         rows.append(accelerator.gather_for_metrics(per_slice))
     totals = torch.cat(rows).sum(dim=0).cpu()  # one row per slice, no duplicates
@@ -255,7 +275,9 @@ def pretrain_gan(
     train_set = T1Slices(SliceCache(normal_cache, [i for i in all_ids if i not in set(val_ids)]))
     val_set = T1Slices(SliceCache(normal_cache, val_ids))
     if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError(f"GAN pre-training needs training and validation slices; got {len(train_set)} and {len(val_set)}")
+        raise ValueError(
+            f"GAN pre-training needs training and validation slices; got {len(train_set)} and {len(val_set)}"
+        )
 
     generator_net, discriminator = build_gan(model, gan.seed)
     opt_g = torch.optim.Adam(generator_net.parameters(), lr=gan.lr, betas=(gan.beta1, gan.beta2))
@@ -263,12 +285,24 @@ def pretrain_gan(
     state = {"epoch": -1, "g_steps": 0, "d_steps": 0, "best_val_l1": float("inf"), "stale_epochs": 0, "history": []}
     checkpoint = load_for_resume(folder.last, settings, resume, accelerator.print)
     if checkpoint is not None:
-        state = restore_training(checkpoint, {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}, state)
+        state = restore_training(
+            checkpoint,
+            {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d},
+            state,
+        )
         done = state["epoch"] + 1
         finished = done >= gan.epochs or state["stale_epochs"] >= gan.patience
-        accelerator.print(f"{'reusing the finished' if finished else 'resuming after epoch ' + str(done) + ' of the'} GAN pre-training in {folder.last}")
+        accelerator.print(
+            f"{'reusing the finished' if finished else 'resuming after epoch ' + str(done) + ' of the'} GAN "
+            f"pre-training in {folder.last}"
+        )
     generator_net, discriminator, opt_g, opt_d = accelerator.prepare(generator_net, discriminator, opt_g, opt_d)
-    parts = {"generator": generator_net, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}  # the prepared ones, saved every epoch
+    parts = {
+        "generator": generator_net,
+        "discriminator": discriminator,
+        "opt_g": opt_g,
+        "opt_d": opt_d,
+    }  # the prepared ones, saved every epoch
     val_loader = accelerator.prepare_data_loader(DataLoader(val_set, batch_size=gan.batch_size))
     counters = {"g_steps": state["g_steps"], "d_steps": state["d_steps"]}
 
@@ -285,7 +319,18 @@ def pretrain_gan(
         order = torch.randperm(len(train_set), generator=epoch_generator(gan.seed, epoch)).tolist()
         loader = accelerator.prepare_data_loader(DataLoader(Subset(train_set, order), batch_size=gan.batch_size))
         rng = epoch_generator(gan.seed, epoch, 1 + accelerator.process_index)
-        losses = train_epoch(generator_net, discriminator, opt_g=opt_g, opt_d=opt_d, loader=loader, accelerator=accelerator, gan=gan, rng=rng, counters=counters, progress=progress)
+        losses = train_epoch(
+            generator_net,
+            discriminator,
+            opt_g=opt_g,
+            opt_d=opt_d,
+            loader=loader,
+            accelerator=accelerator,
+            gan=gan,
+            rng=rng,
+            counters=counters,
+            progress=progress,
+        )
         scores = validate(generator_net, val_loader, accelerator, gan)
         improved = scores["val_hole_l1"] < state["best_val_l1"]
         state.update(
@@ -295,31 +340,59 @@ def pretrain_gan(
             best_val_l1=min(state["best_val_l1"], scores["val_hole_l1"]),
             stale_epochs=0 if improved else state["stale_epochs"] + 1,
         )
-        state["history"].append({"epoch": epoch + 1, **losses, **scores, "g_steps": counters["g_steps"], "d_steps": counters["d_steps"], "seconds": round(time.perf_counter() - started, 2)})
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                **losses,
+                **scores,
+                "g_steps": counters["g_steps"],
+                "d_steps": counters["d_steps"],
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
+            checkpoint = {
+                **training_state(parts, accelerator.unwrap_model),
+                "config": config_json,
+                "settings": settings,
+                **state,
+            }
             save_epoch(checkpoint, folder, improved, state["history"])
-            save_inpainting_figure(accelerator.unwrap_model(generator_net), val_set, gan=gan, path=folder.epoch_figure(epoch + 1), device=accelerator.device)
+            save_inpainting_figure(
+                accelerator.unwrap_model(generator_net),
+                val_set,
+                gan=gan,
+                path=folder.epoch_figure(epoch + 1),
+                device=accelerator.device,
+            )
             row = state["history"][-1]
             accelerator.print(
-                f"epoch {epoch + 1}/{gan.epochs}: D {row['d_loss']:.3f}  G adv {row['g_adv']:.3f}  G hole L1 {row['g_l1']:.4f}  "
-                f"val hole L1 {row['val_hole_l1']:.4f} (mean fill {row['val_mean_fill_l1']:.4f})  PSNR {row['val_psnr']:.1f} dB  {row['seconds']:.1f} s"
+                f"epoch {epoch + 1}/{gan.epochs}: D {row['d_loss']:.3f}  G adv {row['g_adv']:.3f}  G hole L1 "
+                f"{row['g_l1']:.4f}  "
+                f"val hole L1 {row['val_hole_l1']:.4f} (mean fill {row['val_mean_fill_l1']:.4f})  PSNR "
+                f"{row['val_psnr']:.1f} dB  {row['seconds']:.1f} s"
             )
         epochs_run += 1
     accelerator.wait_for_everyone()
     return GanResult(folder.last, folder.best, state["history"], stopped_early)
 
 
-def save_inpainting_figure(generator_net: torch.nn.Module, val_set: T1Slices, gan: GanConfig, path: Path, device: torch.device, count: int = 4) -> None:
+def save_inpainting_figure(
+    generator_net: torch.nn.Module, val_set: T1Slices, gan: GanConfig, path: Path, device: torch.device, count: int = 4
+) -> None:
     """The generator's fill of the same `count` validation slices and holes, as a PNG (every epoch)."""
     picks = torch.linspace(0, len(val_set) - 1, min(count, len(val_set))).long().tolist()
     images = torch.stack([val_set[i] for i in picks]).to(device)  # (count, 1, H, W)
     was_training = generator_net.training
     generator_net.eval()
-    masks, filled = inpainting_examples(generator_net, images, hole_min=gan.hole_min, hole_max=gan.hole_max, seed=gan.val_seed + VALIDATION_SEED)
+    masks, filled = inpainting_examples(
+        generator_net, images, hole_min=gan.hole_min, hole_max=gan.hole_max, seed=gan.val_seed + VALIDATION_SEED
+    )
     generator_net.train(was_training)
-    fig = plot_inpainting(images[:, 0].float().cpu().numpy(), masks[:, 0].cpu().numpy(), filled[:, 0].float().cpu().numpy())
+    fig = plot_inpainting(
+        images[:, 0].float().cpu().numpy(), masks[:, 0].cpu().numpy(), filled[:, 0].float().cpu().numpy()
+    )
     save_figure(fig, path, dpi=70)
     plt.close(fig)  # not shown in a notebook: it is a file
 
@@ -332,19 +405,34 @@ def normal_cache_for_run(run: Run, progress: bool = True) -> Path:
     if config.gan.normals == "tumour-free-slices":
         train = set(run.split["train"])
         cases = [c for c in run.cases if c.case_id in train]
-        return build_tumour_free_cache(cases, run.cache_dir, settings=gan_preprocess(config), margin=config.gan.normal_margin, progress=progress)
+        return build_tumour_free_cache(
+            cases, run.cache_dir, settings=gan_preprocess(config), margin=config.gan.normal_margin, progress=progress
+        )
     return build_normal_cache(run.normals, run.cache_dir, gan_preprocess(config), progress=progress)
 
 
-def pretrain_gan_for_run(run: Run, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> GanResult:
+def pretrain_gan_for_run(
+    run: Run, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None
+) -> GanResult:
     """Everything `ganet pretrain-gan` and notebook 03 do: cache the run's normal slices, hold out
     `gan.val_fraction` of the subjects (seeded), and train into `run_dir/gan/`."""
     config = run.config
     cache = normal_cache_for_run(run, progress)
     val_ids = normal_validation_ids(run)
     settings = settings_key(config, ("data", "preprocess", "model", "gan"), normal_subjects=normal_subject_ids(run))
-    return pretrain_gan(cache, val_ids, out_dir=run.gan.path, model=config.model, gan=config.gan, config_json=config.to_json(),
-                        settings=settings, resume=resume, cpu=cpu, progress=progress, max_epochs=max_epochs)
+    return pretrain_gan(
+        cache,
+        val_ids,
+        out_dir=run.gan.path,
+        model=config.model,
+        gan=config.gan,
+        config_json=config.to_json(),
+        settings=settings,
+        resume=resume,
+        cpu=cpu,
+        progress=progress,
+        max_epochs=max_epochs,
+    )
 
 
 def normal_subject_ids(run: Run) -> list[str]:

@@ -51,16 +51,21 @@ def poly_lr_factor(epoch: int, epochs: int, power: float) -> float:
     return (1 - epoch / epochs) ** power
 
 
-def dynamic_weights(terms: dict[str, torch.Tensor], shared: torch.Tensor, eps: float, accelerator: Accelerator) -> dict[str, float]:
+def dynamic_weights(
+    terms: dict[str, torch.Tensor], shared: torch.Tensor, eps: float, accelerator: Accelerator
+) -> dict[str, float]:
     """Eq. (10): lambda_i = 1 / (||grad_shared L_i|| + eps), normalised so that lambda_seg = 1.
 
     The gradient norms are averaged over processes, so every process uses the same weights.
     """
-    norms = torch.stack([
-        torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0].norm()
-        if loss.requires_grad else torch.zeros((), device=shared.device)
-        for loss in terms.values()
-    ])  # (n_terms,)
+    norms = torch.stack(
+        [
+            torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)[0].norm()
+            if loss.requires_grad
+            else torch.zeros((), device=shared.device)
+            for loss in terms.values()
+        ]
+    )  # (n_terms,)
     norms = accelerator.reduce(norms.detach(), reduction="mean")
     return inverse_norm_weights(dict(zip(terms, norms.tolist())), eps)
 
@@ -71,7 +76,18 @@ def inverse_norm_weights(norms: dict[str, float], eps: float) -> dict[str, float
     return {name: value / inverse["seg"] for name, value in inverse.items()}
 
 
-def train_epoch(model, opt, loader, accelerator: Accelerator, seg: SegConfig, variant: str, epoch: int, gan_nets, rng: torch.Generator, progress: bool) -> dict:
+def train_epoch(
+    model,
+    opt,
+    loader,
+    accelerator: Accelerator,
+    seg: SegConfig,
+    variant: str,
+    epoch: int,
+    gan_nets,
+    rng: torch.Generator,
+    progress: bool,
+) -> dict:
     """One pass over `loader`; returns the mean of every loss term and weight over the epoch."""
     model.train()
     adversarial = variant == "ganet" and epoch >= seg.adversarial_from_epoch  # Eq. (8) vs (9)
@@ -103,7 +119,9 @@ def train_epoch(model, opt, loader, accelerator: Accelerator, seg: SegConfig, va
         accelerator.backward(total)
         opt.step()
         for name in TERMS:
-            sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + (terms[name].item() if name in terms else float("nan"))
+            sums[f"loss_{name}"] = sums.get(f"loss_{name}", 0.0) + (
+                terms[name].item() if name in terms else float("nan")
+            )
             sums[f"weight_{name}"] = sums.get(f"weight_{name}", 0.0) + weights.get(name, float("nan"))
         sums["loss_total"] = sums.get("loss_total", 0.0) + total.item()
         batches += 1
@@ -176,8 +194,13 @@ def train_segmentation(
     folder = TrainingFolder(Path(out_dir))
     config_json = json.dumps({"variant": variant, **config.to_dict()}, sort_keys=True)
     # What the result depends on: a change elsewhere in the config (e.g. the sweep) keeps it valid.
-    settings = settings_key(config, ("data", "preprocess", "model", "gan", "seg"), variant=variant,
-                            train_subjects=[c["case_id"] for c in train_set.cache.cases], gan_checkpoint=_file_stamp(gan_checkpoint))
+    settings = settings_key(
+        config,
+        ("data", "preprocess", "model", "gan", "seg"),
+        variant=variant,
+        train_subjects=[c["case_id"] for c in train_set.cache.cases],
+        gan_checkpoint=_file_stamp(gan_checkpoint),
+    )
 
     model = model_for_config(config, seg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
@@ -187,7 +210,10 @@ def train_segmentation(
     if checkpoint is not None:
         state = restore_training(checkpoint, {"model": model, "optimizer": opt, "scheduler": scheduler}, state)
         done = state["epoch"] + 1
-        accelerator.print(f"{'reusing the finished' if done >= seg.epochs else f'resuming after epoch {done} of the'} {variant} training in {folder.last}")
+        accelerator.print(
+            f"{'reusing the finished' if done >= seg.epochs else f'resuming after epoch {done} of the'} {variant} "
+            f"training in {folder.last}"
+        )
 
     gan_nets = None
     if variant == "ganet":
@@ -210,16 +236,34 @@ def train_segmentation(
         loader = accelerator.prepare_data_loader(DataLoader(Subset(train_set, order), batch_size=seg.batch_size))
         rng = epoch_generator(seg.seed, epoch, 1 + accelerator.process_index)
         lr = opt.param_groups[0]["lr"]
-        losses = train_epoch(model, opt, loader=loader, accelerator=accelerator, seg=seg, variant=variant, epoch=epoch, gan_nets=gan_nets, rng=rng, progress=progress)
+        losses = train_epoch(
+            model,
+            opt,
+            loader=loader,
+            accelerator=accelerator,
+            seg=seg,
+            variant=variant,
+            epoch=epoch,
+            gan_nets=gan_nets,
+            rng=rng,
+            progress=progress,
+        )
         scheduler.step()
         scores = validation_dice(model, val_loader, accelerator, scheme)
         improved = scores["val_dice_mean"] > state["best_dice"]
         state["best_dice"] = max(state["best_dice"], scores["val_dice_mean"])
         state["epoch"] = epoch
-        state["history"].append({"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)})
+        state["history"].append(
+            {"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)}
+        )
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            checkpoint = {**training_state(parts, accelerator.unwrap_model), "config": config_json, "settings": settings, **state}
+            checkpoint = {
+                **training_state(parts, accelerator.unwrap_model),
+                "config": config_json,
+                "settings": settings,
+                **state,
+            }
             save_epoch(checkpoint, folder, improved, state["history"])
             row = state["history"][-1]
             regions = " ".join(f"{region} {row[f'val_dice_{region}']:.3f}" for region in scheme.regions)
@@ -240,7 +284,14 @@ def _file_stamp(path: Path | None) -> str | None:
     return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu: bool = False, progress: bool = True, max_epochs: int | None = None) -> SegResult:
+def train_segmentation_for_run(
+    run: Run,
+    variant: str,
+    resume: bool = False,
+    cpu: bool = False,
+    progress: bool = True,
+    max_epochs: int | None = None,
+) -> SegResult:
     """Everything `ganet train-seg` and notebook 04 do for one variant: caches, split, training
     into the run's `seg-<variant>/` (the ganet variant uses the run's GAN). Choosing the
     post-processing of the result is the caller's next step (`evaluation.predict.choose_postprocessing`)."""
@@ -248,7 +299,10 @@ def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu
         require_t1(run.config, "The ganet variant")
     gan_checkpoint = run.gan.best if variant == "ganet" else None
     if gan_checkpoint is not None and not gan_checkpoint.is_file():
-        raise KitInputError(f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) first.")
+        raise KitInputError(
+            f"The ganet variant needs the pre-trained GAN '{gan_checkpoint}'; run `ganet pretrain-gan` (notebook 03) "
+            "first."
+        )
     return train_segmentation(
         seg_datasets(run, training_ids(run), progress),
         seg_datasets(run, validation_ids(run), progress),
@@ -261,4 +315,3 @@ def train_segmentation_for_run(run: Run, variant: str, resume: bool = False, cpu
         progress=progress,
         max_epochs=max_epochs,
     )
-

@@ -47,15 +47,22 @@ def learning_check(run, notebook: str, name: str, passed: bool, detail: str, kin
         print(f"PASS     {name}: {detail}")
         return True
     if stops:
-        why = ("the training failed, and nothing after it would mean anything on any data" if kind == TRAINING else
-               "the kit reaches this on its embedded synthetic data, so failing it there means the kit broke")
-        raise LearningCheckFailed(f"{name} failed ({detail}). This check stops the run because {why}; "
-                                  "`notebooks.learning_checks: false` in the profile reports it instead and carries on.")
+        why = (
+            "the training failed, and nothing after it would mean anything on any data"
+            if kind == TRAINING
+            else "the kit reaches this on its embedded synthetic data, so failing it there means the kit broke"
+        )
+        raise LearningCheckFailed(
+            f"{name} failed ({detail}). This check stops the run because {why}; "
+            "`notebooks.learning_checks: false` in the profile reports it instead and carries on."
+        )
     if not enforced:
         print(f"FAIL     {name}: {detail} (notebooks.learning_checks is off in this profile: reported, not enforced)")
     else:
-        print(f"FINDING  {name}: {detail}. On data other than the kit's embedded synthetic data this is a result of the "
-              "method on that data, not a fault of the kit: the run goes on and the report lists it under 'Checks'.")
+        print(
+            f"FINDING  {name}: {detail}. On data other than the kit's embedded synthetic data this is a result of the "
+            "method on that data, not a fault of the kit: the run goes on and the report lists it under 'Checks'."
+        )
     return False
 
 

@@ -20,11 +20,20 @@ from ganet_lib.errors import KitInputError
 def cmd_synth(args: argparse.Namespace) -> int:
     from ganet_lib.data.synthetic import SynthSpec, write_synthetic_dataset
 
-    spec = SynthSpec(cases=args.cases, normals=args.normals, shape=tuple(args.shape), seed=args.seed, compress=args.format == "nii.gz")
+    spec = SynthSpec(
+        cases=args.cases,
+        normals=args.normals,
+        shape=tuple(args.shape),
+        seed=args.seed,
+        compress=args.format == "nii.gz",
+    )
     forms = (args.modalities, args.labels, args.intensity) != ("", "brats2017", "int16")
     if not forms:
         out = write_synthetic_dataset(args.out, spec)
-        print(f"synthetic data ({spec.cases} BraTS-layout subjects, {spec.normals} NFBS-layout subjects, shape {spec.shape}, seed {spec.seed}) in {out}")
+        print(
+            f"synthetic data ({spec.cases} BraTS-layout subjects, {spec.normals} NFBS-layout subjects, shape "
+            f"{spec.shape}, seed {spec.seed}) in {out}"
+        )
         return 0
     import os
     import shutil
@@ -40,15 +49,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         write_synthetic_dataset(staging / "source", spec)
-        rewrite_brats(staging / "source" / "brats", staging / "data" / "brats", modalities=modalities, labels=args.labels, intensity=args.intensity)
+        rewrite_brats(
+            staging / "source" / "brats",
+            staging / "data" / "brats",
+            modalities=modalities,
+            labels=args.labels,
+            intensity=args.intensity,
+        )
         shutil.move(staging / "source" / "nfbs", staging / "data" / "nfbs")
         if out.exists():
             out.rmdir()
         os.replace(staging / "data", out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"synthetic data ({spec.cases} BraTS-layout subjects written as {', '.join(modalities)}, labels {args.labels}, intensities {args.intensity}; "
-          f"{spec.normals} NFBS-layout subjects; shape {spec.shape}, seed {spec.seed}) in {out}")
+    print(
+        f"synthetic data ({spec.cases} BraTS-layout subjects written as {', '.join(modalities)}, labels "
+        f"{args.labels}, intensities {args.intensity}; "
+        f"{spec.normals} NFBS-layout subjects; shape {spec.shape}, seed {spec.seed}) in {out}"
+    )
     return 0
 
 
@@ -57,8 +75,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ganet_lib.data.validate import validate_dataset
 
     modalities = tuple(args.modalities.split(",")) if args.modalities else MODALITIES
-    report = validate_dataset(args.brats, args.nfbs, require_labels=not args.no_labels, modalities=modalities,
-                              labels=args.labels, label_convention=args.label_convention)
+    report = validate_dataset(
+        args.brats,
+        args.nfbs,
+        require_labels=not args.no_labels,
+        modalities=modalities,
+        labels=args.labels,
+        label_convention=args.label_convention,
+    )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if report.labels:
@@ -98,7 +122,10 @@ def cmd_pretrain_gan(args: argparse.Namespace) -> int:
     result = pretrain_gan_for_run(run, resume=args.resume, cpu=args.cpu)
     if result.history and PartialState().is_main_process:  # one summary under `accelerate launch`
         best = min(row["val_hole_l1"] for row in result.history)
-        print(f"GAN pre-training: {len(result.history)} epoch(s), best validation hole L1 {best:.4f}; checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
+        print(
+            f"GAN pre-training: {len(result.history)} epoch(s), best validation hole L1 {best:.4f}; checkpoints "
+            f"{result.best_checkpoint}, {result.last_checkpoint}"
+        )
     return 0
 
 
@@ -115,8 +142,10 @@ def cmd_train_seg(args: argparse.Namespace) -> int:
     if result.history and PartialState().is_main_process:
         best = max(result.history, key=lambda row: row["val_dice_mean"])
         regions = " ".join(f"{region} {best[f'val_dice_{region}']:.3f}" for region in run.scheme.regions)
-        print(f"{args.variant}: {len(result.history)} epoch(s); best validation Dice {regions} "
-              f"(epoch {best['epoch']}); checkpoints {result.best_checkpoint}, {result.last_checkpoint}")
+        print(
+            f"{args.variant}: {len(result.history)} epoch(s); best validation Dice {regions} "
+            f"(epoch {best['epoch']}); checkpoints {result.best_checkpoint}, {result.last_checkpoint}"
+        )
     return 0
 
 
@@ -137,7 +166,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         workers = args.workers or min(os.cpu_count() or 1, 8)
-        rows = evaluate_folder(args.pred, args.gt, protocol=args.protocol, labels=args.labels, label_convention=args.label_convention, workers=workers)
+        rows = evaluate_folder(
+            args.pred,
+            args.gt,
+            protocol=args.protocol,
+            labels=args.labels,
+            label_convention=args.label_convention,
+            workers=workers,
+        )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     write_rows(args.out, rows)
@@ -159,13 +195,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     rows = sweep_for_run(run, checkpoint)
     table = save_sweep(run, rows, tuple(args.thresholds))
     scores, positive = np.array([r["score"] for r in rows]), np.array([r["positive"] for r in rows])
-    print(f"Table 1 ({run.describe()}; discriminator {checkpoint}; {len(rows)} slices of {len(run.split['test'])} test subject(s), {int(positive.sum())} with tumour)")
+    print(
+        f"Table 1 ({run.describe()}; discriminator {checkpoint}; {len(rows)} slices of {len(run.split['test'])} test "
+        f"subject(s), {int(positive.sum())} with tumour)"
+    )
     print(format_table(table))
     if positive.any() and not positive.all():
         print(f"ROC AUC of 'mean D map <= threshold = tumour': {sweep_roc(scores, positive)['auc']:.3f}")
-        print("the discriminator beside the baselines and slice position (full size unless said; 95 % intervals over test subjects):")
+        print(
+            "the discriminator beside the baselines and slice position (full size unless said; 95 % intervals over "
+            "test subjects):"
+        )
         print(markdown_table(*detector_summary(detectors_for_run(run, rows, checkpoint, progress=False))))
-    print(f"wrote {run.table_path('table1_sweep.csv')}, {run.table_path('sweep_slices.csv')} and {run.table_path('detectors_auc.csv')}")
+    print(
+        f"wrote {run.table_path('table1_sweep.csv')}, {run.table_path('sweep_slices.csv')} and "
+        f"{run.table_path('detectors_auc.csv')}"
+    )
     return 0
 
 
@@ -175,13 +220,18 @@ def cmd_student_edition(args: argparse.Namespace) -> int:
 
     source = args.notebooks or REPO_ROOT / "notebooks"
     if not source.is_dir():
-        raise KitInputError(f"There is no notebook folder '{source}'; pass --notebooks DIR (the kit's notebooks/, the solution source).")
+        raise KitInputError(
+            f"There is no notebook folder '{source}'; pass --notebooks DIR (the kit's notebooks/, the solution source)."
+        )
     written = write_student_edition(source, args.out)
     count = sum(len(keys) for keys in written.values())
     print(f"student edition of {len(written)} notebooks with {count} exercises in {args.out}:")
     for name, keys in written.items():
         print(f"  {name}: {', '.join(keys) or 'no exercise'}")
-    print("Open it in JupyterLab (kernel 'Python (ganet-kit)'); every check reports 'not attempted yet' until its function is written.")
+    print(
+        "Open it in JupyterLab (kernel 'Python (ganet-kit)'); every check reports 'not attempted yet' until its "
+        "function is written."
+    )
     return 0
 
 
@@ -206,7 +256,10 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     save_figure(plot_ablation(seed_scores(run, list(range(args.seeds))), summary), run.figure_path("06_ablation.png"))
     print(markdown_table(*summary_table(summary)))
     print(sentence(summary))
-    print(f"wrote {run.table_path('ablation_summary.csv')}, {run.table_path('ablation_seeds.csv')}, {run.figure_path('06_ablation.png')}; report {write_report(run.run_dir)}")
+    print(
+        f"wrote {run.table_path('ablation_summary.csv')}, {run.table_path('ablation_seeds.csv')}, "
+        f"{run.figure_path('06_ablation.png')}; report {write_report(run.run_dir)}"
+    )
     return 0
 
 
@@ -230,7 +283,9 @@ def _run_arguments(command: argparse.ArgumentParser, data_flag: str, data_help: 
     command.add_argument("--run", default="", help="run folder (default runs/<profile>)")
     command.add_argument(data_flag, default="", help=data_help)
     if training:
-        command.add_argument("--resume", action="store_true", help=f"continue from {training} when its settings are unchanged")
+        command.add_argument(
+            "--resume", action="store_true", help=f"continue from {training} when its settings are unchanged"
+        )
         command.add_argument("--cpu", action="store_true", help="stay on the CPU even if a GPU is visible")
 
 
@@ -242,24 +297,55 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="output folder (DIR/brats/..., DIR/nfbs/...)")
     synth.add_argument("--cases", type=int, default=24, help="BraTS-layout subjects (default 24)")
     synth.add_argument("--normals", type=int, default=8, help="NFBS-layout normal subjects (default 8)")
-    synth.add_argument("--shape", type=int, nargs=3, default=[96, 96, 64], metavar=("X", "Y", "Z"), help="volume shape (real BraTS: 240 240 155)")
+    synth.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=[96, 96, 64],
+        metavar=("X", "Y", "Z"),
+        help="volume shape (real BraTS: 240 240 155)",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--format", choices=["nii.gz", "nii"], default="nii.gz", help="file format (default nii.gz)")
-    synth.add_argument("--modalities", default="", help="write only these modalities, comma-separated (default: t1,t1ce,t2,flair)")
-    synth.add_argument("--labels", choices=["brats2017", "brats2012", "brats2023", "whole-tumour"], default="brats2017",
-                       help="label numbering: BraTS 2017-2021 (default), 2012-2016 (NET = 3), 2023+ (ET = 3, 2023 file names) or whole-tumour masks")
-    synth.add_argument("--intensity", choices=["int16", "float32", "zscore", "zscore-mask"], default="int16",
-                       help="int16 (default), raw float32, z-scored with a non-zero background, or z-scored with a *_brainmask file")
+    synth.add_argument(
+        "--modalities", default="", help="write only these modalities, comma-separated (default: t1,t1ce,t2,flair)"
+    )
+    synth.add_argument(
+        "--labels",
+        choices=["brats2017", "brats2012", "brats2023", "whole-tumour"],
+        default="brats2017",
+        help="label numbering: BraTS 2017-2021 (default), 2012-2016 (NET = 3), 2023+ (ET = 3, 2023 file names) or "
+        "whole-tumour masks",
+    )
+    synth.add_argument(
+        "--intensity",
+        choices=["int16", "float32", "zscore", "zscore-mask"],
+        default="int16",
+        help="int16 (default), raw float32, z-scored with a non-zero background, or z-scored with a *_brainmask file",
+    )
     synth.set_defaults(handler=cmd_synth)
 
     validate = commands.add_parser("validate", help="check a data set: files, shapes, affines, intensities, labels")
     validate.add_argument("--brats", type=Path, help="BraTS root (any supported layout)")
     validate.add_argument("--nfbs", type=Path, help="NFBS root (nested or flat)")
     validate.add_argument("--no-labels", action="store_true", help="label maps are optional (prediction input)")
-    validate.add_argument("--modalities", default="", help="comma-separated modalities to check (data.modalities; default t1,t1ce,t2,flair)")
-    validate.add_argument("--labels", choices=["auto", "brats", "whole-tumour"], default="auto", help="what the label maps hold (default: found in the files)")
-    validate.add_argument("--label-convention", choices=["auto", "brats2012", "brats2017", "brats2023"], default="auto",
-                          help="how BraTS label maps are numbered (default: found in the files)")
+    validate.add_argument(
+        "--modalities",
+        default="",
+        help="comma-separated modalities to check (data.modalities; default t1,t1ce,t2,flair)",
+    )
+    validate.add_argument(
+        "--labels",
+        choices=["auto", "brats", "whole-tumour"],
+        default="auto",
+        help="what the label maps hold (default: found in the files)",
+    )
+    validate.add_argument(
+        "--label-convention",
+        choices=["auto", "brats2012", "brats2017", "brats2023"],
+        default="auto",
+        help="how BraTS label maps are numbered (default: found in the files)",
+    )
     validate.set_defaults(handler=cmd_validate)
 
     preprocess = commands.add_parser("preprocess", help="build the slice cache for a run (done by training too)")
@@ -267,61 +353,122 @@ def build_parser() -> argparse.ArgumentParser:
     preprocess.set_defaults(handler=cmd_preprocess)
 
     gan = commands.add_parser("pretrain-gan", help="pre-train the inpainting GAN on normal brains (notebook 03)")
-    _run_arguments(gan, "--nfbs", "NFBS root; overrides the config (none: synthetic normals)", training="RUN/gan/last.pt")
+    _run_arguments(
+        gan, "--nfbs", "NFBS root; overrides the config (none: synthetic normals)", training="RUN/gan/last.pt"
+    )
     gan.set_defaults(handler=cmd_pretrain_gan)
 
-    seg = commands.add_parser("train-seg", help="train the segmentation U-Net, with (ganet) or without (unet) the adversarial feedback")
-    _run_arguments(seg, "--brats", "BraTS root; overrides the config (none: synthetic data)", training="RUN/seg-<variant>/last.pt")
-    seg.add_argument("--variant", choices=["ganet", "unet"], default="ganet", help="ganet needs RUN/gan/best.pt (pretrain-gan)")
+    seg = commands.add_parser(
+        "train-seg", help="train the segmentation U-Net, with (ganet) or without (unet) the adversarial feedback"
+    )
+    _run_arguments(
+        seg, "--brats", "BraTS root; overrides the config (none: synthetic data)", training="RUN/seg-<variant>/last.pt"
+    )
+    seg.add_argument(
+        "--variant", choices=["ganet", "unet"], default="ganet", help="ganet needs RUN/gan/best.pt (pretrain-gan)"
+    )
     seg.set_defaults(handler=cmd_train_seg)
 
     predict = commands.add_parser("predict", help="segment BraTS-layout cases into <case>.nii.gz label maps")
-    predict.add_argument("--checkpoint", type=Path, required=True, help="a train-seg checkpoint (RUN/seg-<variant>/best.pt)")
-    predict.add_argument("--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)")
+    predict.add_argument(
+        "--checkpoint", type=Path, required=True, help="a train-seg checkpoint (RUN/seg-<variant>/best.pt)"
+    )
+    predict.add_argument(
+        "--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)"
+    )
     predict.add_argument("--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, labels 0/1/2/4")
-    predict.add_argument("--no-postprocess", action="store_true",
-                         help="write the raw arg-max instead of applying the post-processing recorded beside the checkpoint (postprocess.json)")
+    predict.add_argument(
+        "--no-postprocess",
+        action="store_true",
+        help="write the raw arg-max instead of applying the post-processing recorded beside the checkpoint "
+        "(postprocess.json)",
+    )
     predict.set_defaults(handler=cmd_predict)
 
-    evaluate = commands.add_parser("evaluate", help="score predictions against BraTS label maps (per case and region, CSV)")
-    evaluate.add_argument("--pred", type=Path, required=True, help="folder of <case>.nii.gz predictions (labels 0/1/2/4)")
-    evaluate.add_argument("--gt", type=Path, required=True, help="truth: any supported BraTS layout; only the *_seg files are needed")
-    evaluate.add_argument("--protocol", choices=["brats", "paper-slicewise"], default="brats",
-                          help="brats: 3D BraTS 2023 lesion-wise evaluation (default); paper-slicewise: the authors' 2D computation")
-    evaluate.add_argument("--out", type=Path, required=True, help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp")
-    evaluate.add_argument("--labels", choices=["auto", "brats", "whole-tumour"], default="auto", help="what the truth's label maps hold (default: found in the files)")
-    evaluate.add_argument("--label-convention", choices=["auto", "brats2012", "brats2017", "brats2023"], default="auto",
-                          help="how the truth's BraTS label maps are numbered (default: found in the files)")
-    evaluate.add_argument("--workers", type=int, default=0, help="processes scoring cases in parallel (default 0: one per CPU, at most 8)")
+    evaluate = commands.add_parser(
+        "evaluate", help="score predictions against BraTS label maps (per case and region, CSV)"
+    )
+    evaluate.add_argument(
+        "--pred", type=Path, required=True, help="folder of <case>.nii.gz predictions (labels 0/1/2/4)"
+    )
+    evaluate.add_argument(
+        "--gt", type=Path, required=True, help="truth: any supported BraTS layout; only the *_seg files are needed"
+    )
+    evaluate.add_argument(
+        "--protocol",
+        choices=["brats", "paper-slicewise"],
+        default="brats",
+        help="brats: 3D BraTS 2023 lesion-wise evaluation (default); paper-slicewise: the authors' 2D computation",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, required=True, help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp"
+    )
+    evaluate.add_argument(
+        "--labels",
+        choices=["auto", "brats", "whole-tumour"],
+        default="auto",
+        help="what the truth's label maps hold (default: found in the files)",
+    )
+    evaluate.add_argument(
+        "--label-convention",
+        choices=["auto", "brats2012", "brats2017", "brats2023"],
+        default="auto",
+        help="how the truth's BraTS label maps are numbered (default: found in the files)",
+    )
+    evaluate.add_argument(
+        "--workers", type=int, default=0, help="processes scoring cases in parallel (default 0: one per CPU, at most 8)"
+    )
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    student = commands.add_parser("student-edition", help="write the student edition of the notebooks: exercises as stubs with checks, no outputs")
+    student = commands.add_parser(
+        "student-edition", help="write the student edition of the notebooks: exercises as stubs with checks, no outputs"
+    )
     student.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier student edition)")
     student.add_argument("--notebooks", type=Path, help="the solution notebooks (default: the checkout's notebooks/)")
     student.set_defaults(handler=cmd_student_edition)
 
     book = commands.add_parser("book", help="render a run's executed notebooks as static HTML pages with an index")
-    book.add_argument("--run", type=Path, required=True, help="a run folder that ./run_all.sh executed (runs/<profile>)")
+    book.add_argument(
+        "--run", type=Path, required=True, help="a run folder that ./run_all.sh executed (runs/<profile>)"
+    )
     book.add_argument("--out", type=Path, required=True, help="output folder: index.html and one page per notebook")
     book.set_defaults(handler=cmd_book)
 
-    sweep = commands.add_parser("sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds")
-    sweep.add_argument("--run", type=Path, required=True, help="run folder with gan/best.pt (pretrain-gan, notebook 03)")
-    sweep.add_argument("--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="mean D map <= threshold means tumour")
+    sweep = commands.add_parser(
+        "sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds"
+    )
+    sweep.add_argument(
+        "--run", type=Path, required=True, help="run folder with gan/best.pt (pretrain-gan, notebook 03)"
+    )
+    sweep.add_argument(
+        "--thresholds", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4], help="mean D map <= threshold means tumour"
+    )
     sweep.add_argument("--checkpoint", type=Path, help="GAN checkpoint (default RUN/gan/best.pt)")
     sweep.set_defaults(handler=cmd_sweep)
 
-    ablation = commands.add_parser("ablation", help="both variants trained with several seeds; mean +- sd, paired difference, 95 %% CI, verdict")
+    ablation = commands.add_parser(
+        "ablation", help="both variants trained with several seeds; mean +- sd, paired difference, 95 %% CI, verdict"
+    )
     _run_arguments(ablation, "--brats", "BraTS root; overrides the config (none: synthetic data)")
-    ablation.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1; seed 0 is the run itself, seed k > 0 goes to RUN/ablation/seed<k> (default 5)")
+    ablation.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        help="seeds 0..N-1; seed 0 is the run itself, seed k > 0 goes to RUN/ablation/seed<k> (default 5)",
+    )
     ablation.set_defaults(handler=cmd_ablation)
 
-    results = commands.add_parser("results", help="write a run's measured figures, with date, commit and machine, to a markdown file (the README's)")
+    results = commands.add_parser(
+        "results",
+        help="write a run's measured figures, with date, commit and machine, to a markdown file (the README's)",
+    )
     results.add_argument("--run", type=Path, required=True, help="run folder (run_all.sh's runs/<profile>)")
     results.add_argument("--out", type=Path, required=True, help="markdown file to write, e.g. docs/results-default.md")
     results.set_defaults(handler=cmd_results)
 
-    report = commands.add_parser("report", help="write RUN/report.md from a run folder's tables and figures (run_all.sh does this)")
+    report = commands.add_parser(
+        "report", help="write RUN/report.md from a run folder's tables and figures (run_all.sh does this)"
+    )
     report.add_argument("--run", type=Path, required=True, help="run folder")
     report.set_defaults(handler=cmd_report)
     return parser

@@ -59,8 +59,11 @@ def artefacts(run_dir: Path) -> dict[str, int]:
     """What later runs may reuse, with a stamp (modification time) of each."""
     found = {}
     layout = RunLayout(run_dir)
-    for path, name in ((layout.synthetic_dir / "SYNTHETIC.json", "synthetic data"), (layout.gan.last, "GAN checkpoint"),
-                       *((layout.seg(variant).last, f"{variant} checkpoint") for variant in VARIANTS)):
+    for path, name in (
+        (layout.synthetic_dir / "SYNTHETIC.json", "synthetic data"),
+        (layout.gan.last, "GAN checkpoint"),
+        *((layout.seg(variant).last, f"{variant} checkpoint") for variant in VARIANTS),
+    ):
         if path.is_file():
             found[name] = path.stat().st_mtime_ns
     for cache in sorted(layout.cache_dir.glob("*-*")):
@@ -82,10 +85,23 @@ def visible_gpus() -> int:
 
 def launch_training(notebook: str, parameters: dict, gpus: int) -> None:
     """Before notebooks 03 and 04 on several GPUs: train with `accelerate launch` across them."""
-    base = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(gpus), "-m", "ganet_lib"]
+    base = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(gpus),
+        "-m",
+        "ganet_lib",
+    ]
     run = ["--config", parameters["profile"], "--run", parameters["run_dir"]]
     if notebook.startswith("03"):
-        commands = [base + ["pretrain-gan", *run, "--resume"] + (["--nfbs", parameters["nfbs_dir"]] if parameters.get("nfbs_dir") else [])]
+        commands = [
+            base
+            + ["pretrain-gan", *run, "--resume"]
+            + (["--nfbs", parameters["nfbs_dir"]] if parameters.get("nfbs_dir") else [])
+        ]
     elif notebook.startswith("04"):
         data = ["--brats", parameters["brats_dir"]] if parameters.get("brats_dir") else []
         commands = [base + ["train-seg", *run, "--resume", "--variant", variant] + data for variant in VARIANTS]
@@ -117,6 +133,7 @@ class Interrupted(BaseException):
 def signals_interrupt():
     """Turn SIGINT and SIGTERM into `Interrupted` while the block runs. Once one has arrived,
     further ones are ignored, so that stopping the kernel is not cut short by a second Ctrl-C."""
+
     def handler(signum, frame):
         for each in (signal.SIGINT, signal.SIGTERM):
             signal.signal(each, signal.SIG_IGN)
@@ -144,8 +161,13 @@ def timed_out_cell(executed: Path) -> str:
     return f"cell {index + 1} of {len(cells)} (`{first_line.strip()[:60]}`)"
 
 
-def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None = None, report: bool = True,
-                  cell_timeout_s: int | None = None) -> int:
+def run_notebooks(
+    parameters: dict,
+    run_dir: Path,
+    notebooks: list[Path] | None = None,
+    report: bool = True,
+    cell_timeout_s: int | None = None,
+) -> int:
     """Execute `notebooks` (default: all of notebooks/) for one run; returns the exit status.
 
     `cell_timeout_s` (default: the profile's `notebooks.cell_timeout_s`) bounds every cell. Call
@@ -159,7 +181,9 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
     os.environ[FORCE_VARIABLE] = "0"
     config = load_config(parameters["profile"])
     cell_limit = cell_timeout_s or config.notebooks.cell_timeout_s
-    limit_source = "given by the caller" if cell_timeout_s else f"notebooks.cell_timeout_s of profile '{config.profile}'"
+    limit_source = (
+        "given by the caller" if cell_timeout_s else f"notebooks.cell_timeout_s of profile '{config.profile}'"
+    )
     notebooks = notebook_paths() if notebooks is None else notebooks
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +195,9 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         if saved.get("key") == key:
             progress = saved
         else:
-            print("the notebooks or parameters changed since the interrupted run: starting again from the first notebook")
+            print(
+                "the notebooks or parameters changed since the interrupted run: starting again from the first notebook"
+            )
     before = artefacts(run_dir)
     gpus = visible_gpus()
     started_run = time.perf_counter()
@@ -179,7 +205,10 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
     for notebook in notebooks:
         executed = out_dir / notebook.name
         if notebook.name in progress["completed"]:
-            print(f"== {notebook.name}: completed in the interrupted run ({progress['seconds'][notebook.name]:.1f} s), skipped; --fresh redoes everything")
+            print(
+                f"== {notebook.name}: completed in the interrupted run ({progress['seconds'][notebook.name]:.1f} s), "
+                "skipped; --fresh redoes everything"
+            )
             skipped.append(notebook.name)
             continue
         print(f"== {notebook.name}", flush=True)
@@ -188,26 +217,51 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
         try:
             if gpus > 1:
                 launch_training(notebook.name, parameters, gpus)
-            papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=str(notebook.parent),
-                                       progress_bar=True, execution_timeout=cell_limit, iopub_timeout=IOPUB_TIMEOUT_S)
+            papermill.execute_notebook(
+                notebook,
+                executed,
+                parameters=parameters,
+                kernel_name=KERNEL,
+                cwd=str(notebook.parent),
+                progress_bar=True,
+                execution_timeout=cell_limit,
+                iopub_timeout=IOPUB_TIMEOUT_S,
+            )
         except (PapermillExecutionError, subprocess.CalledProcessError, CellTimeoutError, Interrupted) as exc:
             # papermill shut the kernel down on the way out; stop whatever it left (a kernel that
             # ignored the request, its workers) before saying anything.
             processes.stop([pid for pid in processes.descendants(os.getpid()) if pid not in children_before])
             if isinstance(exc, Interrupted):
-                print(f"stopped by {exc} during {notebook.name} ({len(progress['completed'])} of {len(notebooks)} notebooks completed and kept): "
-                      f"run the same command again to resume with {notebook.name}.", file=sys.stderr)
+                print(
+                    f"stopped by {exc} during {notebook.name} ({len(progress['completed'])} of {len(notebooks)} "
+                    "notebooks completed and kept): "
+                    f"run the same command again to resume with {notebook.name}.",
+                    file=sys.stderr,
+                )
                 return 128 + exc.signum
             if isinstance(exc, CellTimeoutError):
-                what = (f"finished, but its output did not end within {IOPUB_TIMEOUT_S} s" if "IOPub" in str(exc)
-                        else f"ran past its limit of {cell_limit} s ({limit_source}) and was stopped")
-                print(f"error: {notebook.name}: {timed_out_cell(executed)} {what}, see {executed}; "
-                      "raise the limit if the cell is only slow, and run the same command again to resume with this notebook.",
-                      file=sys.stderr)
+                what = (
+                    f"finished, but its output did not end within {IOPUB_TIMEOUT_S} s"
+                    if "IOPub" in str(exc)
+                    else f"ran past its limit of {cell_limit} s ({limit_source}) and was stopped"
+                )
+                print(
+                    f"error: {notebook.name}: {timed_out_cell(executed)} {what}, see {executed}; "
+                    "raise the limit if the cell is only slow, and run the same command again to resume with this "
+                    "notebook.",
+                    file=sys.stderr,
+                )
                 return 1
-            reason = f"{exc.ename}: {exc.evalue}" if isinstance(exc, PapermillExecutionError) else f"the training launch failed ({exc})"
-            print(f"error: {notebook.name} failed ({reason}); the executed notebook showing the error is {executed}. "
-                  "Fix the cause and run the same command again: it resumes with this notebook.", file=sys.stderr)
+            reason = (
+                f"{exc.ename}: {exc.evalue}"
+                if isinstance(exc, PapermillExecutionError)
+                else f"the training launch failed ({exc})"
+            )
+            print(
+                f"error: {notebook.name} failed ({reason}); the executed notebook showing the error is {executed}. "
+                "Fix the cause and run the same command again: it resumes with this notebook.",
+                file=sys.stderr,
+            )
             return 1
         seconds = time.perf_counter() - started
         progress["completed"].append(notebook.name)
@@ -220,7 +274,9 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
     reused = sorted(name for name, stamp in after.items() if before.get(name) == stamp)
     rebuilt = sorted(name for name in after if name not in reused)
     timings = [{"notebook": path.name, "seconds": progress["seconds"][path.name]} for path in notebooks]
-    atomic_write_text(run_dir / "timings.tsv", "notebook\tseconds\n" + "".join(f"{t['notebook']}\t{t['seconds']}\n" for t in timings))
+    atomic_write_text(
+        run_dir / "timings.tsv", "notebook\tseconds\n" + "".join(f"{t['notebook']}\t{t['seconds']}\n" for t in timings)
+    )
     summary = {
         "timings": timings,
         "wall_seconds": round(time.perf_counter() - started_run, 1),
@@ -239,8 +295,10 @@ def run_notebooks(parameters: dict, run_dir: Path, notebooks: list[Path] | None 
     progress_path.unlink(missing_ok=True)
     print(f"reused (unchanged settings): {', '.join(reused) or 'nothing'}")
     print(f"built in this run: {', '.join(rebuilt) or 'nothing'}")
-    print(f"all {len(notebooks)} notebooks ran; peak memory of a notebook kernel {summary['peak_mb']:.0f} MB; "
-          f"executed notebooks, figures, tables and report.md are in {run_dir}")
+    print(
+        f"all {len(notebooks)} notebooks ran; peak memory of a notebook kernel {summary['peak_mb']:.0f} MB; "
+        f"executed notebooks, figures, tables and report.md are in {run_dir}"
+    )
     return 0
 
 
@@ -252,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--brats", default="")
     parser.add_argument("--nfbs", default="")
-    parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, help="folder of NN_*.ipynb to run (default: the kit's)")
+    parser.add_argument(
+        "--notebooks", type=Path, default=NOTEBOOK_DIR, help="folder of NN_*.ipynb to run (default: the kit's)"
+    )
     args = parser.parse_args(argv)
     parameters = {"profile": args.profile, "run_dir": str(args.run)}
     if args.brats:

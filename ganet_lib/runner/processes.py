@@ -19,7 +19,7 @@ def _parent_and_state(pid: int) -> tuple[int, str] | None:
     except OSError:  # gone, or no /proc
         return None
     # "pid (command) state ppid ...": the command may hold spaces and parentheses
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0]
 
 

@@ -33,12 +33,17 @@ def _timing(run_dir: Path) -> str:
 
     def listed(names: list[str]) -> str:  # the slice caches counted, not named by their hashes
         caches = [n for n in names if n.startswith("cache ")]
-        return ", ".join([n for n in names if n not in caches] + ([f"{len(caches)} slice cache(s)"] if caches else [])) or "nothing"
+        return (
+            ", ".join([n for n in names if n not in caches] + ([f"{len(caches)} slice cache(s)"] if caches else []))
+            or "nothing"
+        )
 
     built, reused = listed(summary.get("rebuilt", [])), listed(summary.get("reused", []))
     made = f"Run made at commit {summary['commit']}. " if summary.get("commit") else ""
-    return (f"{made}**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
-            f"{summary['peak_mb']:.0f} MB resident. Built in this run: {built}; reused: {reused}.")
+    return (
+        f"{made}**{minutes} min {seconds:02d} s** wall for the notebooks ({parts}); largest notebook kernel "
+        f"{summary['peak_mb']:.0f} MB resident. Built in this run: {built}; reused: {reused}."
+    )
 
 
 def _detectors(run_dir: Path) -> str:
@@ -49,12 +54,22 @@ def _detectors(run_dir: Path) -> str:
     if not rows:
         return "Not computed (notebook 05 / `ganet sweep`)."
     positive = sum(s["positive"] == "True" for s in slices)
-    text = (f"{len(slices)} full-size test slices, {positive} with tumour. Higher score = tumour; full size (the authors' protocol) "
-            "unless said; 95 % intervals from a bootstrap over test subjects; AP's chance level is the share of tumour slices:\n\n")
+    text = (
+        f"{len(slices)} full-size test slices, {positive} with tumour. Higher score = tumour; full size (the authors' "
+        "protocol) "
+        "unless said; 95 % intervals from a bootstrap over test subjects; AP's chance level is the share of tumour "
+        "slices:\n\n"
+    )
     text += markdown_table(*detector_summary(rows)) + f"\n\n{takeaway(rows)}"
     if sweep:
-        text += "\n\nAt the paper's thresholds (mean D map <= t = tumour): " + "; ".join(
-            f"t = {r['threshold']}: accuracy {float(r['accuracy']):.1%}, sensitivity {float(r['sensitivity']):.1%}" for r in sweep) + "."
+        text += (
+            "\n\nAt the paper's thresholds (mean D map <= t = tumour): "
+            + "; ".join(
+                f"t = {r['threshold']}: accuracy {float(r['accuracy']):.1%}, sensitivity {float(r['sensitivity']):.1%}"
+                for r in sweep
+            )
+            + "."
+        )
     return text
 
 
@@ -64,8 +79,10 @@ def _feedback(run_dir: Path) -> str:
         return "Not computed (notebook 04)."
     line = {mode: ", ".join(f"{float(r['l_adv']):.3f}" for r in rows if r["mode"] == mode) for mode in ("miss", "over")}
     fractions = ", ".join(f"{float(r['fraction']):.0%}" for r in rows if r["mode"] == "miss")
-    return (f"L_adv (Eq. 7) of the true masks of {rows[0]['slices']} validation slices with {fractions} of the tumour "
-            f"missed: {line['miss']}; grown into normal tissue by as much: {line['over']}.")
+    return (
+        f"L_adv (Eq. 7) of the true masks of {rows[0]['slices']} validation slices with {fractions} of the tumour "
+        f"missed: {line['miss']}; grown into normal tissue by as much: {line['over']}."
+    )
 
 
 def _segmentation(run_dir: Path) -> str:
@@ -78,15 +95,31 @@ def _segmentation(run_dir: Path) -> str:
                 continue
             rows = read_rows(path)
             means, subjects = region_means(rows), len({row["subject"] for row in rows})
-            body.append([variant, kind, subjects] + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
-                        + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"]
-                        + [f"{means[r]['lw_dice']:.3f}" if "lw_dice" in means[r] else "" for r in ("TC", "ET")])
+            body.append(
+                [variant, kind, subjects]
+                + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
+                + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"]
+                + [f"{means[r]['lw_dice']:.3f}" if "lw_dice" in means[r] else "" for r in ("TC", "ET")]
+            )
         if layout.seg(variant).best.is_file():
             rules.append("- Post-processing of " + summary_sentence(read_record(layout.seg(variant).best), variant))
     if not body:
         return "Not computed (notebook 06)."
-    return (markdown_table(["Variant", "Predictions", "Test subjects", "Dice WT", "Dice TC", "Dice ET", "HD95 WT (mm)", "LW Dice WT", "LW Dice TC", "LW Dice ET"], body)
-            + ("\n\n" + "\n".join(rules) if rules else ""))
+    return markdown_table(
+        [
+            "Variant",
+            "Predictions",
+            "Test subjects",
+            "Dice WT",
+            "Dice TC",
+            "Dice ET",
+            "HD95 WT (mm)",
+            "LW Dice WT",
+            "LW Dice TC",
+            "LW Dice ET",
+        ],
+        body,
+    ) + ("\n\n" + "\n".join(rules) if rules else "")
 
 
 def _gan(run_dir: Path) -> str:
@@ -94,8 +127,10 @@ def _gan(run_dir: Path) -> str:
     if not rows:
         return "Not trained in this run folder."
     best = min(rows, key=lambda r: float(r["val_hole_l1"]))
-    return (f"{len(rows)} epochs; best validation hole L1 {float(best['val_hole_l1']):.3f} (epoch {best['epoch']}) "
-            f"vs {float(best['val_mean_fill_l1']):.3f} for filling the hole with the mean intensity.")
+    return (
+        f"{len(rows)} epochs; best validation hole L1 {float(best['val_hole_l1']):.3f} (epoch {best['epoch']}) "
+        f"vs {float(best['val_mean_fill_l1']):.3f} for filling the hole with the mean intensity."
+    )
 
 
 def write_results(run_dir: Path | str, out: Path | str) -> Path:
@@ -105,25 +140,42 @@ def write_results(run_dir: Path | str, out: Path | str) -> Path:
     ablation = read_ablation(run_dir)
     if ablation:
         header, rows = summary_table(ablation["summary"])
-        comparison = (f"Seed{'s' if len(ablation['seeds']) > 1 else ''} {', '.join(map(str, ablation['seeds']))}; tables written at commit {ablation.get('commit', 'not recorded')}.\n\n"
-                      + markdown_table(header, rows) + f"\n\n{ablation['sentence']}")
+        comparison = (
+            f"Seed{'s' if len(ablation['seeds']) > 1 else ''} {', '.join(map(str, ablation['seeds']))}; tables "
+            f"written at commit {ablation.get('commit', 'not recorded')}.\n\n"
+            + markdown_table(header, rows)
+            + f"\n\n{ablation['sentence']}"
+        )
         if ablation.get("summary_raw"):
-            comparison += "\n\nThe same for the raw arg-max:\n\n" + markdown_table(*summary_table(ablation["summary_raw"]))
+            comparison += "\n\nThe same for the raw arg-max:\n\n" + markdown_table(
+                *summary_table(ablation["summary_raw"])
+            )
         seconds = ablation.get("training_seconds", {})
         if seconds:
-            comparison += ("\n\nTraining time per seed (s, summed from the per-epoch histories; GAN / ganet / unet): "
-                           + "; ".join(f"seed {k}: {' / '.join(f'{v[n]:.0f}' for n in ('gan', 'ganet', 'unet') if n in v)}" for k, v in seconds.items()) + ".")
+            comparison += (
+                "\n\nTraining time per seed (s, summed from the per-epoch histories; GAN / ganet / unet): "
+                + "; ".join(
+                    f"seed {k}: {' / '.join(f'{v[n]:.0f}' for n in ('gan', 'ganet', 'unet') if n in v)}"
+                    for k, v in seconds.items()
+                )
+                + "."
+            )
     else:
         comparison = "Not computed (notebook 06 / `ganet ablation`)."
     split = run.split
+    synthetic_note = (
+        " **Synthetic**: these numbers measure the kit on generated subjects, not the paper on BraTS."
+        if run.synthetic_brats
+        else ""
+    )
     text = f"""# Measured: profile `{run.config.profile}`
 
-Written by `ganet results --run {run_dir} --out {out}` on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')},
+Written by `ganet results --run {run_dir} --out {out}` on {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")},
 commit {commit_description()}, from the files of the run folder. Do not edit by hand: run the
 command again.
 
 - Machine: {machine_description()}
-- Data: {run.describe()}; {len(split['train'])} training and {len(split['test'])} test subjects.{' **Synthetic**: these numbers measure the kit on generated subjects, not the paper on BraTS.' if run.synthetic_brats else ''}
+- Data: {run.describe()}; {len(split["train"])} training and {len(split["test"])} test subjects.{synthetic_note}
 
 ## Wall time and memory
 

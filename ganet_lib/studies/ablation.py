@@ -54,10 +54,16 @@ def seed_run(run: Run, seed: int) -> Run:
     folder.mkdir(parents=True, exist_ok=True)
     run.cache_dir.mkdir(parents=True, exist_ok=True)  # made on first use: link it even before then
     member = RunLayout(folder)
-    for target, link in ((run.cache_dir, member.cache_dir), (run.synthetic_dir, member.synthetic_dir)):  # the same data and caches
+    for target, link in (
+        (run.cache_dir, member.cache_dir),
+        (run.synthetic_dir, member.synthetic_dir),
+    ):  # the same data and caches
         if target.exists() and not link.is_symlink():
             link.symlink_to(Path("..") / ".." / target.name, target_is_directory=True)
-    for source, copy in ((run.split_file, member.split_file), (run.labels_file, member.labels_file)):  # the same split and label survey
+    for source, copy in (
+        (run.split_file, member.split_file),
+        (run.labels_file, member.labels_file),
+    ):  # the same split and label survey
         if source.is_file():
             atomic_write_text(copy, source.read_text())
     config = seed_config(run, seed)
@@ -68,7 +74,11 @@ def seed_run(run: Run, seed: int) -> Run:
 def seed_config(run: Run, seed: int) -> ExperimentConfig:
     """The run's config with the seeds of ablation seed `seed`."""
     config = run.config
-    return replace(config, gan=replace(config.gan, seed=config.gan.seed + seed), seg=replace(config.seg, seed=config.seg.seed + seed))
+    return replace(
+        config,
+        gan=replace(config.gan, seed=config.gan.seed + seed),
+        seg=replace(config.seg, seed=config.seg.seed + seed),
+    )
 
 
 def seeds_in(run: Run) -> list[int]:
@@ -101,14 +111,24 @@ def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str
         choose_postprocessing(member, variant, progress=False)
         path, raw_path = metrics_path(run, seed, variant), metrics_path(run, seed, variant, raw=True)
         record = member.seg(variant).postprocess_record
-        newest_input = max(result.best_checkpoint.stat().st_mtime_ns, record.stat().st_mtime_ns if record.is_file() else 0)
+        newest_input = max(
+            result.best_checkpoint.stat().st_mtime_ns, record.stat().st_mtime_ns if record.is_file() else 0
+        )
         if all(p.is_file() and p.stat().st_mtime_ns > newest_input for p in (path, raw_path)):
             written[variant] = path  # scored after the checkpoint and its post-processing were written: reuse
             continue
         model, config, _, _ = load_segmentation(result.best_checkpoint)
         predictions, raw_predictions = member.predictions_dir(variant), member.predictions_dir(variant, raw=True)
         rule = rule_of(read_record(result.best_checkpoint))
-        predict_cases(model, test_cases, out_dir=predictions, settings=config.preprocess, progress=False, postprocessing=rule, raw_dir=raw_predictions)
+        predict_cases(
+            model,
+            test_cases,
+            out_dir=predictions,
+            settings=config.preprocess,
+            progress=False,
+            postprocessing=rule,
+            raw_dir=raw_predictions,
+        )
         write_rows(raw_path, evaluate_cases(raw_predictions, test_cases, "brats", progress=False))
         written[variant] = write_rows(path, evaluate_cases(predictions, test_cases, "brats", progress=False))
         if progress:
@@ -123,7 +143,10 @@ def run_ablation(run: Run, seeds: int, progress: bool = True) -> list[dict]:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     for seed in range(seeds):
         if progress:
-            print(f"== seed {seed} of 0..{seeds - 1} ({'the run itself' if seed == 0 else seed_folder(run, seed)})", flush=True)
+            print(
+                f"== seed {seed} of 0..{seeds - 1} ({'the run itself' if seed == 0 else seed_folder(run, seed)})",
+                flush=True,
+            )
         train_and_score_seed(run, seed, progress)
     return write_ablation(run, list(range(seeds)))
 
@@ -145,13 +168,17 @@ def seed_scores(run: Run, seeds: list[int] | None = None, raw: bool = False) -> 
                 if row["region"] == region and row["subject"] in subjects and row["dice"] is not None:
                     values[VARIANTS.index(variant), subjects.index(row["subject"]), seeds.index(seed)] = row["dice"]
         if np.isnan(values).any():
-            raise ValueError(f"the {region} Dice of some subject is missing for some seed; rerun `ganet ablation` to rescore the seeds")
+            raise ValueError(
+                f"the {region} Dice of some subject is missing for some seed; rerun `ganet ablation` to rescore the "
+                "seeds"
+            )
         scores[region] = values
     return scores
 
 
-def paired_interval(differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
-                    seed: int = 0) -> tuple[float, float, float]:
+def paired_interval(
+    differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of a (subjects, seeds) array of paired differences and its two-way bootstrap
     percentile interval (subjects and seeds resampled independently, with replacement)."""
     n_subjects, n_seeds = differences.shape
@@ -160,7 +187,9 @@ def paired_interval(differences: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, c
     columns = rng.integers(0, n_seeds, size=(samples, n_seeds))
     # mean over the resampled grid = mean over rows of the row-resampled means over resampled columns
     per_subject = differences[rows]  # (samples, n_subjects, n_seeds)
-    means = np.take_along_axis(per_subject, np.broadcast_to(columns[:, None, :], per_subject.shape), axis=2).mean(axis=(1, 2))
+    means = np.take_along_axis(per_subject, np.broadcast_to(columns[:, None, :], per_subject.shape), axis=2).mean(
+        axis=(1, 2)
+    )
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(differences.mean()), float(low), float(high)
@@ -180,23 +209,41 @@ def ablation_summary(scores: dict[str, np.ndarray]) -> list[dict]:
         per_seed = values.mean(axis=1)  # (variant, seed): test-set mean per seed
         sd = per_seed.std(axis=1, ddof=1) if per_seed.shape[1] > 1 else np.full(len(VARIANTS), np.nan)
         difference, low, high = paired_interval(values[0] - values[1])
-        rows.append({"region": region, "subjects": values.shape[1], "seeds": values.shape[2],
-                     "ganet_mean": float(per_seed[0].mean()), "ganet_sd": float(sd[0]), "unet_mean": float(per_seed[1].mean()), "unet_sd": float(sd[1]),
-                     "difference": difference, "ci_low": low, "ci_high": high, "verdict": verdict(low, high)})
+        rows.append(
+            {
+                "region": region,
+                "subjects": values.shape[1],
+                "seeds": values.shape[2],
+                "ganet_mean": float(per_seed[0].mean()),
+                "ganet_sd": float(sd[0]),
+                "unet_mean": float(per_seed[1].mean()),
+                "unet_sd": float(sd[1]),
+                "difference": difference,
+                "ci_low": low,
+                "ci_high": high,
+                "verdict": verdict(low, high),
+            }
+        )
     return rows
 
 
 def sentence(summary: list[dict]) -> str:
     """The plain verdict on the whole tumour (the region every label scheme has), with its numbers."""
     wt = next(row for row in summary if row["region"] == "WT")
-    size = f"{wt['subjects']} test subject{'s' if wt['subjects'] > 1 else ''} x {wt['seeds']} seed{'s' if wt['seeds'] > 1 else ''}"
-    numbers = (f"WT Dice ganet - unet {wt['difference']:+.3f}, {CONFIDENCE:.0%} CI [{wt['ci_low']:+.3f}, {wt['ci_high']:+.3f}], "
-               f"paired over {size}")
+    subjects, seeds = wt["subjects"], wt["seeds"]
+    size = f"{subjects} test subject{'s' if subjects > 1 else ''} x {seeds} seed{'s' if seeds > 1 else ''}"
+    numbers = (
+        f"WT Dice ganet - unet {wt['difference']:+.3f}, {CONFIDENCE:.0%} CI [{wt['ci_low']:+.3f}, "
+        f"{wt['ci_high']:+.3f}], "
+        f"paired over {size}"
+    )
     if wt["seeds"] == 1:  # the interval leaves out the training's randomness: no verdict on the method
         found = "no difference" if wt["verdict"] == "not distinguishable" else f"GANet-Seg {wt['verdict']}"
-        return (f"One training seed only: on these test subjects this seed's pair shows {found} ({numbers}). "
-                "The interval covers only the choice of test subjects, not the seed-to-seed variation of training, "
-                "so it cannot say whether GANet-Seg is better at this size; `ganet ablation --seeds 5` measures that.")
+        return (
+            f"One training seed only: on these test subjects this seed's pair shows {found} ({numbers}). "
+            "The interval covers only the choice of test subjects, not the seed-to-seed variation of training, "
+            "so it cannot say whether GANet-Seg is better at this size; `ganet ablation --seeds 5` measures that."
+        )
     if wt["verdict"] == "not distinguishable":
         return f"GANet-Seg and the plain U-Net are not distinguishable at this size ({numbers})."
     return f"GANet-Seg is {wt['verdict']} than the plain U-Net at this size ({numbers})."
@@ -204,13 +251,31 @@ def sentence(summary: list[dict]) -> str:
 
 def summary_table(summary: list[dict]) -> tuple[list[str], list[list]]:
     """Header and rows of the summary as the CLI, notebook 06, the report and the results file show it."""
+
     def spread(mean: float, sd: float | None) -> str:
         return f"{mean:.3f}" if sd is None or sd != sd else f"{mean:.3f} +- {sd:.3f}"
 
-    header = ["Region", "Subjects x seeds", "ganet Dice (mean +- sd over seeds)", "unet Dice", "ganet - unet (paired)", f"{CONFIDENCE:.0%} CI", "GANet-Seg is"]
-    rows = [[r["region"], f"{r['subjects']} x {r['seeds']}", spread(r["ganet_mean"], r["ganet_sd"]), spread(r["unet_mean"], r["unet_sd"]),
-             f"{r['difference']:+.3f}", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
-             r["verdict"] + (" (this seed, these subjects)" if r["seeds"] == 1 else "")] for r in summary]
+    header = [
+        "Region",
+        "Subjects x seeds",
+        "ganet Dice (mean +- sd over seeds)",
+        "unet Dice",
+        "ganet - unet (paired)",
+        f"{CONFIDENCE:.0%} CI",
+        "GANet-Seg is",
+    ]
+    rows = [
+        [
+            r["region"],
+            f"{r['subjects']} x {r['seeds']}",
+            spread(r["ganet_mean"], r["ganet_sd"]),
+            spread(r["unet_mean"], r["unet_sd"]),
+            f"{r['difference']:+.3f}",
+            f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+            r["verdict"] + (" (this seed, these subjects)" if r["seeds"] == 1 else ""),
+        ]
+        for r in summary
+    ]
     return header, rows
 
 
@@ -230,22 +295,41 @@ def write_ablation(run: Run, seeds: list[int] | None = None) -> list[dict]:
     tables/ablation_summary.csv and tables/ablation.json (the summary and its sentence)."""
     seeds = seeds_in(run) if seeds is None else seeds
     scores = seed_scores(run, seeds)
-    per_seed = [{"seed": seed, "variant": variant, "region": region, "dice": float(values[i, :, j].mean())}
-                for region, values in scores.items() for i, variant in enumerate(VARIANTS) for j, seed in enumerate(seeds)]
+    per_seed = [
+        {"seed": seed, "variant": variant, "region": region, "dice": float(values[i, :, j].mean())}
+        for region, values in scores.items()
+        for i, variant in enumerate(VARIANTS)
+        for j, seed in enumerate(seeds)
+    ]
     atomic_write_csv(run.table_path("ablation_seeds.csv"), per_seed)
     summary = ablation_summary(scores)
     atomic_write_csv(run.table_path("ablation_summary.csv"), summary)
     # The same statistics of the raw arg-max, beside them, when every seed has its raw scores.
-    raw = ablation_summary(seed_scores(run, seeds, raw=True)) if all(metrics_path(run, k, v, True).is_file() for v in VARIANTS for k in seeds) else []
+    raw = (
+        ablation_summary(seed_scores(run, seeds, raw=True))
+        if all(metrics_path(run, k, v, True).is_file() for v in VARIANTS for k in seeds)
+        else []
+    )
     if raw:
         atomic_write_csv(run.table_path("ablation_summary_raw.csv"), raw)
 
     def readable(rows):  # NaN -> null
         return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
 
-    atomic_write_text(run.table_path("ablation.json"), json.dumps({"seeds": seeds, "summary": readable(summary), "sentence": sentence(summary),
-                                                                   "summary_raw": readable(raw), "commit": commit_description(),
-                                                                   "training_seconds": {str(k): training_seconds(run, k) for k in seeds}}, indent=1))
+    atomic_write_text(
+        run.table_path("ablation.json"),
+        json.dumps(
+            {
+                "seeds": seeds,
+                "summary": readable(summary),
+                "sentence": sentence(summary),
+                "summary_raw": readable(raw),
+                "commit": commit_description(),
+                "training_seconds": {str(k): training_seconds(run, k) for k in seeds},
+            },
+            indent=1,
+        ),
+    )
     return summary
 
 
@@ -253,4 +337,3 @@ def read_ablation(run_dir: Path) -> dict | None:
     """tables/ablation.json of a run folder, or None when it was not written."""
     path = RunLayout(Path(run_dir)).tables_dir / "ablation.json"
     return json.loads(path.read_text()) if path.is_file() else None
-

@@ -102,7 +102,9 @@ def discriminator_evidence(discriminator: torch.nn.Module, images: torch.Tensor,
 
 
 @torch.no_grad()
-def inpainting_residual(generator_net: torch.nn.Module, images: torch.Tensor, patch_fraction: float = 0.15, seed: int = 0) -> torch.Tensor:
+def inpainting_residual(
+    generator_net: torch.nn.Module, images: torch.Tensor, patch_fraction: float = 0.15, seed: int = 0
+) -> torch.Tensor:
     """Mean |inpainted - image| inside the brain when every brain patch is occluded once.
 
     The slice is tiled by squares of side `patch_fraction` x H; four passes occlude every other
@@ -135,8 +137,13 @@ def inpainting_residual(generator_net: torch.nn.Module, images: torch.Tensor, pa
 
 
 @torch.no_grad()
-def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.nn.Module | None, t1: torch.Tensor,
-                          flair: torch.Tensor | None, batch_size: int = 32) -> dict[str, np.ndarray]:
+def slice_detector_scores(
+    discriminator: torch.nn.Module,
+    generator_net: torch.nn.Module | None,
+    t1: torch.Tensor,
+    flair: torch.Tensor | None,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
     """Every detector's score for (N, 1, H, W) T1 slices (and FLAIR, if the run has it), oriented
     so that higher means tumour (see DETECTORS); without `generator_net`, no residual."""
     out: dict[str, list] = {name: [] for name in DETECTORS}
@@ -147,25 +154,34 @@ def slice_detector_scores(discriminator: torch.nn.Module, generator_net: torch.n
         out["d_mean"].append(-maps.mean(dim=1))
         out["d_p25"].append(-maps.quantile(0.25, dim=1))
         out["t1_mean"].append(-(batch.flatten(1) * brain).sum(1) / brain.sum(1).clamp(min=1))
-        out["brain_area"].append(brain.sum(1))  # as trained: the resized box of the volume, so proportional to the true area
+        out["brain_area"].append(
+            brain.sum(1)
+        )  # as trained: the resized box of the volume, so proportional to the true area
         if flair is not None:
             f = flair[start : start + batch_size].flatten(1)
             out["flair_mean"].append((f * brain).sum(1) / brain.sum(1).clamp(min=1))
         if generator_net is not None:
             out["residual"].append(inpainting_residual(generator_net, batch))
-    return {name: torch.cat([v.cpu() for v in values]).numpy().astype(np.float64) for name, values in out.items() if values}
+    return {
+        name: torch.cat([v.cpu() for v in values]).numpy().astype(np.float64) for name, values in out.items() if values
+    }
 
 
 # --- the two views ----------------------------------------------------------------------------------
 
 
-def full_size_channels(case: BratsCase, settings: PreprocessConfig, modalities: tuple[str, ...] = ("t1",)) -> dict[str, np.ndarray]:
+def full_size_channels(
+    case: BratsCase, settings: PreprocessConfig, modalities: tuple[str, ...] = ("t1",)
+) -> dict[str, np.ndarray]:
     """Some modalities of the case as (Z, H, W) axial slices in display orientation, scaled exactly
     as the training cache scales them (same brain, same percentiles over the slices training
     keeps), and its brain as (Z, H, W) bool under the key "brain"; the case's files are read once."""
     volumes, _ = load_modalities(case)
     brain = axial_slices(brain_mask(case, volumes))  # (Z, H, W)
-    out = {modality: scaled_slices(axial_slices(volumes[case.modalities.index(modality)]), brain, settings) for modality in modalities}
+    out = {
+        modality: scaled_slices(axial_slices(volumes[case.modalities.index(modality)]), brain, settings)
+        for modality in modalities
+    }
     out["brain"] = brain
     return out
 
@@ -193,7 +209,9 @@ def held_out_slices(run: Run, progress: bool = True, modality: str = "t1") -> tu
     settings = replace(gan_preprocess(run.config), drop_empty_slices=False)
     cache = SliceCache(build_slice_cache(run.cases, run.cache_dir, settings, progress=progress), run.split["test"])
     if modality not in cache.channels:
-        raise KitInputError(f"The test slices have no {modality} channel (data.modalities is {', '.join(run.config.data.modalities)}).")
+        raise KitInputError(
+            f"The test slices have no {modality} channel (data.modalities is {', '.join(run.config.data.modalities)})."
+        )
     channel = cache.channels.index(modality)
     slices = [cache[i] for i in range(len(cache))]  # each slice read once
     images = np.stack([image[channel : channel + 1] for image, _ in slices])
@@ -202,8 +220,14 @@ def held_out_slices(run: Run, progress: bool = True, modality: str = "t1") -> tu
 
 
 @torch.no_grad()
-def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], settings: PreprocessConfig, batch_size: int = 16,
-                 progress: bool = True, generator_net: torch.nn.Module | None = None) -> list[dict]:
+def slice_scores(
+    discriminator: torch.nn.Module,
+    cases: list[BratsCase],
+    settings: PreprocessConfig,
+    batch_size: int = 16,
+    progress: bool = True,
+    generator_net: torch.nn.Module | None = None,
+) -> list[dict]:
     """One row per axial slice of every case at full size: subject, z, positive (any tumour), score
     (mean of the discriminator's map: the paper's), brain (whether the slice shows any brain), the
     position covariates (brain_area in pixels, area_fraction, centre_closeness: `position`), and,
@@ -216,29 +240,53 @@ def slice_scores(discriminator: torch.nn.Module, cases: list[BratsCase], setting
         slices, area = channels["t1"], channels.pop("brain").sum(axis=(1, 2))
         tumour = axial_slices(load_label(case)).any(axis=(1, 2))
         tensors = {m: torch.from_numpy(v[:, None]).to(device) for m, v in channels.items()}
-        scores = slice_detector_scores(discriminator, generator_net, t1=tensors["t1"], flair=tensors.get("flair"), batch_size=batch_size)
-        extra = {k: v for k, v in scores.items() if k not in POSITION_ONLY} if generator_net is not None else {}  # the baselines only when asked for
+        scores = slice_detector_scores(
+            discriminator, generator_net, t1=tensors["t1"], flair=tensors.get("flair"), batch_size=batch_size
+        )
+        extra = (
+            {k: v for k, v in scores.items() if k not in POSITION_ONLY} if generator_net is not None else {}
+        )  # the baselines only when asked for
         for z in range(len(slices)):
-            rows.append({"subject": case.case_id, "z": z, "positive": bool(tumour[z]), "score": float(-scores["d_mean"][z]), "brain": bool(slices[z].any()),
-                         "brain_area": int(area[z]), **{name: float(values[z]) for name, values in extra.items()}})
+            rows.append(
+                {
+                    "subject": case.case_id,
+                    "z": z,
+                    "positive": bool(tumour[z]),
+                    "score": float(-scores["d_mean"][z]),
+                    "brain": bool(slices[z].any()),
+                    "brain_area": int(area[z]),
+                    **{name: float(values[z]) for name, values in extra.items()},
+                }
+            )
     return add_position_covariates(rows)
 
 
-def detector_table(rows: list[dict], trained: dict[str, np.ndarray] | None, trained_tumour: np.ndarray | None,
-                   central_fraction: float = 0.5, samples: int = 1000) -> list[dict]:
+def detector_table(
+    rows: list[dict],
+    trained: dict[str, np.ndarray] | None,
+    trained_tumour: np.ndarray | None,
+    central_fraction: float = 0.5,
+    samples: int = 1000,
+) -> list[dict]:
     """Every detector in both views: `rows` of `slice_scores` (full size) and the scores of
     `slice_detector_scores` on `held_out_slices` (as trained; no centre closeness there, it needs
     the slice index). At full size also what `position.position_table` gives: intervals, AP,
     the position-controlled AUCs and the gain over the position covariates. Missing ones are NaN."""
     positive = np.array([r["positive"] for r in rows])
     with_position = bool(rows) and "area_fraction" in rows[0]  # rows of `slice_scores` have it
-    controlled = {row["detector"]: row for row in position_table(rows, DETECTORS, central_fraction, samples)} if with_position else {}
+    controlled = (
+        {row["detector"]: row for row in position_table(rows, DETECTORS, central_fraction, samples)}
+        if with_position
+        else {}
+    )
     table = []
     for name, description in DETECTORS.items():
         full = roc_auc(np.array([r[name] for r in rows]), positive) if rows and name in rows[0] else float("nan")
         as_trained = roc_auc(trained[name], trained_tumour) if trained is not None and name in trained else float("nan")
         extra = {k: v for k, v in controlled.get(name, {}).items() if k not in ("detector", "what", "AUC")}
-        table.append({"detector": name, "what": description, "AUC full size": full, "AUC as trained": as_trained, **extra})
+        table.append(
+            {"detector": name, "what": description, "AUC full size": full, "AUC as trained": as_trained, **extra}
+        )
     return table
 
 
@@ -257,7 +305,9 @@ def detector_curves(rows: list[dict]) -> dict[str, dict]:
 # --- Table 1 ----------------------------------------------------------------------------------------
 
 
-def sweep_table(scores: np.ndarray, positive: np.ndarray, thresholds: tuple[float, ...] = PAPER_THRESHOLDS) -> list[dict]:
+def sweep_table(
+    scores: np.ndarray, positive: np.ndarray, thresholds: tuple[float, ...] = PAPER_THRESHOLDS
+) -> list[dict]:
     """Table 1's rows: "tumour" when score <= threshold. Accuracy, sensitivity and specificity are fractions."""
     scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
     rows = []
@@ -265,13 +315,18 @@ def sweep_table(scores: np.ndarray, positive: np.ndarray, thresholds: tuple[floa
         called = scores <= threshold
         tp, fn = int((called & positive).sum()), int((~called & positive).sum())
         fp, tn = int((called & ~positive).sum()), int((~called & ~positive).sum())
-        rows.append({
-            "threshold": float(threshold),
-            "accuracy": (tp + tn) / len(scores),
-            "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
-            "specificity": tn / (tn + fp) if tn + fp else float("nan"),
-            "TP": tp, "FN": fn, "FP": fp, "TN": tn,
-        })
+        rows.append(
+            {
+                "threshold": float(threshold),
+                "accuracy": (tp + tn) / len(scores),
+                "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+                "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+                "TP": tp,
+                "FN": fn,
+                "FP": fp,
+                "TN": tn,
+            }
+        )
     return rows
 
 
@@ -281,22 +336,35 @@ def sweep_roc(scores: np.ndarray, positive: np.ndarray) -> dict:
     return {"fpr": fpr, "tpr": tpr, "thresholds": -thresholds, "auc": roc_auc(-np.asarray(scores, float), positive)}
 
 
-def sweep_for_run(run: Run, checkpoint: Path | str | None = None, progress: bool = True, baselines: bool = True) -> list[dict]:
+def sweep_for_run(
+    run: Run, checkpoint: Path | str | None = None, progress: bool = True, baselines: bool = True
+) -> list[dict]:
     """`slice_scores` of the run's test subjects with its pre-trained GAN (gan/best.pt); with
     `baselines`, every detector's score too."""
     require_t1(run.config, "The discriminator sweep")
     checkpoint = Path(checkpoint) if checkpoint else run.gan.best
     if not checkpoint.is_file():
-        raise KitInputError(f"No pre-trained GAN at '{checkpoint}'; run `ganet pretrain-gan --run {run.run_dir}` (or notebook 03) first.")
+        raise KitInputError(
+            f"No pre-trained GAN at '{checkpoint}'; run `ganet pretrain-gan --run {run.run_dir}` (or notebook 03) "
+            "first."
+        )
     generator_net, discriminator, _ = load_gan(checkpoint, run.config.model)
     if torch.cuda.is_available():
         generator_net, discriminator = generator_net.cuda(), discriminator.cuda()
     test = set(run.split["test"])
     cases = [case for case in run.cases if case.case_id in test]
-    return slice_scores(discriminator, cases, settings=run.config.preprocess, progress=progress, generator_net=generator_net if baselines else None)
+    return slice_scores(
+        discriminator,
+        cases,
+        settings=run.config.preprocess,
+        progress=progress,
+        generator_net=generator_net if baselines else None,
+    )
 
 
-def detectors_for_run(run: Run, rows: list[dict], checkpoint: Path | str | None = None, progress: bool = True) -> list[dict]:
+def detectors_for_run(
+    run: Run, rows: list[dict], checkpoint: Path | str | None = None, progress: bool = True
+) -> list[dict]:
     """`detector_table` for the run: `rows` from `sweep_for_run`, the as-trained view computed
     here; written to RUN/tables/detectors_auc.csv."""
     checkpoint = Path(checkpoint) if checkpoint else run.gan.best
@@ -319,10 +387,15 @@ def save_sweep(run: Run, rows: list[dict], thresholds: tuple[float, ...] = PAPER
 
 def format_table(rows: list[dict]) -> str:
     """Table 1's rows as aligned text, percentages as the paper prints them."""
-    lines = [f"{'threshold':>9}  {'accuracy':>8}  {'sensitivity':>11}  {'specificity':>11}  {'TP':>6}  {'FN':>6}  {'FP':>6}  {'TN':>6}"]
+    lines = [
+        f"{'threshold':>9}  {'accuracy':>8}  {'sensitivity':>11}  {'specificity':>11}  {'TP':>6}  {'FN':>6}  "
+        f"{'FP':>6}  {'TN':>6}"
+    ]
     for r in rows:
-        lines.append(f"{r['threshold']:>9.3g}  {r['accuracy']:>8.2%}  {r['sensitivity']:>11.2%}  {r['specificity']:>11.2%}  "
-                     f"{r['TP']:>6}  {r['FN']:>6}  {r['FP']:>6}  {r['TN']:>6}")
+        lines.append(
+            f"{r['threshold']:>9.3g}  {r['accuracy']:>8.2%}  {r['sensitivity']:>11.2%}  {r['specificity']:>11.2%}  "
+            f"{r['TP']:>6}  {r['FN']:>6}  {r['FP']:>6}  {r['TN']:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -330,7 +403,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 @torch.no_grad()
-def normal_slices(run: Run, held_out_only: bool = False, discriminator: torch.nn.Module | None = None, progress: bool = True) -> list[dict]:
+def normal_slices(
+    run: Run, held_out_only: bool = False, discriminator: torch.nn.Module | None = None, progress: bool = True
+) -> list[dict]:
     """One row per brain slice of the GAN's normal subjects at full size: subject, z, normal
     (whether the GAN takes it as a normal slice), held_out (a GAN validation subject, never trained
     on), the position covariates and, with a `discriminator`, its mean map on the normal slices
@@ -347,8 +422,13 @@ def normal_slices(run: Run, held_out_only: bool = False, discriminator: torch.nn
         sources = brats_sources([c for c in run.cases if c.case_id in train], only="t1")
     else:
         sources = nfbs_sources(run.normals)
-    sources = [s for s in sources if s.subject_id in held_out] if held_out_only else \
-        sorted(sources, key=lambda s: (s.subject_id not in held_out, s.subject_id))[: config.detector.position_subjects]
+    sources = (
+        [s for s in sources if s.subject_id in held_out]
+        if held_out_only
+        else sorted(sources, key=lambda s: (s.subject_id not in held_out, s.subject_id))[
+            : config.detector.position_subjects
+        ]
+    )
     device = next(discriminator.parameters()).device if discriminator is not None else "cpu"
     rows = []
     for source in tqdm(sources, desc="normal slices", unit="subject", disable=not progress):
@@ -356,29 +436,53 @@ def normal_slices(run: Run, held_out_only: bool = False, discriminator: torch.nn
         brain = axial_slices(brain_volume)
         area = brain.sum(axis=(1, 2))
         candidates = np.flatnonzero(area >= config.preprocess.min_brain_pixels)
-        kept = tumour_free_slices(axial_slices(label), candidates, config.gan.normal_margin) if label is not None else candidates
-        covariates = add_position_covariates([{"subject": source.subject_id, "z": z, "brain_area": int(area[z])} for z in range(len(area))])
+        kept = (
+            tumour_free_slices(axial_slices(label), candidates, config.gan.normal_margin)
+            if label is not None
+            else candidates
+        )
+        covariates = add_position_covariates(
+            [{"subject": source.subject_id, "z": z, "brain_area": int(area[z])} for z in range(len(area))]
+        )
         scores = {}
         if discriminator is not None and len(kept):
             t1 = scaled_slices(axial_slices(volumes[0].astype(np.float32)), brain, config.preprocess)[kept]
-            scores = dict(zip(kept.tolist(), discriminator_patch_means(discriminator, torch.from_numpy(t1[:, None]).to(device)).cpu().numpy().tolist()))
+            scores = dict(
+                zip(
+                    kept.tolist(),
+                    discriminator_patch_means(discriminator, torch.from_numpy(t1[:, None]).to(device))
+                    .cpu()
+                    .numpy()
+                    .tolist(),
+                )
+            )
         normal = set(kept.tolist())
         for z in candidates.tolist():
-            rows.append({**covariates[z], "normal": z in normal, "held_out": source.subject_id in held_out, **({"score": scores[z]} if z in scores else {})})
+            rows.append(
+                {
+                    **covariates[z],
+                    "normal": z in normal,
+                    "held_out": source.subject_id in held_out,
+                    **({"score": scores[z]} if z in scores else {}),
+                }
+            )
     return rows
 
 
-def domain_shift_for_run(run: Run, sweep_rows: list[dict], checkpoint: Path | str | None = None, progress: bool = True) -> dict[str, np.ndarray]:
+def domain_shift_for_run(
+    run: Run, sweep_rows: list[dict], checkpoint: Path | str | None = None, progress: bool = True
+) -> dict[str, np.ndarray]:
     """The discriminator's mean map ("normal" probability) at full size on three groups of brain
     slices: the GAN's held-out normal subjects (never trained on), the test subjects' tumour-free
     slices and their tumour slices (from `sweep_rows`)."""
     checkpoint = Path(checkpoint) if checkpoint else run.gan.best
     _, discriminator, _ = load_gan(checkpoint, run.config.model)
-    normals = [r for r in normal_slices(run, held_out_only=True, discriminator=discriminator, progress=progress) if r["normal"]]
+    normals = [
+        r for r in normal_slices(run, held_out_only=True, discriminator=discriminator, progress=progress) if r["normal"]
+    ]
     with_brain = [r for r in sweep_rows if r["brain_area"] >= run.config.preprocess.min_brain_pixels]
     return {
         "held-out normals (never trained on)": np.array([r["score"] for r in normals]),
         "test subjects, tumour-free slices": np.array([r["score"] for r in with_brain if not r["positive"]]),
         "test subjects, tumour slices": np.array([r["score"] for r in with_brain if r["positive"]]),
     }
-

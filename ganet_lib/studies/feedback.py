@@ -14,7 +14,9 @@ from ganet_lib.method.seg_data import SegSlices
 
 
 @torch.no_grad()
-def feedback_views(model: torch.nn.Module, gan_nets: tuple, dataset: SegSlices, indices: list[int], seed: int = 0) -> dict[str, np.ndarray]:
+def feedback_views(
+    model: torch.nn.Module, gan_nets: tuple, dataset: SegSlices, indices: list[int], seed: int = 0
+) -> dict[str, np.ndarray]:
     """What the adversarial feedback sees for some slices, for figures.
 
     Returns:
@@ -67,8 +69,14 @@ def degrade_mask(mask: np.ndarray, fraction: float, mode: str, direction: np.nda
 
 
 @torch.no_grad()
-def feedback_response(gan_nets: tuple, dataset: SegSlices, fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-                      modes: tuple[str, ...] = ("miss", "over"), seed: int = 0, batch_size: int = 64) -> list[dict]:
+def feedback_response(
+    gan_nets: tuple,
+    dataset: SegSlices,
+    fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+    modes: tuple[str, ...] = ("miss", "over"),
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[dict]:
     """L_adv (Eq. 7, the frozen G and D) of the true tumour masks, degraded step by step.
 
     For every slice of `dataset` with tumour, the true whole-tumour mask is degraded (`degrade_mask`:
@@ -90,14 +98,25 @@ def feedback_response(gan_nets: tuple, dataset: SegSlices, fractions: tuple[floa
             for start in range(0, len(picks), batch_size):
                 chunk = picks[start : start + batch_size]
                 t1 = torch.stack([dataset[i][2] for i in chunk])  # (b, 1, H, W)
-                masks = np.stack([
-                    degrade_mask(dataset[i][1].numpy() > 0, fraction, mode, np.array([np.sin(a), np.cos(a)]))
-                    for i, a in zip(chunk, angles[start : start + batch_size])
-                ])[:, None].astype(np.float32)  # (b, 1, H, W)
+                masks = np.stack(
+                    [
+                        degrade_mask(dataset[i][1].numpy() > 0, fraction, mode, np.array([np.sin(a), np.cos(a)]))
+                        for i, a in zip(chunk, angles[start : start + batch_size])
+                    ]
+                )[:, None].astype(np.float32)  # (b, 1, H, W)
                 noise = torch.randn(t1.shape, generator=torch.Generator().manual_seed(seed + start))
-                loss, _ = adversarial_feedback_loss(t1, torch.from_numpy(masks), generator_net=generator_net, discriminator=discriminator, noise=noise, per_slice=True)
+                loss, _ = adversarial_feedback_loss(
+                    t1,
+                    torch.from_numpy(masks),
+                    generator_net=generator_net,
+                    discriminator=discriminator,
+                    noise=noise,
+                    per_slice=True,
+                )
                 losses.append(loss)
-            rows.append({"mode": mode, "fraction": fraction, "l_adv": float(torch.cat(losses).mean()), "slices": len(picks)})
+            rows.append(
+                {"mode": mode, "fraction": fraction, "l_adv": float(torch.cat(losses).mean()), "slices": len(picks)}
+            )
     return rows
 
 

@@ -26,6 +26,9 @@ of one subject are not independent).
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 
 from ganet_lib.evaluation.metrics import roc_auc
@@ -59,7 +62,12 @@ def position_covariates(areas: np.ndarray) -> dict[str, np.ndarray]:
     extent = max(1, int((areas > 0).sum()))
     largest = areas.max() if areas.size and areas.max() > 0 else 1.0
     relative = (np.arange(len(areas)) - centre) / extent
-    return {"brain_area": areas, "area_fraction": areas / largest, "relative_position": relative, "centre_closeness": -np.abs(relative)}
+    return {
+        "brain_area": areas,
+        "area_fraction": areas / largest,
+        "relative_position": relative,
+        "centre_closeness": -np.abs(relative),
+    }
 
 
 def add_position_covariates(rows: list[dict]) -> list[dict]:
@@ -97,8 +105,9 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((recall_step * precision).sum())
 
 
-def subject_bootstrap(statistic, subjects: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
-                      seed: int = 0) -> tuple[float, float]:
+def subject_bootstrap(
+    statistic, subjects: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float]:
     """Percentile interval of `statistic(indices)` over bootstrap samples of the subjects: each
     sample draws subjects with replacement and takes all their slices (a subject drawn twice
     counts twice). Samples where the statistic is undefined (ValueError: one class missing) are
@@ -197,7 +206,9 @@ def logistic_fit(features: np.ndarray, positive: np.ndarray, l2: float = 1e-2, i
     return w
 
 
-def out_of_fold_scores(features: np.ndarray, positive: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def out_of_fold_scores(
+    features: np.ndarray, positive: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
     """Each slice's logistic-regression score from the fold that held its subject out (features
     standardised with the training fold's mean and sd)."""
     features = np.asarray(features, float).reshape(len(positive), -1)
@@ -210,8 +221,15 @@ def out_of_fold_scores(features: np.ndarray, positive: np.ndarray, folds: list[t
     return out
 
 
-def covariate_gain(covariates: np.ndarray, score: np.ndarray, positive: np.ndarray, subjects: np.ndarray,
-                   folds: int = FOLDS, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
+def covariate_gain(
+    covariates: np.ndarray,
+    score: np.ndarray,
+    positive: np.ndarray,
+    subjects: np.ndarray,
+    folds: int = FOLDS,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> dict:
     """Out-of-fold AUC of the covariates alone and of the covariates plus `score` (folds grouped by
     subject), their difference, and its 95 % interval from a bootstrap over subjects (of the same
     out-of-fold predictions)."""
@@ -219,10 +237,18 @@ def covariate_gain(covariates: np.ndarray, score: np.ndarray, positive: np.ndarr
     split = grouped_folds(subjects, folds, seed)
     alone = out_of_fold_scores(covariates, positive, split)
     both = out_of_fold_scores(np.column_stack([covariates, score]), positive, split)
-    low, high = subject_bootstrap(lambda i: roc_auc(both[i], positive[i]) - roc_auc(alone[i], positive[i]), subjects, samples, seed=seed)
+    low, high = subject_bootstrap(
+        lambda i: roc_auc(both[i], positive[i]) - roc_auc(alone[i], positive[i]), subjects, samples, seed=seed
+    )
     auc_alone, auc_both = roc_auc(alone, positive), roc_auc(both, positive)
-    return {"auc_covariates": auc_alone, "auc_with_score": auc_both, "gain": auc_both - auc_alone, "gain_low": low, "gain_high": high,
-            "folds": len(split)}
+    return {
+        "auc_covariates": auc_alone,
+        "auc_with_score": auc_both,
+        "gain": auc_both - auc_alone,
+        "gain_low": low,
+        "gain_high": high,
+        "folds": len(split),
+    }
 
 
 # --- the table --------------------------------------------------------------------------------------
@@ -236,7 +262,9 @@ def _or_nan(compute) -> float:
         return float("nan")
 
 
-def position_table(rows: list[dict], detectors: dict[str, str], fraction: float, samples: int = BOOTSTRAP_SAMPLES) -> list[dict]:
+def position_table(
+    rows: list[dict], detectors: dict[str, str], fraction: float, samples: int = BOOTSTRAP_SAMPLES
+) -> list[dict]:
     """Per detector present in `rows` (one per full-size slice, with the covariates of
     `add_position_covariates`): ROC AUC and AP with subject-bootstrap intervals, AP's chance level,
     the AUC on the central slices, the AUC within strata of brain area, and the cross-validated AUC
@@ -253,23 +281,40 @@ def position_table(rows: list[dict], detectors: dict[str, str], fraction: float,
         scores = np.array([r[name] for r in rows])
         auc_low, auc_high = subject_bootstrap(lambda i: roc_auc(scores[i], positive[i]), subjects, samples)
         ap_low, ap_high = subject_bootstrap(lambda i: average_precision(scores[i], positive[i]), subjects, samples)
-        central_auc, within = _or_nan(lambda: roc_auc(scores[middle], positive[middle])), _or_nan(lambda: stratified_auc(scores, positive, strata))
+        central_auc, within = (
+            _or_nan(lambda: roc_auc(scores[middle], positive[middle])),
+            _or_nan(lambda: stratified_auc(scores, positive, strata)),
+        )
         # The gain needs folds that hold subjects out: at least two subjects.
-        gain = covariate_gain(covariates, scores, positive=positive, subjects=subjects, samples=samples) if name not in COVARIATES and len(set(subjects)) > 1 else None
-        table.append({
-            "detector": name, "what": description,
-            "AUC": roc_auc(scores, positive), "AUC low": auc_low, "AUC high": auc_high,
-            "AP": average_precision(scores, positive), "AP low": ap_low, "AP high": ap_high, "AP chance": float(positive.mean()),
-            f"AUC central (area >= {fraction:g} of max)": central_auc,
-            "AUC within area strata": within,
-            "AUC gain over position": gain["gain"] if gain else float("nan"),
-            "gain low": gain["gain_low"] if gain else float("nan"), "gain high": gain["gain_high"] if gain else float("nan"),
-        })
+        gain = (
+            covariate_gain(covariates, scores, positive=positive, subjects=subjects, samples=samples)
+            if name not in COVARIATES and len(set(subjects)) > 1
+            else None
+        )
+        table.append(
+            {
+                "detector": name,
+                "what": description,
+                "AUC": roc_auc(scores, positive),
+                "AUC low": auc_low,
+                "AUC high": auc_high,
+                "AP": average_precision(scores, positive),
+                "AP low": ap_low,
+                "AP high": ap_high,
+                "AP chance": float(positive.mean()),
+                f"AUC central (area >= {fraction:g} of max)": central_auc,
+                "AUC within area strata": within,
+                "AUC gain over position": gain["gain"] if gain else float("nan"),
+                "gain low": gain["gain_low"] if gain else float("nan"),
+                "gain high": gain["gain_high"] if gain else float("nan"),
+            }
+        )
     return table
 
 
 def detector_summary(table: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of `detector_table` as the CLI, notebook 05, the report and the results file show it."""
+
     def number(value: float) -> str:
         return "" if value != value else f"{value:.3f}"
 
@@ -280,25 +325,44 @@ def detector_summary(table: list[dict]) -> tuple[list[str], list[list[str]]]:
         return f"{f.format(row[value])} [{f.format(row[low])}, {f.format(row[high])}]"
 
     central_key = next((k for k in (table[0] if table else {}) if k.startswith("AUC central")), "AUC central")
-    header = ["Detector (higher = tumour)", "ROC AUC [95% CI]", "AP [95% CI]", "AP chance", "AUC as trained",
-              central_key.replace("AUC central", "AUC, central slices"), "AUC within area strata", "AUC gain over position [95% CI]"]
-    rows = [[row["what"], interval(row, "AUC full size", "AUC low", "AUC high"), interval(row, "AP", "AP low", "AP high"),
-             number(row.get("AP chance", float("nan"))), number(row["AUC as trained"]), number(row.get(central_key, float("nan"))),
-             number(row.get("AUC within area strata", float("nan"))), interval(row, "AUC gain over position", low="gain low", high="gain high", signed=True)]
-            for row in table]
+    header = [
+        "Detector (higher = tumour)",
+        "ROC AUC [95% CI]",
+        "AP [95% CI]",
+        "AP chance",
+        "AUC as trained",
+        central_key.replace("AUC central", "AUC, central slices"),
+        "AUC within area strata",
+        "AUC gain over position [95% CI]",
+    ]
+    rows = [
+        [
+            row["what"],
+            interval(row, "AUC full size", "AUC low", "AUC high"),
+            interval(row, "AP", "AP low", "AP high"),
+            number(row.get("AP chance", float("nan"))),
+            number(row["AUC as trained"]),
+            number(row.get(central_key, float("nan"))),
+            number(row.get("AUC within area strata", float("nan"))),
+            interval(row, "AUC gain over position", low="gain low", high="gain high", signed=True),
+        ]
+        for row in table
+    ]
     return header, rows
 
 
 def read_detector_table(path) -> list[dict]:
-    """RUN/tables/detectors_auc.csv as `detector_table` wrote it (numbers as floats, empty cells NaN); [] when missing."""
-    import csv
-    from pathlib import Path
+    """RUN/tables/detectors_auc.csv as `detector_table` wrote it (numbers as floats, empty cells NaN);
+    [] when missing."""
 
     if not Path(path).is_file():
         return []
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
-    return [{k: (v if k in ("detector", "what") else float(v) if v != "" else float("nan")) for k, v in r.items()} for r in records]
+    return [
+        {k: (v if k in ("detector", "what") else float(v) if v != "" else float("nan")) for k, v in r.items()}
+        for r in records
+    ]
 
 
 def takeaway(table: list[dict]) -> str:
@@ -311,21 +375,37 @@ def takeaway(table: list[dict]) -> str:
     central_key = next(k for k in d if k.startswith("AUC central"))
     gain_known = d["gain low"] == d["gain low"]
     adds = gain_known and d["gain low"] > 0
-    text = (f"Slice position alone, the brain area of a slice, separates tumour slices from tumour-free ones with ROC AUC "
-            f"{area['AUC full size']:.3f} [{area['AUC low']:.3f}, {area['AUC high']:.3f}], against {d['AUC full size']:.3f} "
-            f"[{d['AUC low']:.3f}, {d['AUC high']:.3f}] for the discriminator's mean map and the about 0.87 the paper's four operating "
-            f"points imply. Compared only between slices of similar brain area the discriminator scores {d['AUC within area strata']:.3f} "
-            f"(0.5 is chance), on the central slices ({central_key.removeprefix('AUC central ').strip('()')}) {d[central_key]:.3f}")
+    text = (
+        f"Slice position alone, the brain area of a slice, separates tumour slices from tumour-free ones with ROC AUC "
+        f"{area['AUC full size']:.3f} [{area['AUC low']:.3f}, {area['AUC high']:.3f}], against "
+        f"{d['AUC full size']:.3f} "
+        f"[{d['AUC low']:.3f}, {d['AUC high']:.3f}] for the discriminator's mean map and the about 0.87 the paper's "
+        "four operating "
+        "points imply. Compared only between slices of similar brain area the discriminator scores "
+        f"{d['AUC within area strata']:.3f} "
+        f"(0.5 is chance), on the central slices ({central_key.removeprefix('AUC central ').strip('()')}) "
+        f"{d[central_key]:.3f}"
+    )
     if gain_known:
-        text += (f", and added to the position covariates in a subject-grouped cross-validated logistic regression it changes the AUC by "
-                 f"{d['AUC gain over position']:+.3f} [{d['gain low']:+.3f}, {d['gain high']:+.3f}]")
-    text += (". So an AUC like the paper's can come from slice position alone under its protocol (every axial slice counts, "
-             "the tumour-free ones mostly at the top and bottom of the brain); it shows tumour detection only where a detector beats "
-             f"position, which the discriminator on this run {'does' if adds else 'does not'}"
-             + ("" if adds else " (its gain's interval reaches 0 or lies below it)") + ".")
+        text += (
+            ", and added to the position covariates in a subject-grouped cross-validated logistic regression it "
+            "changes the AUC by "
+            f"{d['AUC gain over position']:+.3f} [{d['gain low']:+.3f}, {d['gain high']:+.3f}]"
+        )
+    text += (
+        ". So an AUC like the paper's can come from slice position alone under its protocol (every axial slice counts, "
+        "the tumour-free ones mostly at the top and bottom of the brain); it shows tumour detection only where a "
+        "detector beats "
+        f"position, which the discriminator on this run {'does' if adds else 'does not'}"
+        + ("" if adds else " (its gain's interval reaches 0 or lies below it)")
+        + "."
+    )
     if "t1_mean" in rows and rows["t1_mean"]["AUC full size"] == rows["t1_mean"]["AUC full size"]:
         t1 = rows["t1_mean"]["AUC full size"]
-        text += (f" The mean T1 row's AUC of {t1:.3f} is position too: central slices hold much bright white matter, so "
-                 f"\"lower T1 = tumour\" (the direction fixed beforehand, since a tumour darkens T1) ranks the slices backwards "
-                 f"(the opposite ordering scores {1 - t1:.3f}).")
+        text += (
+            f" The mean T1 row's AUC of {t1:.3f} is position too: central slices hold much bright white matter, so "
+            '"lower T1 = tumour" (the direction fixed beforehand, since a tumour darkens T1) ranks the slices '
+            "backwards "
+            f"(the opposite ordering scores {1 - t1:.3f})."
+        )
     return text

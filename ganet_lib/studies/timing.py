@@ -16,11 +16,19 @@ from ganet_lib.run import Run
 def time_epoch(run: Run, drop_empty_slices: bool, out_dir: Path, progress: bool = False) -> dict:
     """Seconds and slices of one epoch of the plain U-Net on the run's training slices, with or
     without the slices whose label map is empty (the paper's 25.75 s -> 15.39 s per batch claim)."""
-    config = replace(run.config, preprocess=replace(run.config.preprocess, drop_empty_slices=drop_empty_slices), seg=replace(run.config.seg, epochs=1))
+    config = replace(
+        run.config,
+        preprocess=replace(run.config.preprocess, drop_empty_slices=drop_empty_slices),
+        seg=replace(run.config.seg, epochs=1),
+    )
     images = build_slice_cache(run.cases, run.cache_dir, config.preprocess, progress=progress)
     scheme = run.scheme
     val_ids = validation_ids(run)
-    train_set = SegSlices(SliceCache(images, training_ids(run)), None, scheme)  # the plain U-Net never reads T1 separately
+    train_set = SegSlices(
+        SliceCache(images, training_ids(run)), None, scheme
+    )  # the plain U-Net never reads T1 separately
     val_set = SegSlices(SliceCache(images, val_ids[:1]), None, scheme)  # the timing needs a validation pass only
-    result = train_segmentation(train_set, val_set, out_dir=out_dir, config=config, variant="unet", gan_checkpoint=None, progress=progress)
+    result = train_segmentation(
+        train_set, val_set, out_dir=out_dir, config=config, variant="unet", gan_checkpoint=None, progress=progress
+    )
     return {"drop_empty_slices": drop_empty_slices, "slices": len(train_set), "seconds": result.history[0]["seconds"]}

@@ -37,7 +37,7 @@ def _plain_text(markdown: str, limit: int = 300) -> str:
     """A markdown paragraph as plain text for the index: links to their text, no emphasis, code or maths marks."""
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", markdown)
     text = re.sub(r"[*`$]", "", text).replace("\\in", "in")
-    return text if len(text) <= limit else text[: limit].rsplit(" ", 1)[0] + " ..."
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def write_book(run_dir: Path | str, out_dir: Path | str) -> Path:
@@ -49,8 +49,12 @@ def write_book(run_dir: Path | str, out_dir: Path | str) -> Path:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     notebooks = sorted((run_dir / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
-        raise KitInputError(f"'{run_dir / 'notebooks'}' holds no executed notebooks; run `./run_all.sh` for this run first.")
-    if out_dir.exists() and any(p.name != "index.html" and not re.fullmatch(r"\d\d_.*\.html", p.name) for p in out_dir.iterdir()):
+        raise KitInputError(
+            f"'{run_dir / 'notebooks'}' holds no executed notebooks; run `./run_all.sh` for this run first."
+        )
+    if out_dir.exists() and any(
+        p.name != "index.html" and not re.fullmatch(r"\d\d_.*\.html", p.name) for p in out_dir.iterdir()
+    ):
         raise KitInputError(f"'{out_dir}' holds files other than an earlier book; choose an empty or new folder.")
     exporter = HTMLExporter(template_name="lab")
     entries = []
@@ -63,14 +67,19 @@ def write_book(run_dir: Path | str, out_dir: Path | str) -> Path:
             (partial / page).write_text(body)
             entries.append((page, title, summary))
         config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-        items = "\n".join(f'<li><a href="{page}">{html.escape(title)}</a><p>{html.escape(summary)}</p></li>' for page, title, summary in entries)
+        items = "\n".join(
+            f'<li><a href="{page}">{html.escape(title)}</a><p>{html.escape(summary)}</p></li>'
+            for page, title, summary in entries
+        )
         (partial / "index.html").write_text(f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>GANet-Seg kit: run {html.escape(run_dir.name)}</title>
-<style>body {{ font-family: sans-serif; max-width: 52em; margin: 2em auto; line-height: 1.45; }} li {{ margin-bottom: 1em; }} p {{ margin: 0.2em 0; color: #444; }}</style>
+<style>body {{ font-family: sans-serif; max-width: 52em; margin: 2em auto; line-height: 1.45; }}
+li {{ margin-bottom: 1em; }} p {{ margin: 0.2em 0; color: #444; }}</style>
 </head><body>
 <h1>GANet-Seg kit: the executed notebooks of run <code>{html.escape(run_dir.name)}</code></h1>
-<p>Profile <code>{html.escape(str(config.get("profile", "?")))}</code>. Every figure and number on these pages was computed by the run;
-the pages are the notebooks as <code>./run_all.sh</code> executed them (written by <code>ganet book</code>).</p>
+<p>Profile <code>{html.escape(str(config.get("profile", "?")))}</code>. Every figure and number on these pages
+was computed by the run; the pages are the notebooks as <code>./run_all.sh</code> executed them
+(written by <code>ganet book</code>).</p>
 <ol>
 {items}
 </ol>

@@ -48,7 +48,9 @@ def stub_source(source: str, where: str = "the cell") -> str:
                 raise ValueError(f"{where}: a second '{BEGIN}' before '{END}'")
             inside, blocks = True, blocks + 1
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f'{indent}raise NotImplementedError("Exercise {key}: write your solution here (the hint below helps)")')
+            out.append(
+                f'{indent}raise NotImplementedError("Exercise {key}: write your solution here (the hint below helps)")'
+            )
         elif stripped == END:
             if not inside:
                 raise ValueError(f"{where}: '{END}' without '{BEGIN}'")
@@ -105,7 +107,10 @@ def write_student_edition(source_dir: Path | str, out_dir: Path | str) -> dict[s
     if not notebooks:
         raise KitInputError(f"No notebooks (NN_*.ipynb) in '{source_dir}'; give the kit's notebooks/ folder.")
     if out_dir.exists() and any(not re.fullmatch(r"\d\d_.*\.ipynb", p.name) for p in out_dir.iterdir()):
-        raise KitInputError(f"'{out_dir}' holds files other than notebooks of an earlier student edition; choose an empty or new folder.")
+        raise KitInputError(
+            f"'{out_dir}' holds files other than notebooks of an earlier student edition; choose an empty or new "
+            "folder."
+        )
     written = {}
     with atomic_folder(out_dir, replace=True) as partial:
         for path in notebooks:

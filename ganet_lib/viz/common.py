@@ -50,10 +50,12 @@ def plot_panels(panels: list[tuple[str, np.ndarray]], title: str = "", columns: 
     """Intermediate arrays of one computation side by side (title, 2D array), each with its own colour bar."""
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.0 * rows), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     for ax, (name, array) in zip(axes.ravel(), panels):
-        shown = ax.imshow(np.asarray(array, float), cmap="gray" if array.shape[0] > 32 else "magma", interpolation="nearest")
+        shown = ax.imshow(
+            np.asarray(array, float), cmap="gray" if array.shape[0] > 32 else "magma", interpolation="nearest"
+        )
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
         _bare(ax, name)
     fig.suptitle(title, fontsize=9)

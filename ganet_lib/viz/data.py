@@ -13,8 +13,14 @@ from ganet_lib.data.labels import BRATS, LabelScheme
 from ganet_lib.viz.common import MODALITY_TITLES, _bare, label_legend, overlay_labels
 
 
-def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: str = "",
-                    modalities: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
+def plot_modalities(
+    image: np.ndarray,
+    label: np.ndarray | None,
+    z: int,
+    title: str = "",
+    modalities: tuple[str, ...] = MODALITIES,
+    scheme: LabelScheme = BRATS,
+) -> Figure:
     """The modalities of axial slice `z`, and FLAIR (or the display modality) with the label overlay.
 
     Args:
@@ -37,15 +43,20 @@ def plot_modalities(image: np.ndarray, label: np.ndarray | None, z: int, title: 
     return fig
 
 
-def plot_regions(image: np.ndarray, label: np.ndarray, z: int, modalities: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
-    """The evaluation regions of the scheme (WT, TC, ET; WT only for whole-tumour masks) of slice `z` over T1ce (or the display modality)."""
+def plot_regions(
+    image: np.ndarray, label: np.ndarray, z: int, modalities: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS
+) -> Figure:
+    """The evaluation regions of the scheme (WT, TC, ET; WT only for whole-tumour masks) of slice `z`
+    over T1ce (or the display modality)."""
     shown = "t1ce" if "t1ce" in modalities else display_modality(modalities)
     background = axial_slices(image[modalities.index(shown)])[z]
     fig, axes = plt.subplots(1, len(scheme.regions), figsize=(2.7 * len(scheme.regions), 2.9), squeeze=False)
     for ax, region in zip(axes[0], scheme.regions):
         ax.imshow(background, cmap="gray")
         mask = axial_slices(scheme.region_mask(label, region))[z]
-        ax.imshow(np.ma.masked_where(~mask, mask), cmap=ListedColormap(["#377eb8"]), alpha=0.55, interpolation="nearest")
+        ax.imshow(
+            np.ma.masked_where(~mask, mask), cmap=ListedColormap(["#377eb8"]), alpha=0.55, interpolation="nearest"
+        )
         labels = "+".join(str(v) for v in scheme.regions[region])
         _bare(ax, f"{region} = labels {labels}")
     fig.tight_layout()
@@ -54,7 +65,9 @@ def plot_regions(image: np.ndarray, label: np.ndarray, z: int, modalities: tuple
 
 def plot_volume_distribution(rows: list[dict]) -> Figure:
     """Box plots of tumour volume per label and region over subjects (rows from `case_statistics`)."""
-    keys = [k for k in ("ml_NCR", "ml_ED", "ml_ET", "ml_WT", "ml_TC") if rows and rows[0][k] is not None]  # whole-tumour masks: WT only
+    keys = [
+        k for k in ("ml_NCR", "ml_ED", "ml_ET", "ml_WT", "ml_TC") if rows and rows[0][k] is not None
+    ]  # whole-tumour masks: WT only
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.boxplot([[r[k] for r in rows] for k in keys], tick_labels=[k[3:] for k in keys])
     ax.set_ylabel("volume per subject (ml)")
@@ -85,7 +98,9 @@ def plot_brain_box(slice2d: np.ndarray, box: tuple[int, int, int, int], cropped:
     row0, row1, col0, col1 = box
     fig, axes = plt.subplots(1, 2, figsize=(6, 3))
     axes[0].imshow(slice2d, cmap="gray")
-    axes[0].add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0, fill=False, edgecolor="#377eb8", linewidth=1.5))
+    axes[0].add_patch(
+        Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0, fill=False, edgecolor="#377eb8", linewidth=1.5)
+    )
     _bare(axes[0], f"slice {slice2d.shape[0]} x {slice2d.shape[1]} and its brain box")
     axes[1].imshow(cropped, cmap="gray")
     _bare(axes[1], f"network input {cropped.shape[0]} x {cropped.shape[1]}")
@@ -94,7 +109,8 @@ def plot_brain_box(slice2d: np.ndarray, box: tuple[int, int, int, int], cropped:
 
 
 def plot_enhancement_steps(steps: dict[str, np.ndarray], lam: float) -> Figure:
-    """I, IMG1 ... IMG5 of Eqs. (13)-(17) for one slice (`enhance.enhancement_steps`), each with its own colour scale."""
+    """I, IMG1 ... IMG5 of Eqs. (13)-(17) for one slice (`enhance.enhancement_steps`), each with its
+    own colour scale."""
     captions = {
         "I": "I: min-max scaled",
         "IMG1": "(13) log brightening",
@@ -138,21 +154,31 @@ def render_enhancement(steps: dict[str, np.ndarray], lam: float) -> Figure:
     axes[1].imshow(after, cmap="gray", vmin=0, vmax=1)
     _bare(axes[1], f"after, lambda = {lam:g}")
     inside = before > 0
-    axes[2].hist([before[inside], after[inside]], bins=40, range=(0, 1), label=["before", "after"], color=["#999999", "#377eb8"])
+    axes[2].hist(
+        [before[inside], after[inside]], bins=40, range=(0, 1), label=["before", "after"], color=["#999999", "#377eb8"]
+    )
     axes[2].set_title("brain intensities", fontsize=9)
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def plot_cache_samples(images: np.ndarray, labels: np.ndarray, count: int = 4, channels: tuple[str, ...] = MODALITIES, scheme: LabelScheme = BRATS) -> Figure:
+def plot_cache_samples(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int = 4,
+    channels: tuple[str, ...] = MODALITIES,
+    scheme: LabelScheme = BRATS,
+) -> Figure:
     """Network inputs from the slice cache: every channel and the label of `count` slices.
 
     Args:
         images: (S, C, H, W), channels `channels`; labels: (S, H, W); `count` slices spread evenly over S are shown.
     """
     picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
-    fig, axes = plt.subplots(len(picks), len(channels) + 1, figsize=(2.0 * (len(channels) + 1), 2.0 * len(picks)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(picks), len(channels) + 1, figsize=(2.0 * (len(channels) + 1), 2.0 * len(picks)), squeeze=False
+    )
     for row, index in zip(axes, picks):
         for ax, channel, name in zip(row, images[index], channels):
             ax.imshow(channel, cmap="gray", vmin=0, vmax=1)

@@ -25,7 +25,9 @@ def plot_score_histogram(scores: np.ndarray, positive: np.ndarray, thresholds: l
     return fig
 
 
-def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], label: str, paper_points: list[dict] | None = None) -> Figure:
+def plot_roc(
+    fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], label: str, paper_points: list[dict] | None = None
+) -> Figure:
     """ROC of "mean D map <= threshold = tumour" with the thresholds of a table marked.
 
     Args:
@@ -40,10 +42,22 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, points: list[dict], l
         ax.plot(x, y, "o", color="#377eb8")
         ax.annotate(f"{row['threshold']:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
     if paper_points:
-        ax.plot([p["fpr"] for p in paper_points], [p["sensitivity"] for p in paper_points], "s", color="#e41a1c",
-                label="paper, Table 1 (BraTS 2020, its own D)")
+        ax.plot(
+            [p["fpr"] for p in paper_points],
+            [p["sensitivity"] for p in paper_points],
+            "s",
+            color="#e41a1c",
+            label="paper, Table 1 (BraTS 2020, its own D)",
+        )
         for p in paper_points:
-            ax.annotate(f"{p['threshold']:g}", (p["fpr"], p["sensitivity"]), textcoords="offset points", xytext=(4, 2), fontsize=7, color="#e41a1c")
+            ax.annotate(
+                f"{p['threshold']:g}",
+                (p["fpr"], p["sensitivity"]),
+                textcoords="offset points",
+                xytext=(4, 2),
+                fontsize=7,
+                color="#e41a1c",
+            )
     ax.set_xlabel("1 - specificity (tumour-free slices called tumour)")
     ax.set_ylabel("sensitivity")
     ax.set_xlim(-0.02, 1.02)
@@ -59,8 +73,13 @@ def plot_detector_rocs(curves: dict[str, dict], descriptions: dict[str, str]) ->
     colours = ["#377eb8", "#984ea3", "#4daf4a", "#ff7f00", "#e41a1c", "#000000", "#888888"]
     for (name, curve), colour in zip(curves.items(), colours * 2):
         description = descriptions.get(name, name)
-        ax.plot(curve["fpr"], curve["tpr"], color=colour, linestyle="--" if "position only" in description else "-",
-                label=f"{description}: AUC {curve['auc']:.3f}")  # dashed: slice position, no image content
+        ax.plot(
+            curve["fpr"],
+            curve["tpr"],
+            color=colour,
+            linestyle="--" if "position only" in description else "-",
+            label=f"{description}: AUC {curve['auc']:.3f}",
+        )  # dashed: slice position, no image content
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("1 - specificity (tumour-free slices called tumour)")
     ax.set_ylabel("sensitivity")
@@ -70,7 +89,9 @@ def plot_detector_rocs(curves: dict[str, dict], descriptions: dict[str, str]) ->
     return fig
 
 
-def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, threshold: float, counts: dict, title: str = "") -> Figure:
+def render_sweep_slice(
+    image: np.ndarray, d_map: np.ndarray, label: np.ndarray, threshold: float, counts: dict, title: str = ""
+) -> Figure:
     """One slice of the sweep: T1 with the truth outlined, the discriminator map over it, the call
     at `threshold`, and the confusion counts of all slices at that threshold.
 
@@ -87,7 +108,9 @@ def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, 
     _bare(axes[0], title or "T1 (truth outlined)")
     axes[1].imshow(image, cmap="gray", vmin=0, vmax=1)
     height, width = image.shape
-    shown = axes[1].imshow(d_map, cmap="RdYlGn", vmin=0, vmax=1, alpha=0.55, extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+    shown = axes[1].imshow(
+        d_map, cmap="RdYlGn", vmin=0, vmax=1, alpha=0.55, extent=(-0.5, width - 0.5, height - 0.5, -0.5)
+    )
     fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
     verdict = "tumour" if called else "normal"
     right = "right" if called == truth else "wrong"
@@ -97,7 +120,10 @@ def render_sweep_slice(image: np.ndarray, d_map: np.ndarray, label: np.ndarray, 
     axes[2].barh(names[::-1], [counts[n] for n in names][::-1], color=colours[::-1])
     for y, name in enumerate(names[::-1]):
         axes[2].text(counts[name], y, f" {counts[name]}", va="center", fontsize=8)
-    axes[2].set_title(f"all slices at {threshold:.3f}: accuracy {counts['accuracy']:.1%}, sensitivity {counts['sensitivity']:.1%}", fontsize=8)
+    axes[2].set_title(
+        f"all slices at {threshold:.3f}: accuracy {counts['accuracy']:.1%}, sensitivity {counts['sensitivity']:.1%}",
+        fontsize=8,
+    )
     axes[2].set_xlim(0, 1.25 * max(counts[n] for n in names) + 1)
     fig.tight_layout()
     return fig
@@ -113,15 +139,34 @@ def plot_slice_position(rows: list[dict], bins: int = 12) -> Figure:
     edges = np.linspace(position[with_brain].min(), position[with_brain].max(), bins + 1)
     which = np.clip(np.searchsorted(edges, position, side="right") - 1, 0, bins - 1)
     centres = (edges[:-1] + edges[1:]) / 2
-    share = np.array([positive[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan for b in range(bins)])
-    area = np.array([fraction[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan for b in range(bins)])
+    share = np.array(
+        [
+            positive[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan
+            for b in range(bins)
+        ]
+    )
+    area = np.array(
+        [
+            fraction[with_brain & (which == b)].mean() if (with_brain & (which == b)).any() else np.nan
+            for b in range(bins)
+        ]
+    )
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    ax.bar(centres, share, width=(edges[1] - edges[0]) * 0.85, color="#e41a1c", alpha=0.6, label="share of slices with tumour")
+    ax.bar(
+        centres,
+        share,
+        width=(edges[1] - edges[0]) * 0.85,
+        color="#e41a1c",
+        alpha=0.6,
+        label="share of slices with tumour",
+    )
     ax.plot(centres, area, "o-", color="#377eb8", label="mean brain area (fraction of the subject's largest)")
     ax.set_xlabel("slice position relative to the subject's brain centre (fraction of its brain slices)")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    ax.set_title(f"{int(with_brain.sum())} test slices with brain, {int(positive[with_brain].sum())} with tumour", fontsize=9)
+    ax.set_title(
+        f"{int(with_brain.sum())} test slices with brain, {int(positive[with_brain].sum())} with tumour", fontsize=9
+    )
     fig.tight_layout()
     return fig
 
@@ -134,8 +179,15 @@ def plot_domain_shift(groups: dict[str, np.ndarray]) -> Figure:
     bins = np.linspace(values.min(), values.max(), 31) if len(values) else 10
     for (name, scores), colour in zip(groups.items(), colours):
         if len(scores):
-            ax.hist(scores, bins=bins, density=True, histtype="step", linewidth=1.6, color=colour,
-                    label=f"{name}: {len(scores)} slices, median {np.median(scores):.3f}")
+            ax.hist(
+                scores,
+                bins=bins,
+                density=True,
+                histtype="step",
+                linewidth=1.6,
+                color=colour,
+                label=f"{name}: {len(scores)} slices, median {np.median(scores):.3f}",
+            )
     ax.set_xlabel("mean of the discriminator's map (probability of normal tissue)")
     ax.set_ylabel("density")
     ax.legend(fontsize=7)

@@ -18,7 +18,13 @@ def plot_gan_history(history: list[dict]) -> Figure:
     axes[0].set_title("adversarial losses", fontsize=9)
     axes[1].plot(epochs, [r["g_l1"] for r in history], marker="o", label="train")
     axes[1].plot(epochs, [r["val_hole_l1"] for r in history], marker="o", label="validation")
-    axes[1].plot(epochs, [r["val_mean_fill_l1"] for r in history], linestyle="--", color="grey", label="fill with mean brain intensity")
+    axes[1].plot(
+        epochs,
+        [r["val_mean_fill_l1"] for r in history],
+        linestyle="--",
+        color="grey",
+        label="fill with mean brain intensity",
+    )
     axes[1].set_title("hole L1 (intensity in [0, 1])", fontsize=9)
     axes[2].plot(epochs, [r["val_psnr"] for r in history], marker="o", color="#4daf4a")
     axes[2].set_title("validation PSNR in the hole (dB)", fontsize=9)
@@ -48,7 +54,9 @@ def plot_inpainting(images: np.ndarray, masks: np.ndarray, filled: np.ndarray) -
     return fig
 
 
-def plot_discriminator_maps(images: list[np.ndarray], maps: list[np.ndarray], titles: list[str], labels: list[np.ndarray | None] | None = None) -> Figure:
+def plot_discriminator_maps(
+    images: list[np.ndarray], maps: list[np.ndarray], titles: list[str], labels: list[np.ndarray | None] | None = None
+) -> Figure:
     """Each slice next to its discriminator map (probability of normal tissue per patch).
 
     Args:
@@ -76,7 +84,9 @@ def plot_normal_positions(rows: list[dict]) -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     bins = np.linspace(-0.55, 0.55, 23)
     ax.hist(position, bins=bins, color="#bbbbbb", label=f"all brain slices of these subjects ({len(position)})")
-    ax.hist(position[normal], bins=bins, color="#4daf4a", alpha=0.8, label=f"the GAN's normal slices ({int(normal.sum())})")
+    ax.hist(
+        position[normal], bins=bins, color="#4daf4a", alpha=0.8, label=f"the GAN's normal slices ({int(normal.sum())})"
+    )
     ax.set_xlabel("slice position relative to the subject's brain centre (fraction of its brain slices)")
     ax.set_ylabel("slices")
     ax.legend(fontsize=7)

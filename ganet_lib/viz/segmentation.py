@@ -32,7 +32,13 @@ def plot_seg_history(histories: dict[str, list[dict]]) -> Figure:
         for region, colour in zip(("WT", "TC", "ET"), ("#377eb8", "#ff7f00", "#ffd92f")):
             if history and f"val_dice_{region}" not in history[0]:
                 continue  # whole-tumour masks: WT only
-            axes[2].plot(epochs, [row[f"val_dice_{region}"] for row in history], style, color=colour, label=f"{variant}: {region}")
+            axes[2].plot(
+                epochs,
+                [row[f"val_dice_{region}"] for row in history],
+                style,
+                color=colour,
+                label=f"{variant}: {region}",
+            )
     axes[0].set_title("loss terms (per epoch mean)", fontsize=9)
     axes[0].set_yscale("log")
     axes[1].set_title("dynamic weights, Eq. (10) (lambda_seg = 1)", fontsize=9)
@@ -104,7 +110,13 @@ def plot_architecture() -> Figure:
     arrow(7.0, 2.1, 7.6, 2.1)
     arrow(9.5, 1.2, 10.0, 3.0)
     arrow(9.5, 2.5, 10.0, 3.0)
-    ax.text(0.1, 4.05, "epochs before adversarial_from_epoch: L_seg only (8); after: dynamic weights lambda_i = 1 / (||grad L_i|| + eps) (9, 10)", fontsize=8)
+    ax.text(
+        0.1,
+        4.05,
+        "epochs before adversarial_from_epoch: L_seg only (8); after: dynamic weights lambda_i = 1 / (||grad L_i|| + "
+        "eps) (9, 10)",
+        fontsize=8,
+    )
     return fig
 
 

@@ -182,7 +182,9 @@ def test_brats2021_naming(synthetic_root, tmp_path):
     folder = tmp_path / "brats2021" / "BraTS2021_00000"
     folder.mkdir(parents=True)
     for modality in (*MODALITIES, "seg"):
-        shutil.copy2(brats_file(synthetic_root / "brats", src_id, modality), folder / f"BraTS2021_00000_{modality}.nii.gz")
+        shutil.copy2(
+            brats_file(synthetic_root / "brats", src_id, modality), folder / f"BraTS2021_00000_{modality}.nii.gz"
+        )
 
     cases = find_brats_cases(tmp_path / "brats2021")
     assert [(c.case_id, c.naming) for c in cases] == [("BraTS2021_00000", "brats2021")]
@@ -249,7 +251,9 @@ def test_nfbs_nested_layout_is_reoriented_to_lps(synthetic_root):
 def test_nfbs_in_a_permuted_orientation_is_reoriented_too(synthetic_root, tmp_path):
     subject = find_nfbs_subjects(synthetic_root / "nfbs")[0]
     image = nib.load(subject.brain)
-    transform = nib.orientations.ornt_transform(nib.orientations.io_orientation(image.affine), nib.orientations.axcodes2ornt(("P", "I", "R")))
+    transform = nib.orientations.ornt_transform(
+        nib.orientations.io_orientation(image.affine), nib.orientations.axcodes2ornt(("P", "I", "R"))
+    )
     folder = tmp_path / subject.subject_id
     folder.mkdir()
     nib.save(image.as_reoriented(transform), folder / subject.brain.name)  # axes permuted and flipped
@@ -287,7 +291,9 @@ def test_case_folders_that_are_symbolic_links_are_read(synthetic_root, tmp_path)
         assert sorted(case.images) == sorted(MODALITIES)
         assert case.label.resolve() == original[case.case_id].label.resolve()
     assert [s.subject_id for s in find_nfbs_subjects(split / "nfbs")] == NFBS_IDS
-    assert [c.case_id for c in find_brats_cases(split / "brats" / CASE_IDS[0])] == CASE_IDS[:1]  # one linked case folder
+    assert [c.case_id for c in find_brats_cases(split / "brats" / CASE_IDS[0])] == CASE_IDS[
+        :1
+    ]  # one linked case folder
 
 
 # --- splits --------------------------------------------------------------------------------------

@@ -43,12 +43,15 @@ def test_survey_decides_each_convention():
     assert survey_labels({"a": (1.0, 2.0, 3.0)}, {"a": "brats2020"}, convention="brats2012").convention == "brats2012"
 
 
-@pytest.mark.parametrize("values, namings, words", [
-    ({"a": (1.0, 3.0), "b": (2.0, 4.0)}, None, "mixture"),  # 3 without 4 beside 4 without 3
-    ({"a": (1.0, 2.0, 3.0)}, None, "data.label_convention"),  # 2012 or 2023? the files cannot say
-    ({"a": (1.0, 2.0, 4.0), "b": (255.0,)}, None, "no BraTS convention"),  # BraTS maps beside masks
-    ({"a": (1.0, 2.0, 3.0), "b": (1.0, 2.0, 4.0)}, {"a": "brats2023", "b": "brats2020"}, "mixes BraTS 2023 files"),
-])
+@pytest.mark.parametrize(
+    "values, namings, words",
+    [
+        ({"a": (1.0, 3.0), "b": (2.0, 4.0)}, None, "mixture"),  # 3 without 4 beside 4 without 3
+        ({"a": (1.0, 2.0, 3.0)}, None, "data.label_convention"),  # 2012 or 2023? the files cannot say
+        ({"a": (1.0, 2.0, 4.0), "b": (255.0,)}, None, "no BraTS convention"),  # BraTS maps beside masks
+        ({"a": (1.0, 2.0, 3.0), "b": (1.0, 2.0, 4.0)}, {"a": "brats2023", "b": "brats2020"}, "mixes BraTS 2023 files"),
+    ],
+)
 def test_survey_refuses_mixtures_and_ambiguity_in_one_sentence(values, namings, words):
     with pytest.raises(KitInputError) as caught:
         survey_labels(values, namings or {case: "brats2020" for case in values})
@@ -65,8 +68,15 @@ def test_kit_labels_of_each_convention():
         to_kit_labels(raw, "brats2017")  # before this change a 3 silently became background
 
 
-@pytest.mark.parametrize("form, convention", [("brats2017", "brats2017"), ("brats2012", "brats2012"),
-                                              ("brats2023", "brats2023"), ("whole-tumour", "whole-tumour")])
+@pytest.mark.parametrize(
+    "form, convention",
+    [
+        ("brats2017", "brats2017"),
+        ("brats2012", "brats2012"),
+        ("brats2023", "brats2023"),
+        ("whole-tumour", "whole-tumour"),
+    ],
+)
 def test_each_label_form_reads_back_as_the_source(synthetic_root, tmp_path, form, convention):
     written = forms.rewrite_brats(synthetic_root / "brats", tmp_path / form, labels=form, progress=False)
     cases = find_brats_cases(written)
@@ -93,13 +103,17 @@ def test_every_intensity_form_gives_the_same_brain_and_the_same_normalised_image
     settings = PreprocessConfig(image_size=32, enhance=False, min_brain_pixels=16)
     results = {}
     for form in forms.INTENSITY_FORMS:
-        case = find_brats_cases(forms.rewrite_brats(synthetic_root / "brats", tmp_path / form, intensity=form, progress=False))[0]
+        case = find_brats_cases(
+            forms.rewrite_brats(synthetic_root / "brats", tmp_path / form, intensity=form, progress=False)
+        )[0]
         arrays, _ = load_modalities(case, dtype=None)
         if form == "zscore":
             assert all(a[0, 0, 0] != 0 and (a < 0).any() for a in arrays)  # a non-zero background, negative values
         if form == "zscore-mask":
             assert case.brain_mask is not None  # background 0, and the brain's values on both sides of it
-            assert all((a[~true_brain] == 0).all() and (a[true_brain] < 0).any() and (a[true_brain] > 0).any() for a in arrays)
+            assert all(
+                (a[~true_brain] == 0).all() and (a[true_brain] < 0).any() and (a[true_brain] > 0).any() for a in arrays
+            )
         brain = brain_mask(case, arrays)
         np.testing.assert_array_equal(brain, true_brain, err_msg=form)  # the brain is found in each form
         results[form] = preprocess_case(arrays, None, settings, brain)
@@ -115,9 +129,13 @@ def test_every_intensity_form_gives_the_same_brain_and_the_same_normalised_image
 
 
 def test_a_volume_without_a_constant_background_asks_for_a_brain_mask(synthetic_root, tmp_path):
-    case = find_brats_cases(forms.rewrite_brats(synthetic_root / "brats", tmp_path / "noisy", intensity="float32", progress=False))[0]
+    case = find_brats_cases(
+        forms.rewrite_brats(synthetic_root / "brats", tmp_path / "noisy", intensity="float32", progress=False)
+    )[0]
     arrays, _ = load_modalities(case)
-    arrays[0] = arrays[0] + np.random.default_rng(0).normal(0, 1, arrays[0].shape).astype(np.float32)  # noise everywhere
+    arrays[0] = arrays[0] + np.random.default_rng(0).normal(0, 1, arrays[0].shape).astype(
+        np.float32
+    )  # noise everywhere
     with pytest.raises(KitInputError, match="brainmask"):
         brain_mask(case, arrays)
 
@@ -126,10 +144,16 @@ def test_a_volume_without_a_constant_background_asks_for_a_brain_mask(synthetic_
 
 
 def test_a_modality_subset_sets_the_channels_and_names_a_missing_file(synthetic_root, tmp_path):
-    written = forms.rewrite_brats(synthetic_root / "brats", tmp_path / "two", modalities=("flair", "t1"), progress=False)
+    written = forms.rewrite_brats(
+        synthetic_root / "brats", tmp_path / "two", modalities=("flair", "t1"), progress=False
+    )
     cases = configure_cases(find_brats_cases(written), ("flair", "t1"))
     assert cases[0].modalities == ("t1", "flair")  # the kit's channel order
-    cache = SliceCache(build_slice_cache(cases, tmp_path / "cache", PreprocessConfig(image_size=32, min_brain_pixels=16), progress=False))
+    cache = SliceCache(
+        build_slice_cache(
+            cases, tmp_path / "cache", PreprocessConfig(image_size=32, min_brain_pixels=16), progress=False
+        )
+    )
     assert cache.channels == ("t1", "flair") and cache[0][0].shape == (2, 32, 32)
     with pytest.raises(KitInputError) as caught:
         load_modalities(configure_cases(find_brats_cases(written), ("t1", "t2"))[0])
@@ -152,11 +176,40 @@ def test_tumour_free_slices_keep_their_margin():
 
 def test_pipeline_on_flair_t1_whole_tumour_zscored_data(tmp_path, capsys):
     data = tmp_path / "data"
-    assert main(["synth", "--out", str(data), "--cases", "4", "--normals", "1", "--shape", "48", "48", "32", "--modalities", "flair,t1",
-                 "--labels", "whole-tumour", "--intensity", "zscore"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(data),
+                "--cases",
+                "4",
+                "--normals",
+                "1",
+                "--shape",
+                "48",
+                "48",
+                "32",
+                "--modalities",
+                "flair,t1",
+                "--labels",
+                "whole-tumour",
+                "--intensity",
+                "zscore",
+            ]
+        )
+        == 0
+    )
     profile = tmp_path / "forms.yaml"
-    profile.write_text(yaml.safe_dump({"extends": "smoke", "data": {"brats_dir": str(data / "brats"), "modalities": ["t1", "flair"]},
-                                       "gan": {"normals": "tumour-free-slices", "normal_margin": 2}}))
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "extends": "smoke",
+                "data": {"brats_dir": str(data / "brats"), "modalities": ["t1", "flair"]},
+                "gan": {"normals": "tumour-free-slices", "normal_margin": 2},
+            }
+        )
+    )
     run = tmp_path / "run"
     assert main(["validate", "--brats", str(data / "brats"), "--modalities", "t1,flair"]) == 0
     assert "whole-tumour masks" in capsys.readouterr().out
@@ -168,14 +221,29 @@ def test_pipeline_on_flair_t1_whole_tumour_zscored_data(tmp_path, capsys):
     manifest = json.loads((normals / "manifest.json").read_text())
     assert {c["case_id"] for c in manifest["cases"]} <= set(split["train"])  # never a test subject
     for entry in manifest["cases"]:  # no normal slice within the margin of a tumour slice
-        label = axial_slices(np.asanyarray(nib.load(data / "brats" / entry["case_id"] / f"{entry['case_id']}_seg.nii.gz").dataobj))
+        label = axial_slices(
+            np.asanyarray(nib.load(data / "brats" / entry["case_id"] / f"{entry['case_id']}_seg.nii.gz").dataobj)
+        )
         tumour = np.flatnonzero(label.any(axis=(1, 2)))
         assert all(np.abs(tumour - z).min() > 2 for z in entry["slice_index"]), entry["case_id"]
     for variant in ("unet", "ganet"):
         assert main(["train-seg", "--config", str(profile), "--run", str(run), "--variant", variant]) == 0
     out = tmp_path / "pred"
     test_case = data / "brats" / split["test"][0]
-    assert main(["predict", "--checkpoint", str(run / "seg-ganet" / "best.pt"), "--input", str(test_case), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(run / "seg-ganet" / "best.pt"),
+                "--input",
+                str(test_case),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "tumour is written as label 1" in capsys.readouterr().out
     prediction = np.asanyarray(nib.load(out / f"{split['test'][0]}.nii.gz").dataobj)
     assert set(np.unique(prediction).tolist()) <= {0, 1}
@@ -186,9 +254,30 @@ def test_pipeline_on_flair_t1_whole_tumour_zscored_data(tmp_path, capsys):
 
 def test_without_t1_the_ganet_variant_refuses_and_the_unet_trains(tmp_path, capsys):
     data = tmp_path / "data"
-    assert main(["synth", "--out", str(data), "--cases", "4", "--normals", "1", "--shape", "48", "48", "32", "--modalities", "flair,t2"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(data),
+                "--cases",
+                "4",
+                "--normals",
+                "1",
+                "--shape",
+                "48",
+                "48",
+                "32",
+                "--modalities",
+                "flair,t2",
+            ]
+        )
+        == 0
+    )
     profile = tmp_path / "no-t1.yaml"
-    profile.write_text(yaml.safe_dump({"extends": "smoke", "data": {"brats_dir": str(data / "brats"), "modalities": ["flair", "t2"]}}))
+    profile.write_text(
+        yaml.safe_dump({"extends": "smoke", "data": {"brats_dir": str(data / "brats"), "modalities": ["flair", "t2"]}})
+    )
     run = tmp_path / "run"
     capsys.readouterr()
     assert main(["train-seg", "--config", str(profile), "--run", str(run), "--variant", "ganet"]) == 2

@@ -103,7 +103,9 @@ def test_generator_is_deterministic(small_synth, tmp_path):
 
 
 def test_generator_seed_changes_every_volume(small_synth, tmp_path):
-    other = write_synthetic_dataset(tmp_path / "other", SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=4), progress=False)
+    other = write_synthetic_dataset(
+        tmp_path / "other", SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=4), progress=False
+    )
     first, second = decoded_arrays(small_synth), decoded_arrays(other)
     assert sorted(first) == sorted(second)
     for name in first:
@@ -111,7 +113,9 @@ def test_generator_seed_changes_every_volume(small_synth, tmp_path):
 
 
 def test_generator_case_does_not_depend_on_case_count(small_synth, tmp_path):
-    one = write_synthetic_dataset(tmp_path / "one", SynthSpec(cases=1, normals=1, shape=(32, 32, 20), seed=3), progress=False)
+    one = write_synthetic_dataset(
+        tmp_path / "one", SynthSpec(cases=1, normals=1, shape=(32, 32, 20), seed=3), progress=False
+    )
     arrays_one, arrays_two = decoded_arrays(one), decoded_arrays(small_synth)
     assert not any("BraTS20_Training_002" in name for name in arrays_one)
     assert len(arrays_one) == 5 + 3

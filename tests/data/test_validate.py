@@ -223,7 +223,9 @@ def test_unexpected_label_value(synthetic_root, tmp_path, capsys):
     case_id = path.name.removesuffix("_seg.nii.gz")
     assert str(path) in line and "no BraTS convention" in line  # names the file, not only the case
     assert re.search(r"\b7\b", line.replace(str(path), "")), line
-    assert case_id not in line.replace(str(path), "")  # no "while <the same case> holds ...": the file is not compared with itself
+    assert case_id not in line.replace(
+        str(path), ""
+    )  # no "while <the same case> holds ...": the file is not compared with itself
     assert "beside the BraTS labels" in line and "set those voxels" in line  # the fix
 
 
@@ -272,7 +274,10 @@ def test_threads_report_the_problems_in_subject_order(synthetic_root, tmp_path):
     three = validate_dataset(root, nfbs, progress=False, workers=3)
     assert one.problems == three.problems and len(one.problems) == 4
     assert [re.search(r"BraTS20_Training_00\d", problem).group() for problem in one.problems[:3]] == [
-        "BraTS20_Training_001", "BraTS20_Training_002", "BraTS20_Training_003"]
+        "BraTS20_Training_001",
+        "BraTS20_Training_002",
+        "BraTS20_Training_003",
+    ]
     assert "sub-A10000002" in one.problems[3]
 
 

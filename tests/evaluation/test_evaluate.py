@@ -52,13 +52,20 @@ def test_evaluate_writes_the_contract_csv(truth_and_predictions, tmp_path, capsy
     assert "WT:" in captured.out and "mean over 3 case(s)" in captured.out
     rows = read_csv(out)
     assert list(rows[0]) == COLUMNS
-    assert [(r["subject"], r["region"]) for r in rows] == [(c.case_id, region) for c in cases for region in ("WT", "TC", "ET")]
+    assert [(r["subject"], r["region"]) for r in rows] == [
+        (c.case_id, region) for c in cases for region in ("WT", "TC", "ET")
+    ]
     perfect = [r for r in rows if r["subject"] == cases[0].case_id]
-    assert all(float(r["dice"]) == 1.0 and float(r["hd95"]) == 0.0 and float(r["lw_dice"]) == 1.0 and r["fp"] == "0" for r in perfect)
+    assert all(
+        float(r["dice"]) == 1.0 and float(r["hd95"]) == 0.0 and float(r["lw_dice"]) == 1.0 and r["fp"] == "0"
+        for r in perfect
+    )
     shifted = [r for r in rows if r["subject"] == cases[1].case_id]
     assert all(0.3 < float(r["dice"]) < 1.0 for r in shifted)
     missing = [r for r in rows if r["subject"] == cases[2].case_id and r["region"] == "WT"][0]
-    assert (float(missing["dice"]), float(missing["hd95"]), missing["fp"]) == (0.0, 374.0, "0") and int(missing["fn"]) >= 1
+    assert (float(missing["dice"]), float(missing["hd95"]), missing["fp"]) == (0.0, 374.0, "0") and int(
+        missing["fn"]
+    ) >= 1
 
 
 def test_workers_give_the_same_rows_in_the_same_order(truth_and_predictions, tmp_path, capsys):
@@ -67,13 +74,18 @@ def test_workers_give_the_same_rows_in_the_same_order(truth_and_predictions, tmp
     assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(serial), "--workers", "1"]) == 0
     assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(parallel), "--workers", "2"]) == 0
     assert serial.read_text() == parallel.read_text()
-    assert capsys.readouterr().err.count(f"no prediction for {cases[2].case_id}") == 2  # the warning reaches the parent too
+    assert (
+        capsys.readouterr().err.count(f"no prediction for {cases[2].case_id}") == 2
+    )  # the warning reaches the parent too
 
 
 def test_evaluate_paper_slicewise_leaves_the_lesion_counts_empty(truth_and_predictions, tmp_path):
     gt, pred, cases = truth_and_predictions
     out = tmp_path / "paper.csv"
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--protocol", "paper-slicewise", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--protocol", "paper-slicewise", "--out", str(out)])
+        == 0
+    )
     rows = read_csv(out)
     assert list(rows[0]) == COLUMNS and len(rows) == 9
     assert all(r["lw_hd95"] == "" and r["tp"] == "" for r in rows)
@@ -114,7 +126,10 @@ def test_sweep_table_by_hand():
 def test_sweep_command_scores_every_test_slice(tmp_path, capsys):
     run = setup_run("smoke", str(tmp_path), progress=False)
     generator_net, discriminator = build_gan(run.config.model, seed=0)  # untrained: the mechanics are under test
-    save_checkpoint({"generator": generator_net.state_dict(), "discriminator": discriminator.state_dict()}, tmp_path / "gan" / "best.pt")
+    save_checkpoint(
+        {"generator": generator_net.state_dict(), "discriminator": discriminator.state_dict()},
+        tmp_path / "gan" / "best.pt",
+    )
     assert main(["sweep", "--run", str(tmp_path), "--thresholds", "0.3", "0.6"]) == 0
     out = capsys.readouterr().out
     assert "Table 1" in out and "synthetic data" in out
@@ -141,7 +156,19 @@ def test_sweep_of_a_folder_that_is_no_run(tmp_path, capsys):
 
 
 def test_read_rows_gives_back_what_write_rows_wrote(tmp_path):
-    rows = [{"subject": "a", "region": "WT", "dice": 0.75, "hd95": 2.5, "lw_dice": 0.5, "lw_hd95": None, "tp": None, "fn": None, "fp": None}]
+    rows = [
+        {
+            "subject": "a",
+            "region": "WT",
+            "dice": 0.75,
+            "hd95": 2.5,
+            "lw_dice": 0.5,
+            "lw_hd95": None,
+            "tp": None,
+            "fn": None,
+            "fp": None,
+        }
+    ]
     assert read_rows(write_rows(tmp_path / "m.csv", rows)) == rows
     (tmp_path / "other.csv").write_text("case,score\na,1\n")
     with pytest.raises(KitInputError, match="other.csv"):
@@ -150,20 +177,51 @@ def test_read_rows_gives_back_what_write_rows_wrote(tmp_path):
 
 def test_table_2_puts_the_papers_rows_first_then_each_metrics_file(tmp_path):
     run = setup_run("smoke", str(tmp_path), progress=False)
+
     def row(subject, region, dice):
-        return {"subject": subject, "region": region, "dice": dice, "hd95": 1.0, "lw_dice": dice, "lw_hd95": None, "tp": None, "fn": None, "fp": None}
-    for name, dice in (("unet_brats", 0.5), ("ganet_paper-slicewise", 0.25), ("ganet-raw_brats", 0.625), ("ganet_brats", 0.75)):
-        write_rows(tmp_path / "metrics" / f"{name}.csv", [row(s, g, dice) for s in ("a", "b", "c") for g in ("WT", "TC", "ET")])
+        return {
+            "subject": subject,
+            "region": region,
+            "dice": dice,
+            "hd95": 1.0,
+            "lw_dice": dice,
+            "lw_hd95": None,
+            "tp": None,
+            "fn": None,
+            "fp": None,
+        }
+
+    for name, dice in (
+        ("unet_brats", 0.5),
+        ("ganet_paper-slicewise", 0.25),
+        ("ganet-raw_brats", 0.625),
+        ("ganet_brats", 0.75),
+    ):
+        write_rows(
+            tmp_path / "metrics" / f"{name}.csv", [row(s, g, dice) for s in ("a", "b", "c") for g in ("WT", "TC", "ET")]
+        )
     rows = table_2(run)
     assert [r["model"] for r in rows] == [f"paper: {name}" for name in paper.TABLE_2] + [
-        "kit: ganet (brats)", "kit: ganet (brats, raw arg-max)", "kit: ganet (paper-slicewise)", "kit: unet (brats)"]
+        "kit: ganet (brats)",
+        "kit: ganet (brats, raw arg-max)",
+        "kit: ganet (paper-slicewise)",
+        "kit: unet (brats)",
+    ]
     assert rows[3]["Dice TC"] == paper.TABLE_2["GANnet-Seg"][2]
     kit = rows[4:]
     assert [r["Dice WT"] for r in kit] == [75.0, 62.5, 25.0, 50.0] and kit[0]["HD95 ET"] == 1.0
-    assert "3 test subjects" in kit[0]["source"] and "labels 1/2/4" in kit[2]["source"] and "labels" not in kit[3]["source"]
-    assert "scores from metrics/ganet_brats.csv" in kit[0]["source"]  # no checkpoint in this run: says where the numbers came from
+    assert (
+        "3 test subjects" in kit[0]["source"]
+        and "labels 1/2/4" in kit[2]["source"]
+        and "labels" not in kit[3]["source"]
+    )
+    assert (
+        "scores from metrics/ganet_brats.csv" in kit[0]["source"]
+    )  # no checkpoint in this run: says where the numbers came from
     save_checkpoint({"model": {}}, tmp_path / "seg-unet" / "best.pt")
     assert "checkpoint seg-unet/best.pt" in table_2(run)[-1]["source"]
-    assert table_2(run)[-1]["model"] == "kit: unet (brats, post-processed: none chosen)"  # no postprocess.json beside it: the raw arg-max
+    assert (
+        table_2(run)[-1]["model"] == "kit: unet (brats, post-processed: none chosen)"
+    )  # no postprocess.json beside it: the raw arg-max
     with open(write_table_2(run), newline="") as handle:
         assert [r["model"] for r in csv.DictReader(handle)] == [r["model"] for r in table_2(run)]

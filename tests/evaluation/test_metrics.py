@@ -44,11 +44,14 @@ def test_surfel_areas_of_flat_edge_and_corner_patches():
     assert surfel_areas((3.0, 1.0, 1.0))[0b00001111] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("spacing, offset, expected", [
-    ((1.0, 1.0, 1.0), (0, 0, 4), 4.0),  # single voxels 4 apart: corner distances 3 and 4 (equal areas): 95 % -> 4
-    ((1.0, 1.0, 2.5), (0, 0, 4), 10.0),  # the same along an axis of 2.5 mm
-    ((1.0, 1.0, 2.5), (3, 0, 0), 3.0),  # along a 1 mm axis the 2.5 mm spacing does not matter
-])
+@pytest.mark.parametrize(
+    "spacing, offset, expected",
+    [
+        ((1.0, 1.0, 1.0), (0, 0, 4), 4.0),  # single voxels 4 apart: corner distances 3 and 4 (equal areas): 95 % -> 4
+        ((1.0, 1.0, 2.5), (0, 0, 4), 10.0),  # the same along an axis of 2.5 mm
+        ((1.0, 1.0, 2.5), (3, 0, 0), 3.0),  # along a 1 mm axis the 2.5 mm spacing does not matter
+    ],
+)
 def test_hd95_of_two_voxels_honours_anisotropic_spacing(spacing, offset, expected):
     truth = cube((20, 20, 20), (5, 6), (5, 6), (5, 6))
     prediction = np.roll(truth, offset, axis=(0, 1, 2))
@@ -85,11 +88,35 @@ def test_both_empty_and_one_empty():
     empty = np.zeros((30, 30, 30), bool)
     lesion = cube(empty.shape, (10, 20), (10, 20), (10, 20))
     both = lesion_scores(empty, empty)
-    assert (both.dice, both.hd95, both.lw_dice, both.lw_hd95, both.tp, both.fn, both.fp) == (1.0, 0.0, 1.0, 0.0, 0, 0, 0)
+    assert (both.dice, both.hd95, both.lw_dice, both.lw_hd95, both.tp, both.fn, both.fp) == (
+        1.0,
+        0.0,
+        1.0,
+        0.0,
+        0,
+        0,
+        0,
+    )
     missed = lesion_scores(empty, lesion)
-    assert (missed.dice, missed.hd95, missed.lw_dice, missed.lw_hd95, missed.tp, missed.fn, missed.fp) == (0.0, 374.0, 0.0, 374.0, 0, 1, 0)
+    assert (missed.dice, missed.hd95, missed.lw_dice, missed.lw_hd95, missed.tp, missed.fn, missed.fp) == (
+        0.0,
+        374.0,
+        0.0,
+        374.0,
+        0,
+        1,
+        0,
+    )
     invented = lesion_scores(lesion, empty)
-    assert (invented.dice, invented.hd95, invented.lw_dice, invented.lw_hd95, invented.tp, invented.fn, invented.fp) == (0.0, 374.0, 0.0, 374.0, 0, 0, 1)
+    assert (
+        invented.dice,
+        invented.hd95,
+        invented.lw_dice,
+        invented.lw_hd95,
+        invented.tp,
+        invented.fn,
+        invented.fp,
+    ) == (0.0, 374.0, 0.0, 374.0, 0, 0, 1)
 
 
 def test_one_voxel_shift():
@@ -217,7 +244,10 @@ def test_roc_curve_area_equals_auc():
 
 
 def test_metrics_do_not_import_torch():
-    code = "import sys, ganet_lib.evaluation.metrics, ganet_lib.evaluation.evaluate; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, ganet_lib.evaluation.metrics, ganet_lib.evaluation.evaluate; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -254,7 +284,15 @@ def test_brats_scores_do_not_depend_on_the_empty_margin_or_memory_order():
     big = brats_scores(np.asfortranarray(big_prediction), np.asfortranarray(big_truth), (1.0, 1.2, 0.9))
     for region in ("WT", "TC", "ET"):
         a, b = small[region], big[region]
-        assert (a.dice, a.hd95, a.lw_dice, a.lw_hd95, a.tp, a.fn, a.fp) == (b.dice, b.hd95, b.lw_dice, b.lw_hd95, b.tp, b.fn, b.fp)
+        assert (a.dice, a.hd95, a.lw_dice, a.lw_hd95, a.tp, a.fn, a.fp) == (
+            b.dice,
+            b.hd95,
+            b.lw_dice,
+            b.lw_hd95,
+            b.tp,
+            b.fn,
+            b.fp,
+        )
     assert small["WT"].fp > 0
 
 

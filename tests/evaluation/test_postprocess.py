@@ -45,7 +45,7 @@ def test_whole_tumour_masks_get_the_component_rules_only():
     mask = (tumour() > 0).astype(np.uint8)
     mask[35, 35, 35] = 1
     out = PostProcessing("largest", et_min_mm3=1000.0).apply(mask, SPACING, WHOLE_TUMOUR)
-    assert out.sum() == 12 ** 3 and out.max() == 1
+    assert out.sum() == 12**3 and out.max() == 1
 
 
 def test_unknown_rule_is_refused():

@@ -33,7 +33,11 @@ class ConstantClass(torch.nn.Module):
 @pytest.fixture(scope="module")
 def oblong(tmp_path_factory):
     """One case whose x and y sizes differ, so a transposed slice cannot pass unnoticed."""
-    root = write_synthetic_dataset(tmp_path_factory.mktemp("oblong") / "data", SynthSpec(cases=1, normals=0, shape=(40, 52, 24), seed=5), progress=False)
+    root = write_synthetic_dataset(
+        tmp_path_factory.mktemp("oblong") / "data",
+        SynthSpec(cases=1, normals=0, shape=(40, 52, 24), seed=5),
+        progress=False,
+    )
     return find_brats_cases(root / "brats")[0]
 
 
@@ -68,7 +72,10 @@ def test_ganet_predict_on_a_case_without_label(oblong, tmp_path, capsys):
         shutil.copy(path, case_dir / path.name)  # no *_seg file
     checkpoint = untrained_checkpoint(tmp_path / "best.pt")
 
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(case_dir), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(["predict", "--checkpoint", str(checkpoint), "--input", str(case_dir), "--out", str(tmp_path / "out")])
+        == 0
+    )
     written = nib.load(tmp_path / "out" / f"{oblong.case_id}.nii.gz")
     source = nib.load(oblong.images["t1"])
     assert written.shape == source.shape
@@ -79,12 +86,15 @@ def test_ganet_predict_on_a_case_without_label(oblong, tmp_path, capsys):
 
 
 def test_ganet_predict_reads_a_folder_of_linked_cases(oblong, tmp_path, capsys):
-    """`ganet predict --input` on a split whose case folders are symbolic links (it once said "No BraTS files found")."""
+    """`ganet predict --input` on a split whose case folders are symbolic links (it once said "No BraTS
+    files found")."""
     split = tmp_path / "split"
     split.mkdir()
     (split / oblong.case_id).symlink_to(oblong.images["t1"].parent, target_is_directory=True)
     checkpoint = untrained_checkpoint(tmp_path / "best.pt")
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(split), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(["predict", "--checkpoint", str(checkpoint), "--input", str(split), "--out", str(tmp_path / "out")]) == 0
+    )
     assert (tmp_path / "out" / f"{oblong.case_id}.nii.gz").is_file()
 
 
@@ -92,16 +102,58 @@ def test_ganet_predict_applies_the_recorded_post_processing_unless_told_not_to(o
     from ganet_lib.evaluation.postprocess import PostProcessing, choose, write_record
 
     checkpoint = untrained_checkpoint(tmp_path / "seg-unet" / "best.pt")
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "none")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(oblong.images["t1"].parent),
+                "--out",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 0
+    )
     assert "post-processing: none recorded" in capsys.readouterr().out
     raw = np.asarray(nib.load(tmp_path / "none" / f"{oblong.case_id}.nii.gz").dataobj)
     assert raw.any()  # an untrained U-Net predicts tumour somewhere
     _, tried = choose([(raw, raw, (1.0, 1.0, 1.0))])
     write_record(checkpoint, PostProcessing("min-volume", 1e9), tried, ["some-validation-case"])  # removes everything
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "pp")]) == 0
-    assert "post-processing: remove whole-tumour components below 1e+09 mm^3 (chosen on 1 validation subject(s)" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(oblong.images["t1"].parent),
+                "--out",
+                str(tmp_path / "pp"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "post-processing: remove whole-tumour components below 1e+09 mm^3 (chosen on 1 validation subject(s)"
+        in capsys.readouterr().out
+    )
     assert not np.asarray(nib.load(tmp_path / "pp" / f"{oblong.case_id}.nii.gz").dataobj).any()
-    assert main(["predict", "--checkpoint", str(checkpoint), "--input", str(oblong.images["t1"].parent), "--out", str(tmp_path / "raw"),
-                 "--no-postprocess"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(oblong.images["t1"].parent),
+                "--out",
+                str(tmp_path / "raw"),
+                "--no-postprocess",
+            ]
+        )
+        == 0
+    )
     assert "post-processing: off (--no-postprocess)" in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "raw" / f"{oblong.case_id}.nii.gz").dataobj), raw)

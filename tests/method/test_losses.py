@@ -72,7 +72,9 @@ def test_adversarial_term_reaches_the_unet_and_not_the_gan():
     for net in (generator_net, discriminator):
         net.requires_grad_(False)
     images = torch.rand(2, 4, 32, 32)
-    loss, extras = adversarial_feedback_loss(images[:, :1], tumour_mask(unet(images)), generator_net, discriminator, torch.randn(2, 1, 32, 32))
+    loss, extras = adversarial_feedback_loss(
+        images[:, :1], tumour_mask(unet(images)), generator_net, discriminator, torch.randn(2, 1, 32, 32)
+    )
     loss.backward()
     unet_grads = [p.grad for p in unet.parameters()]
     assert all(g is not None for g in unet_grads) and sum(g.abs().sum() for g in unet_grads) > 0

@@ -61,7 +61,9 @@ def test_a_few_real_steps(normal_cache, tmp_path):
             assert not torch.equal(tensor, checkpoint["generator"][name]), f"generator {name} did not change"
     assert any(not torch.equal(t, checkpoint["discriminator"][n]) for n, t in initial_d.state_dict().items())
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 4  # header + 3 epochs
-    assert sorted(p.name for p in tmp_path.glob("inpainting_epoch*.png")) == [f"inpainting_epoch00{k}.png" for k in (1, 2, 3)]
+    assert sorted(p.name for p in tmp_path.glob("inpainting_epoch*.png")) == [
+        f"inpainting_epoch00{k}.png" for k in (1, 2, 3)
+    ]
 
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(normal_cache, tmp_path):
@@ -75,5 +77,3 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(normal_cache, tmp_path)
     for part in ("generator", "discriminator"):
         for name, tensor in straight[part].items():
             assert torch.equal(tensor, again[part][name]), f"{part}.{name} differs after resuming"
-
-

@@ -51,7 +51,9 @@ def test_phase_one_is_the_plain_unet_then_the_feedback_starts(run):
     assert ganet.history[-1]["loss_seg"] != unet.history[-1]["loss_seg"]
     # The learning rate follows the polynomial decay.
     epochs = run.config.seg.epochs
-    assert [row["lr"] for row in ganet.history] == pytest.approx([run.config.seg.lr * poly_lr_factor(e, epochs, 0.75) for e in range(epochs)])
+    assert [row["lr"] for row in ganet.history] == pytest.approx(
+        [run.config.seg.lr * poly_lr_factor(e, epochs, 0.75) for e in range(epochs)]
+    )
 
 
 def test_resume_reproduces_the_uninterrupted_run(run, tmp_path):
@@ -61,8 +63,12 @@ def test_resume_reproduces_the_uninterrupted_run(run, tmp_path):
     # The same training, interrupted after one epoch and resumed, in another folder.
     train_set, val_set = seg_datasets(run, training_ids(run), False), seg_datasets(run, validation_ids(run), False)
     gan = run.gan.best
-    train_seg.train_segmentation(train_set, val_set, tmp_path, run.config, "ganet", gan, cpu=True, progress=False, max_epochs=1)
-    train_seg.train_segmentation(train_set, val_set, tmp_path, run.config, "ganet", gan, resume=True, cpu=True, progress=False)
+    train_seg.train_segmentation(
+        train_set, val_set, tmp_path, run.config, "ganet", gan, cpu=True, progress=False, max_epochs=1
+    )
+    train_seg.train_segmentation(
+        train_set, val_set, tmp_path, run.config, "ganet", gan, resume=True, cpu=True, progress=False
+    )
     first, second = load_checkpoint(straight.last_checkpoint), load_checkpoint(tmp_path / "last.pt")
     for name, tensor in first["model"].items():
         assert torch.equal(tensor, second["model"][name]), name
@@ -80,9 +86,24 @@ def test_two_processes_score_each_validation_slice_once(run, tmp_path):
     environment = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
     for processes in (1, 2):
         out = tmp_path / f"scores-{processes}.json"
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                   str(worker), str(checkpoint), str(images), str(t1), ids, "5", str(out)]  # 5: batches do not split evenly
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(worker),
+            str(checkpoint),
+            str(images),
+            str(t1),
+            ids,
+            "5",
+            str(out),
+        ]  # 5: batches do not split evenly
         finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
         assert finished.returncode == 0, f"{processes} process(es) failed:\n{finished.stderr[-4000:]}"
         results.append(json.loads(out.read_text()))

@@ -40,7 +40,9 @@ def test_pretrain_gan_then_resume_reuses_the_finished_run(tmp_path, capsys):
 
 def test_train_seg_needs_the_gan_then_trains(tmp_path, capsys):
     assert main(["train-seg", "--config", "smoke", "--run", str(tmp_path), "--variant", "ganet", "--cpu"]) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]  # (progress bars also go to stderr)
+    errors = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")
+    ]  # (progress bars also go to stderr)
     assert len(errors) == 1 and "pretrain-gan" in errors[0] and "gan/best.pt" in errors[0]
     assert main(["pretrain-gan", "--config", "smoke", "--run", str(tmp_path), "--cpu"]) == 0
     assert main(["train-seg", "--config", "smoke", "--run", str(tmp_path), "--variant", "ganet", "--cpu"]) == 0

@@ -28,7 +28,10 @@ def test_every_brain_pixel_is_inpainted_exactly_once():
 
 def test_detector_table_orients_every_score_towards_tumour():
     positive = np.array([True, True, False, False, False])
-    rows = [{"positive": bool(p), "d_mean": -0.9 + 0.1 * p, "t1_mean": 0.3 * p, "flair_mean": 0.5 - 0.1 * p} for p in positive]
+    rows = [
+        {"positive": bool(p), "d_mean": -0.9 + 0.1 * p, "t1_mean": 0.3 * p, "flair_mean": 0.5 - 0.1 * p}
+        for p in positive
+    ]
     table = {row["detector"]: row for row in detector_table(rows, None, None)}
     assert table["d_mean"]["AUC full size"] == 1.0 and table["t1_mean"]["AUC full size"] == 1.0
     assert table["flair_mean"]["AUC full size"] == 0.0  # scores as given: here FLAIR is lower on tumour slices

@@ -28,9 +28,13 @@ def test_feedback_rises_needs_a_positive_slope_and_a_higher_end():
     from ganet_lib.studies.feedback import feedback_rises
 
     def rows(values):
-        return [{"mode": "miss", "fraction": 0.1 * k, "l_adv": v} for k, v in enumerate(values)] + [{"mode": "over", "fraction": 0.0, "l_adv": 9.0}]
+        return [{"mode": "miss", "fraction": 0.1 * k, "l_adv": v} for k, v in enumerate(values)] + [
+            {"mode": "over", "fraction": 0.0, "l_adv": 9.0}
+        ]
 
-    slope, rises = feedback_rises(rows([0.240965, 0.243251, 0.251135, 0.255149, 0.254830, 0.254526]))  # the default profile's curve (2026-11-26)
+    slope, rises = feedback_rises(
+        rows([0.240965, 0.243251, 0.251135, 0.255149, 0.254830, 0.254526])
+    )  # the default profile's curve (2026-11-26)
     assert rises and slope == pytest.approx(0.0304, abs=1e-3)
     assert not feedback_rises(rows([0.25, 0.24, 0.23, 0.22]))[1]  # falling
     slope, rises = feedback_rises(rows([0.20, 0.40, 0.45, 0.199]))

@@ -23,9 +23,15 @@ def test_brain_area_and_centre_closeness_of_a_toy_volume():
     assert brain_centre(areas) == 2.0
     covariates = position_covariates(areas)
     assert covariates["area_fraction"].tolist() == [0, 0.5, 1, 0.5, 0, 0]
-    assert covariates["centre_closeness"].tolist() == pytest.approx([-2 / 3, -1 / 3, 0, -1 / 3, -2 / 3, -1])  # 3 brain slices
-    rows = add_position_covariates([{"subject": "a", "z": z, "brain_area": int(a)} for z, a in zip([3, 0, 1, 2, 4, 5], areas[[3, 0, 1, 2, 4, 5]])])
-    assert {r["z"]: r["centre_closeness"] for r in rows}[2] == 0.0 and {r["z"]: r["area_fraction"] for r in rows}[1] == 0.5
+    assert covariates["centre_closeness"].tolist() == pytest.approx(
+        [-2 / 3, -1 / 3, 0, -1 / 3, -2 / 3, -1]
+    )  # 3 brain slices
+    rows = add_position_covariates(
+        [{"subject": "a", "z": z, "brain_area": int(a)} for z, a in zip([3, 0, 1, 2, 4, 5], areas[[3, 0, 1, 2, 4, 5]])]
+    )
+    assert {r["z"]: r["centre_closeness"] for r in rows}[2] == 0.0 and {r["z"]: r["area_fraction"] for r in rows}[
+        1
+    ] == 0.5
 
 
 def test_stratified_auc_against_a_hand_computation():
@@ -35,7 +41,8 @@ def test_stratified_auc_against_a_hand_computation():
     positive = np.array([False, True, True, False, False, True, True])
     strata = np.array([0, 0, 0, 1, 1, 1, 1])
     assert stratified_auc(scores, positive, strata) == 1.0
-    # Plain AUC by hand: 4 positives x 3 negatives = 12 pairs; the positives 0.5 and 1.0 lose to 10 and 10.5 (4 pairs lost)
+    # Plain AUC by hand: 4 positives x 3 negatives = 12 pairs; the positives 0.5 and 1.0 lose to 10 and 10.5 (4 pairs
+    # lost)
     assert roc_auc(scores, positive) == pytest.approx(8 / 12)
     flipped = np.where(strata == 1, -scores, scores)  # inverted inside stratum 1: 2 x 2 = 4 pairs lost, 2 x 1 = 2 won
     assert stratified_auc(flipped, positive, strata) == pytest.approx((1.0 * 2 + 0.0 * 4) / 6)
@@ -49,7 +56,9 @@ def test_average_precision_by_hand_and_its_chance_level():
     assert average_precision(np.array([4.0, 3, 2, 1]), np.array([True, False, True, False])) == pytest.approx(5 / 6)
     rng = np.random.default_rng(0)
     positive = rng.random(20_000) < 0.3
-    assert average_precision(rng.random(20_000), positive) == pytest.approx(0.3, abs=0.02)  # a useless score: the prevalence
+    assert average_precision(rng.random(20_000), positive) == pytest.approx(
+        0.3, abs=0.02
+    )  # a useless score: the prevalence
 
 
 def test_the_subject_bootstrap_holds_the_estimate_and_narrows_with_more_subjects():

@@ -22,28 +22,61 @@ def stub(*args):
 
 # One plausible mistake per exercise: an off-by-one, a missing normalisation, a sign, a wrong set...
 WRONG = {
-    "01.1": lambda mask: tuple(slice(int(np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[0]),
-                                     int(np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[-1]))
-                               for axis in range(mask.ndim)),  # stop not one past the end
-    "01.2": lambda label: {"WT": np.isin(label, (1, 2, 4)), "TC": np.isin(label, (1, 2)), "ET": label == 4},  # TC with edema
+    "01.1": lambda mask: tuple(
+        slice(
+            int(np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[0]),
+            int(np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[-1]),
+        )
+        for axis in range(mask.ndim)
+    ),  # stop not one past the end
+    "01.2": lambda label: {
+        "WT": np.isin(label, (1, 2, 4)),
+        "TC": np.isin(label, (1, 2)),
+        "ET": label == 4,
+    },  # TC with edema
     "02.1": lambda image, lam=-0.8: np.asarray(image, float) / max(float(np.max(image)), 1e-9),  # no enhancement at all
-    "02.2": lambda images: np.asarray(images, float) / np.abs(np.asarray(images, float)).max(axis=(-2, -1), keepdims=True).clip(1e-9),  # no minimum
+    "02.2": lambda images: (
+        np.asarray(images, float) / np.abs(np.asarray(images, float)).max(axis=(-2, -1), keepdims=True).clip(1e-9)
+    ),  # no minimum
     "03.1": lambda mask, shape: F.adaptive_avg_pool2d(mask, shape),  # average: fractions, not "touches the hole"
-    "03.2": lambda real, fake, patches: F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                                         + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)),  # every patch fake
-    "04.1": lambda mask, size: F.adaptive_avg_pool2d(F.conv2d(F.pad(F.max_pool2d(mask, 5, 1, 2), (1, 1, 1, 1), mode="replicate"),
-                                                              torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]])), size),  # no abs
+    "03.2": lambda real, fake, patches: (
+        F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+        + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    ),  # every patch fake
+    "04.1": lambda mask, size: F.adaptive_avg_pool2d(
+        F.conv2d(
+            F.pad(F.max_pool2d(mask, 5, 1, 2), (1, 1, 1, 1), mode="replicate"),
+            torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]),
+        ),
+        size,
+    ),  # no abs
     "04.2": lambda logits, edges: F.softplus(-logits).mean(),  # not weighted by the edges
     "04.3": lambda norms, eps: {k: 1.0 / (v + eps) for k, v in norms.items()},  # not normalised to lambda_seg = 1
-    "04.4": lambda logits, target: 1 - (2 * (logits.softmax(1) * F.one_hot(target, 4).permute(0, 3, 1, 2)).sum((0, 2, 3)) + 1).div(
-        logits.softmax(1).sum((0, 2, 3)) + F.one_hot(target, 4).permute(0, 3, 1, 2).sum((0, 2, 3)) + 1).mean(),  # background included
-    "05.1": lambda scores, positive, t: ((np.asarray(scores) >= t)[positive].mean(), (np.asarray(scores) < t)[~positive].mean()),  # direction
-    "05.2": lambda scores, positive: float((scores[positive][:, None] > scores[~positive][None, :]).mean()),  # ties count 0
-    "05.3": lambda areas: -np.abs(np.arange(len(areas)) - (np.arange(len(areas)) * areas).sum() / areas.sum()),  # not divided by the extent
+    "04.4": lambda logits, target: (
+        1
+        - (2 * (logits.softmax(1) * F.one_hot(target, 4).permute(0, 3, 1, 2)).sum((0, 2, 3)) + 1)
+        .div(logits.softmax(1).sum((0, 2, 3)) + F.one_hot(target, 4).permute(0, 3, 1, 2).sum((0, 2, 3)) + 1)
+        .mean()
+    ),  # background included
+    "05.1": lambda scores, positive, t: (
+        (np.asarray(scores) >= t)[positive].mean(),
+        (np.asarray(scores) < t)[~positive].mean(),
+    ),  # direction
+    "05.2": lambda scores, positive: float(
+        (scores[positive][:, None] > scores[~positive][None, :]).mean()
+    ),  # ties count 0
+    "05.3": lambda areas: (
+        -np.abs(np.arange(len(areas)) - (np.arange(len(areas)) * areas).sum() / areas.sum())
+    ),  # not divided by the extent
     "06.1": lambda p, t: 2.0 * (p & t).sum() / max(int(p.sum() + t.sum()), 1),  # both empty gives 0
     "06.2": lambda labels, min_mm3, spacing: np.where(
-        np.bincount(ndimage.label(labels > 0, np.ones((3, 3, 3)))[0].ravel())[ndimage.label(labels > 0, np.ones((3, 3, 3)))[0]] >= min_mm3,
-        labels, 0).astype(labels.dtype),  # voxels, not mm^3
+        np.bincount(ndimage.label(labels > 0, np.ones((3, 3, 3)))[0].ravel())[
+            ndimage.label(labels > 0, np.ones((3, 3, 3)))[0]
+        ]
+        >= min_mm3,
+        labels,
+        0,
+    ).astype(labels.dtype),  # voxels, not mm^3
     "06.3": lambda dices, fp: sum(dices) / len(dices) if dices else 1.0,  # false positives ignored
 }
 

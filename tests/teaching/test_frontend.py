@@ -13,14 +13,17 @@ from ganet_lib.teaching.frontend import front_end_attached
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-@pytest.mark.parametrize("session, forced, expected", [
-    (None, None, False),                        # papermill, nbval, nbconvert: no Jupyter server
-    ("05_threshold_sweep.ipynb", None, True),   # JupyterLab's session manager names the notebook
-    ("05_threshold_sweep.ipynb", "0", False),   # run_all.sh started from a notebook: still headless
-    (None, "1", True),                          # a front end that sets no session name
-    (None, "yes", True),
-    ("x.ipynb", "off", False),
-])
+@pytest.mark.parametrize(
+    "session, forced, expected",
+    [
+        (None, None, False),  # papermill, nbval, nbconvert: no Jupyter server
+        ("05_threshold_sweep.ipynb", None, True),  # JupyterLab's session manager names the notebook
+        ("05_threshold_sweep.ipynb", "0", False),  # run_all.sh started from a notebook: still headless
+        (None, "1", True),  # a front end that sets no session name
+        (None, "yes", True),
+        ("x.ipynb", "off", False),
+    ],
+)
 def test_front_end_attached(monkeypatch, session, forced, expected):
     for name, value in (("JPY_SESSION_NAME", session), ("GANET_WIDGETS", forced)):
         if value is None:

@@ -46,15 +46,25 @@ def test_the_edition_has_every_exercise_as_a_stub_and_no_solution_line(edition):
                 assert line not in body, (key, line)  # no solution line survives
             assert f"def {EXERCISES[key].name}(" in body  # the signature and docstring stay
         student_all = cells(edition / source.name)
-        assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in student_all if c["cell_type"] == "code")
+        assert all(
+            c.get("outputs", []) == [] and c.get("execution_count") is None
+            for c in student_all
+            if c["cell_type"] == "code"
+        )
         assert any("<details><summary>Hint" in text(c) for c in student_all if c["cell_type"] == "markdown")
     assert sorted(keys) == sorted(EXERCISES)
 
 
 def test_stub_source_keeps_the_indentation_and_refuses_broken_markers():
-    source = "# Exercise 09.1: x\ndef f(x):\n    \"\"\"Doc.\"\"\"\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+    source = (
+        '# Exercise 09.1: x\ndef f(x):\n    """Doc."""\n'
+        "    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+    )
     stubbed = stub_source(source)
-    assert '    raise NotImplementedError("Exercise 09.1: write your solution here' in stubbed and "return x + 1" not in stubbed
+    assert (
+        '    raise NotImplementedError("Exercise 09.1: write your solution here' in stubbed
+        and "return x + 1" not in stubbed
+    )
     namespace = {}
     exec(stubbed, namespace)
     with pytest.raises(NotImplementedError, match="09.1"):
@@ -67,15 +77,32 @@ def test_stub_source_keeps_the_indentation_and_refuses_broken_markers():
 def test_the_edition_refuses_a_folder_with_other_files(tmp_path, capsys):
     (tmp_path / "thesis.tex").write_text("mine")
     assert main(["student-edition", "--out", str(tmp_path)]) == 2
-    assert "holds files other than notebooks" in capsys.readouterr().err and (tmp_path / "thesis.tex").read_text() == "mine"
+    assert (
+        "holds files other than notebooks" in capsys.readouterr().err
+        and (tmp_path / "thesis.tex").read_text() == "mine"
+    )
 
 
 def test_the_student_edition_runs_headlessly_with_every_exercise_not_attempted(edition, tmp_path):
     """As a teacher checks an edition before handing it out: every notebook executed by the kit's
     runner (papermill, which fails on any error) in the smoke profile."""
     run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "ganet_lib.runner.pipeline", "--profile", "smoke", "--run", str(run), "--notebooks", str(edition)],
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ganet_lib.runner.pipeline",
+            "--profile",
+            "smoke",
+            "--run",
+            str(run),
+            "--notebooks",
+            str(edition),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     outputs = ""
     for path in sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb")):
@@ -97,9 +124,13 @@ def test_the_first_cell_names_the_install_command_without_the_kit(tmp_path):
     first = next(c for c in cells(ROOT / "notebooks" / "01_data.ipynb") if c["cell_type"] == "code")
     assert "parameters" not in first["metadata"].get("tags", [])
     # -S: no site-packages, so the kit (installed there) cannot be found, as in a kernel without it.
-    done = subprocess.run([sys.executable, "-S", "-c", text(first)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", text(first)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ModuleNotFoundError: This notebook needs the GANet-Seg kit") and "pip install" in last
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        assert text(next(c for c in cells(path) if c["cell_type"] == "code")) == text(first)  # the same first cell everywhere
+        assert text(next(c for c in cells(path) if c["cell_type"] == "code")) == text(
+            first
+        )  # the same first cell everywhere

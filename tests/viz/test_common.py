@@ -1,6 +1,5 @@
 """Saving figures."""
 
-
 from ganet_lib import viz
 
 

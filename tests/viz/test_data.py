@@ -24,4 +24,3 @@ def test_label_overlay_colours_each_label(case):
     for value in np.unique(slice_labels[slice_labels > 0]):
         expected = matplotlib.colors.to_rgb(viz.LABEL_COLOURS["brats"][int(value)][1])
         np.testing.assert_allclose(overlay[slice_labels == value][0][:3], expected)
-

@@ -22,7 +22,9 @@ def test_sweep_slice_widget_says_the_call_and_the_counts():
 def test_detector_rocs_draw_every_detector_with_position_dashed():
     from ganet_lib.studies.detector import DETECTORS
 
-    curves = {name: {"fpr": np.array([0.0, 0.5, 1.0]), "tpr": np.array([0.0, 0.7, 1.0]), "auc": 0.6} for name in DETECTORS}
+    curves = {
+        name: {"fpr": np.array([0.0, 0.5, 1.0]), "tpr": np.array([0.0, 0.7, 1.0]), "auc": 0.6} for name in DETECTORS
+    }
     fig = viz.plot_detector_rocs(curves, DETECTORS)
     lines = [line for line in fig.axes[0].get_lines() if line.get_label() and not line.get_label().startswith("_")]
     assert len(lines) == len(DETECTORS)  # a list of colours once cut the covariates off
@@ -36,6 +38,14 @@ def test_roc_and_distribution_figures_draw():
     fig = viz.plot_roc(fpr, tpr, 0.65, points, "kit", [{"threshold": 0.1, "sensitivity": 0.5, "fpr": 0.07}])
     assert "AUC 0.650" in fig.axes[0].get_legend().get_texts()[0].get_text()
     import pandas as pd
-    frame = pd.DataFrame({"region": ["WT", "TC", "ET"] * 2, "dice": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "hd95": [1.0] * 6, "lw_dice": [0.5] * 6})
+
+    frame = pd.DataFrame(
+        {
+            "region": ["WT", "TC", "ET"] * 2,
+            "dice": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+            "hd95": [1.0] * 6,
+            "lw_dice": [0.5] * 6,
+        }
+    )
     fig = viz.plot_metric_distributions({"ganet": frame, "unet": frame})
     assert len(fig.axes) == 3
