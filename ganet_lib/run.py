@@ -159,6 +159,10 @@ class RunLayout:
     def metrics_file(self, variant: str, protocol: str, raw: bool = False) -> Path:
         return self.scores_file(self.predictions_dir(variant, raw), protocol)
 
+    def timing_dir(self, drop_empty_slices: bool) -> Path:
+        """Where notebook 04 times one epoch with or without the empty slices."""
+        return self.run_dir / "timing" / f"drop-{drop_empty_slices}"
+
     @property
     def ablation_dir(self) -> Path:
         return self.run_dir / "ablation"

@@ -35,33 +35,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
             f"{spec.shape}, seed {spec.seed}) in {out}"
         )
         return 0
-    import os
     import shutil
 
     from ganet_lib.data.cases import MODALITIES
     from ganet_lib.data.forms import rewrite_brats
+    from ganet_lib.files import atomic_folder
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise KitInputError(f"'{out}' already exists and is not empty; remove it or choose another output folder.")
     modalities = tuple(args.modalities.split(",")) if args.modalities else MODALITIES
-    staging = out.with_name(f"{out.name}.partial-{os.getpid()}")  # renamed into place when complete
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        write_synthetic_dataset(staging / "source", spec)
+    with atomic_folder(out) as data:  # renamed into place when complete
+        source = write_synthetic_dataset(data / "source", spec)  # the kit's own form, rewritten below
         rewrite_brats(
-            staging / "source" / "brats",
-            staging / "data" / "brats",
-            modalities=modalities,
-            labels=args.labels,
-            intensity=args.intensity,
+            source / "brats", data / "brats", modalities=modalities, labels=args.labels, intensity=args.intensity
         )
-        shutil.move(staging / "source" / "nfbs", staging / "data" / "nfbs")
-        if out.exists():
-            out.rmdir()
-        os.replace(staging / "data", out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if (source / "nfbs").is_dir():  # none with --normals 0
+            shutil.move(source / "nfbs", data / "nfbs")
+        shutil.rmtree(source)
     print(
         f"synthetic data ({spec.cases} BraTS-layout subjects written as {', '.join(modalities)}, labels "
         f"{args.labels}, intensities {args.intensity}; "
