@@ -83,11 +83,6 @@ def expected_lps(path: Path) -> np.ndarray:
     return nib.orientations.apply_orientation(image.get_fdata(dtype=np.float32), transform)
 
 
-def decoded_arrays(root: Path) -> dict[str, np.ndarray]:
-    """Relative path -> decoded array for every NIfTI file under `root`."""
-    return {p.relative_to(root).as_posix(): stored_array(p) for p in sorted(root.rglob("*.nii*"))}
-
-
 # --- BraTS 2020, nested (as generated) -----------------------------------------------------------
 
 

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from ganet_lib.data.cases import (
-    MODALITIES,
-    find_brats_cases,
-    load_case,
-)
+from ganet_lib.data.cases import MODALITIES, find_brats_cases, load_case
 from ganet_lib.data.synthetic import SynthSpec, write_synthetic_dataset
 from ganet_lib.errors import KitInputError
-
-SHAPE = (40, 40, 24)  # conftest's SMALL_SHAPE
-CASE_IDS = ["BraTS20_Training_001", "BraTS20_Training_002", "BraTS20_Training_003"]
-NFBS_IDS = ["A10000001", "A10000002"]
-LPS = ("L", "P", "S")
-
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -31,58 +20,14 @@ def stored_array(path: Path) -> np.ndarray:
     return np.asanyarray(nib.load(path).dataobj)
 
 
-def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
-    nib.save(nib.Nifti1Image(array, affine), path)
-    return path
-
-
-def resave(src: Path, dst: Path) -> Path:
-    """Write `src`'s array and affine to `dst` (the suffix of `dst` picks .nii or .nii.gz)."""
-    image = nib.load(src)
-    return save_nifti(np.asanyarray(image.dataobj), image.affine, dst)
-
-
 def brats_file(root: Path, case_id: str, modality: str) -> Path:
     return root / case_id / f"{case_id}_{modality}.nii.gz"
-
-
-def loaded_cases(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    return {case.case_id: load_case(case) for case in find_brats_cases(root)}
-
-
-def assert_same_cases(a: dict, b: dict) -> None:
-    assert sorted(a) == sorted(b)
-    for case_id in a:
-        for left, right in zip(a[case_id], b[case_id]):
-            np.testing.assert_array_equal(left, right)
-
-
-def flatten(src: Path, dst: Path, pattern: str = "*.nii*") -> Path:
-    """Copy every file matching `pattern` below `src` into the single folder `dst`."""
-    dst.mkdir(parents=True)
-    for path in sorted(src.rglob(pattern)):
-        shutil.copy2(path, dst / path.name)
-    return dst
-
-
-def expected_lps(path: Path) -> np.ndarray:
-    """The stored volume reoriented to LPS voxel axes, computed independently of the library."""
-    image = nib.load(path)
-    current = nib.orientations.io_orientation(image.affine)
-    target = nib.orientations.axcodes2ornt(LPS)
-    transform = nib.orientations.ornt_transform(current, target)
-    return nib.orientations.apply_orientation(image.get_fdata(dtype=np.float32), transform)
 
 
 def decoded_arrays(root: Path) -> dict[str, np.ndarray]:
     """Relative path -> decoded array for every NIfTI file under `root`."""
     return {p.relative_to(root).as_posix(): stored_array(p) for p in sorted(root.rglob("*.nii*"))}
 
-
-# --- BraTS 2020, nested (as generated) -----------------------------------------------------------
-
-
-# --- the synthetic generator ---------------------------------------------------------------------
 
 SMALL_SPEC = SynthSpec(cases=2, normals=1, shape=(32, 32, 20), seed=3)
 
