@@ -8,7 +8,14 @@ of three outcomes:
 - `passed`;
 - `not attempted yet` (the stub still raises NotImplementedError), so a student edition runs
   headlessly from top to bottom without an error;
-- `failed`, with the input, the expected and the received value, and a pointer to the hint.
+- `failed`, with the input, what differs (arrays summarised: shapes, how many elements differ,
+  the first with both values, the largest difference), the classic mistake a hand case was built
+  to catch, the student's own line when their code raised, and a pointer to the hint.
+
+A check cannot be fooled by what would break the pipeline: a torch exercise must return a tensor
+that keeps the gradient, a loss must stay finite at logits of +-100, a function that hands back the
+library's implementation is not a solution, and every check stops after 20 s ("a loop that never
+ends?") instead of hanging the cell.
 
 The notebooks never use a student's function after its check: the cells that follow call the
 library, so the rest of a notebook always runs. The student edition (`student.py`) is written
@@ -17,13 +24,21 @@ from the solution notebooks.
 
 from __future__ import annotations
 
+import inspect
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ganet_lib.data.labels import BRATS
+from ganet_lib.data.labels import BRATS, LabelScheme
 from ganet_lib.evaluation.metrics import dice, lesion_wise_means, roc_auc
 from ganet_lib.evaluation.postprocess import PostProcessing
 from ganet_lib.evaluation.surface import bounding_box
@@ -34,6 +49,7 @@ from ganet_lib.studies.detector import sweep_table
 from ganet_lib.studies.position import position_covariates
 
 PASSED, NOT_ATTEMPTED, FAILED = "passed", "not attempted yet", "failed"
+TIME_LIMIT_S = 20.0  # per check: a student's loop that never ends fails instead of hanging the cell
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class Case:
     args: tuple
     expected: Any = None  # the hand-worked answer; None: the reference's (the note says what to expect)
     note: str = ""
+    mistake: str = ""  # the classic mistake this case tells apart, named in the failure message
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,11 @@ class Exercise:
     random_args: Callable[[np.random.Generator], tuple] | None = None  # inputs compared with the reference
     tolerance: float = 1e-5
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # The library functions that are the answer: a student's function that calls them is not a solution.
+    implemented_by: tuple[Callable, ...] = ()
+    # Positions of the float tensor inputs the result must stay differentiable in (the training needs it).
+    gradient_args: tuple[int, ...] = ()
+    time_limit_s: float = TIME_LIMIT_S
 
 
 # --- the references, in the signatures the exercises ask for ------------------------------------------
@@ -140,6 +162,17 @@ def _blocks():
     return labels
 
 
+def _confident(classes, logit: float) -> torch.Tensor:
+    """(B, 4, H, W) logits: `logit` for the class of each pixel of `classes` (B, H, W), 0 elsewhere."""
+    return torch.nn.functional.one_hot(torch.tensor(classes), 4).permute(0, 3, 1, 2).float() * logit
+
+
+def _corners():
+    labels = np.zeros((3, 3, 3), np.uint8)
+    labels[0, 0, 0] = labels[1, 1, 1] = 2  # they share a corner only
+    return labels
+
+
 def _random_mask(rng, shape=(9, 11)):
     mask = rng.random(shape) > 0.7
     mask[rng.integers(shape[0]), rng.integers(shape[1])] = True  # never empty
@@ -170,6 +203,7 @@ EXERCISES: dict[str, Exercise] = {
                 Case((_mask((3, 3, 3), (2, 0, 1)),), (slice(2, 3), slice(0, 1), slice(1, 2)), "one voxel in 3D"),
             ),
             random_args=lambda rng: (_random_mask(rng),),
+            implemented_by=(bounding_box,),
         ),
         Exercise(
             "01.2",
@@ -188,6 +222,7 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             random_args=lambda rng: (rng.choice(np.array([0, 1, 2, 4], np.uint8), (4, 5, 3)),),
+            implemented_by=(LabelScheme.region_mask,),
         ),
         Exercise(
             "02.1",
@@ -205,6 +240,7 @@ EXERCISES: dict[str, Exercise] = {
             ),
             random_args=lambda rng: (rng.random((6, 7)) * 3.0, -0.8),
             tolerance=1e-4,
+            implemented_by=(enhancement_steps,),
         ),
         Exercise(
             "02.2",
@@ -223,6 +259,7 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             random_args=lambda rng: (rng.normal(size=(3, 4, 5)),),
+            implemented_by=(minmax_per_slice,),
         ),
         Exercise(
             "03.1",
@@ -241,6 +278,7 @@ EXERCISES: dict[str, Exercise] = {
                 torch.from_numpy(_random_mask(rng, (10, 10))[None, None].astype(np.float32)),
                 (3, 3),
             ),
+            implemented_by=(patch_targets,),
         ),
         Exercise(
             "03.2",
@@ -258,6 +296,12 @@ EXERCISES: dict[str, Exercise] = {
                     torch.tensor(0.0),
                     "D sure and right everywhere (the right patch shows real tissue): about 0",
                 ),
+                Case(
+                    (torch.tensor([[[[-100.0, 100.0]]]]), torch.tensor([[[[100.0, -100.0]]]]), torch.ones(1, 1, 1, 2)),
+                    torch.tensor(100.0),
+                    "logits of +-100, D sure and wrong on one real and one fake patch: 100 / 2 + 100 / 2",
+                    mistake="log(sigmoid(x)) is -inf at a logit of -100; binary_cross_entropy_with_logits is not",
+                ),
             ),
             random_args=lambda rng: (
                 torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(int(rng.integers(1000)))),
@@ -265,6 +309,8 @@ EXERCISES: dict[str, Exercise] = {
                 torch.from_numpy((rng.random((2, 1, 3, 3)) > 0.5).astype(np.float32)),
             ),
             tolerance=1e-4,
+            implemented_by=(discriminator_loss,),
+            gradient_args=(0, 1),
         ),
         Exercise(
             "04.1",
@@ -286,6 +332,8 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             random_args=lambda rng: (_random_soft_mask(rng), (4, 4)),
+            implemented_by=(edge_map,),
+            gradient_args=(0,),
         ),
         Exercise(
             "04.2",
@@ -308,12 +356,21 @@ EXERCISES: dict[str, Exercise] = {
                     torch.tensor(0.0),
                     "no edge at all: 0, not 0 / 0",
                 ),
+                Case(
+                    (torch.tensor([[[[-120.0, 100.0]]]]), torch.tensor([[[[1.0, 1.0]]]])),
+                    torch.tensor(60.0),
+                    "logits -120 and 100: -log D is 120 and about 0; the weighted mean is 60",
+                    mistake="-torch.log(torch.sigmoid(x)) is infinite at a logit of -120 (F.logsigmoid or F.softplus "
+                    "are not)",
+                ),
             ),
             random_args=lambda rng: (
                 torch.from_numpy(rng.normal(size=(2, 1, 3, 3))).float(),
                 torch.from_numpy(rng.random((2, 1, 3, 3))).float(),
             ),
             tolerance=1e-4,
+            implemented_by=(edge_weighted_adversarial,),
+            gradient_args=(0,),
         ),
         Exercise(
             "04.3",
@@ -340,6 +397,7 @@ EXERCISES: dict[str, Exercise] = {
                 },
                 1e-8,
             ),
+            implemented_by=(inverse_norm_weights,),
         ),
         Exercise(
             "04.4",
@@ -353,12 +411,28 @@ EXERCISES: dict[str, Exercise] = {
                     "p = 0.25 for every class; class 1: (2 x 1 + 1) / (1 + 4 + 1) = 0.5; classes 2 and 3: (0 + 1) / "
                     "(1 + 0 + 1) = 0.5; loss 1 - 0.5",
                 ),
+                Case(
+                    (_confident([[[1, 0]], [[0, 0]]], 50.0), torch.tensor([[[1, 1]], [[0, 0]]])),
+                    torch.tensor(1 / 12),
+                    "two images; image A: truth 1 1, prediction 1 0; image B all background. Sums over the batch, "
+                    "class 1: (2 x 1 + 1) / (1 + 2 + 1) = 3/4; classes 2, 3: (0 + 1) / (0 + 0 + 1) = 1; "
+                    "loss 1 - (3/4 + 1 + 1) / 3 = 1/12",
+                    mistake="background left out (with it: 0.1042), sums over the whole batch (per image: 0.0417)",
+                ),
+                Case(
+                    (_confident([[[1, 0]], [[0, 0]]], 100.0), torch.tensor([[[1, 1]], [[0, 0]]])),
+                    torch.tensor(1 / 12),
+                    "the same with logits of 100: the same 1/12",
+                    mistake="exp(100) overflows float32; softmax subtracts the largest logit first",
+                ),
             ),
             random_args=lambda rng: (
                 torch.from_numpy(rng.normal(size=(2, 4, 5, 5))).float(),
                 torch.from_numpy(rng.integers(0, 4, (2, 5, 5))),
             ),
             tolerance=1e-4,
+            implemented_by=(dice_loss,),
+            gradient_args=(0,),
         ),
         Exercise(
             "05.1",
@@ -374,8 +448,15 @@ EXERCISES: dict[str, Exercise] = {
                 Case(
                     (np.array([0.1, 0.2, 0.3]), np.array([True, True, False]), 0.25), (1.0, 1.0), "a perfect threshold"
                 ),
+                Case(
+                    (np.array([0.5, 0.7]), np.array([True, False]), 0.5),
+                    (1.0, 1.0),
+                    "a score equal to the threshold is called tumour: 0.5 <= 0.5",
+                    mistake="'score <= threshold' includes the threshold itself (< leaves it out)",
+                ),
             ),
             random_args=lambda rng: (rng.random(30), rng.random(30) > 0.5, float(rng.random())),
+            implemented_by=(sweep_table,),
         ),
         Exercise(
             "05.2",
@@ -396,6 +477,7 @@ EXERCISES: dict[str, Exercise] = {
                 Case((np.array([1.0, 1.0]), np.array([True, False])), 0.5, "a tie counts half"),
             ),
             random_args=lambda rng: (rng.integers(0, 6, 25).astype(float), np.r_[True, False, rng.random(23) > 0.5]),
+            implemented_by=(roc_auc,),
         ),
         Exercise(
             "05.3",
@@ -408,8 +490,15 @@ EXERCISES: dict[str, Exercise] = {
                     np.array([-2 / 3, -1 / 3, 0.0, -1 / 3, -2 / 3, -1.0]),
                     "centre (1x2 + 2x4 + 3x2) / 8 = 2; 3 slices with brain: -|z - 2| / 3",
                 ),
+                Case(
+                    (np.array([0.0, 1.0, 1.0, 6.0, 0.0]),),
+                    np.array([-7 / 8, -13 / 24, -5 / 24, -1 / 8, -11 / 24]),
+                    "centre weighted by area (1x1 + 2x1 + 3x6) / 8 = 2.625; 3 slices with brain: -|z - 2.625| / 3",
+                    mistake="the centre is the area-weighted mean slice, not the middle of the slices with brain (2)",
+                ),
             ),
             random_args=lambda rng: (np.r_[0.0, rng.integers(1, 50, 8).astype(float), 0.0],),
+            implemented_by=(position_covariates,),
         ),
         Exercise(
             "06.1",
@@ -422,6 +511,7 @@ EXERCISES: dict[str, Exercise] = {
                 Case((np.zeros(3, bool), np.array([True, False, False])), 0.0, "one empty: 0"),
             ),
             random_args=lambda rng: (rng.random((6, 6)) > 0.5, rng.random((6, 6)) > 0.5),
+            implemented_by=(dice,),
         ),
         Exercise(
             "06.2",
@@ -437,12 +527,20 @@ EXERCISES: dict[str, Exercise] = {
                 Case(
                     (_blocks(), 5.0, (2.0, 2.0, 2.0)), _blocks(), "at 2 mm voxels the single voxel is 8 mm^3: it stays"
                 ),
+                Case(
+                    (_corners(), 1.5, (1.0, 1.0, 1.0)),
+                    _corners(),
+                    "two voxels touching only at a corner are one component of 2 mm^3: it stays",
+                    mistake="components are 26-connected, as in the BraTS evaluation (6-connected, each voxel is "
+                    "1 mm^3 alone and goes)",
+                ),
             ),
             random_args=lambda rng: (
                 rng.choice(np.array([0, 0, 0, 0, 1, 2, 4], np.uint8), (7, 7, 7)),
                 float(rng.uniform(1, 6)),
                 (1.0, 1.0, 1.0),
             ),
+            implemented_by=(PostProcessing.apply,),
         ),
         Exercise(
             "06.3",
@@ -453,18 +551,65 @@ EXERCISES: dict[str, Exercise] = {
                 Case(
                     ([0.9, 0.0], 1),
                     0.3,
-                    "SPEC's worked example: lesion A 0.9, lesion B missed (0), one false positive: 0.9 / 3",
+                    "lesion A found with Dice 0.9, lesion B missed (0), one false positive: (0.9 + 0 + 0) / 3",
                 ),
                 Case(([], 0), 1.0, "nothing to count: 1"),
                 Case(([], 2), 0.0, "only false positives: 0"),
             ),
             random_args=lambda rng: (list(rng.random(int(rng.integers(1, 4)))), int(rng.integers(0, 3))),
+            implemented_by=(lesion_wise_means,),
         ),
     )
 }
 
 
 # --- the check ---------------------------------------------------------------------------------------------
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+class CheckTimeout(BaseException):
+    """Raised inside a student's function when its check runs out of time. A BaseException, so that a
+    student's `except Exception` cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise `CheckTimeout` in the block after `seconds` (SIGALRM: the main thread of a Linux or macOS
+    process, which is where a Jupyter kernel and papermill run a cell; elsewhere no limit)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise CheckTimeout
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def calls_to(functions: tuple[Callable, ...]):
+    """Record which of `functions` (Python functions) are called in the block: yields a set that
+    fills with their names."""
+    codes = {inspect.unwrap(f).__code__: f.__qualname__ for f in functions if hasattr(inspect.unwrap(f), "__code__")}
+    called: set[str] = set()
+    previous = sys.getprofile()
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            called.add(codes[frame.f_code])
+
+    sys.setprofile(profile)
+    try:
+        yield called
+    finally:
+        sys.setprofile(previous)
 
 
 def _plain(value):
@@ -521,11 +666,29 @@ def same(expected, received, tolerance: float = 1e-5) -> bool:
         return False
 
 
-def _show(value, limit: int = 160) -> str:
-    value = _plain(value)
+def _kind(value) -> str:
+    """'tensor (2, 3) float32', 'array (4,) bool', 'float', ...: what a value is, in a few words."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
     if isinstance(value, np.ndarray):
-        text = np.array2string(value, precision=4, threshold=24, separator=", ").replace("\n", "")
-        text = f"array{value.shape} {text}"
+        return f"array {value.shape} {value.dtype}"
+    return type(value).__name__
+
+
+def _show(value, limit: int = 160) -> str:
+    """A value in one line: small arrays in full, larger ones summarised (shape, dtype, range), never a
+    truncated dump."""
+    value = _plain(value)
+    if isinstance(value, np.generic) or isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # a numpy or 0-d number: shown as the number it is
+    if isinstance(value, np.ndarray):
+        if value.size <= 12:
+            text = np.array2string(value, precision=4, separator=", ").replace("\n", "")
+            text = f"array{value.shape} {text}"
+        elif value.dtype == bool:
+            text = f"array{value.shape} bool with {int(value.sum())} True"
+        else:
+            text = f"array{value.shape} {value.dtype} from {value.min():.4g} to {value.max():.4g}"
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k!r}: {_show(v, 60)}" for k, v in value.items()) + "}"
     elif isinstance(value, (tuple, list)):
@@ -541,6 +704,56 @@ def _show(value, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def difference(expected, received, tolerance: float = 1e-5) -> str:
+    """What differs between two values, for a student: for arrays the shapes and dtypes, how many
+    elements differ, the first one with both values and the largest difference."""
+    expected_plain, received_plain = _plain(expected), _plain(received)
+    if isinstance(expected_plain, dict) and isinstance(received_plain, dict):
+        if set(expected_plain) != set(received_plain):
+            return f"expected the keys {sorted(expected_plain)}, received {sorted(received_plain)}"
+        key = next(k for k in expected_plain if not same(expected_plain[k], received_plain[k], tolerance))
+        return f"at key {key!r}: " + difference(expected_plain[key], received_plain[key], tolerance)
+    if isinstance(expected_plain, np.ndarray) or isinstance(received_plain, np.ndarray):
+        try:
+            a, b = np.asarray(expected_plain), np.asarray(received_plain)
+        except Exception:
+            return f"expected {_show(expected)}, received {_show(received)}"
+        if a.shape != b.shape:
+            return f"expected {_kind(expected)}, received {_kind(received)}: the shapes differ"
+        if a.size <= 12:
+            return f"expected {_show(expected)}, received {_show(received)}"
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu" or a.dtype == bool:
+            wrong = a != b
+        else:
+            wrong = ~np.isclose(b.astype(float), a.astype(float), rtol=tolerance, atol=tolerance, equal_nan=True)
+        first = tuple(int(i) for i in np.argwhere(wrong)[0])
+        largest = float(np.nanmax(np.abs(a.astype(float) - b.astype(float))))
+        return (
+            f"expected {_kind(expected)}, received {_kind(received)}: {int(wrong.sum())} of {a.size} elements differ; "
+            f"the first at index {first}: expected {_show(a[first])}, received {_show(b[first])}; "
+            f"the largest difference is {largest:.4g}"
+        )
+    return f"expected {_show(expected)}, received {_show(received)}"
+
+
+def student_line(exc: BaseException) -> str:
+    """'line N: <code>' of the innermost frame of the traceback that is the student's own (not the kit,
+    not an installed package), or '' when there is none."""
+    own = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not Path(frame.filename).resolve().is_relative_to(PACKAGE_DIR)
+        and "site-packages" not in frame.filename
+        and not frame.filename.startswith("<frozen")
+    ]
+    if not own:
+        return ""
+    frame = own[-1]
+    return (
+        f" (in your code, line {frame.lineno}: {frame.line})" if frame.line else f" (in your code, line {frame.lineno})"
+    )
+
+
 def _copy(args: tuple) -> tuple:
     """Fresh copies of the inputs, so that a function that changes its input cannot change the expectation."""
     return tuple(
@@ -549,38 +762,121 @@ def _copy(args: tuple) -> tuple:
     )
 
 
-def run_check(key: str, function: Callable, random_cases: int = 3) -> tuple[str, str]:
-    """(outcome, message) of `function` against exercise `key`; prints nothing."""
+def _not_finite(value) -> bool:
+    value = _plain(value)
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return bool(not np.isfinite(array).all())
+
+
+def _gradient_problem(exercise: Exercise, function: Callable, args: tuple) -> str:
+    """'' when `function` keeps the gradient to the inputs that must carry one, else what is wrong."""
+    args = list(_copy(args))
+    for position in exercise.gradient_args:
+        args[position] = args[position].detach().float().requires_grad_(True)
+    received = function(*args)
+    if not isinstance(received, torch.Tensor):
+        return f"returned a {type(received).__name__}, not a torch tensor"
+    if not received.requires_grad:
+        return "returned a tensor without a gradient (.item(), float(), .numpy() or .detach() cut it)"
+    received.float().sum().backward()
+    for position in exercise.gradient_args:
+        grad = args[position].grad
+        if grad is None:
+            return f"returned a tensor that does not depend on argument {position + 1}"
+        if not torch.isfinite(grad).all():
+            return f"returned a tensor whose gradient with respect to argument {position + 1} is not finite"
+    return ""
+
+
+def run_check(
+    key: str, function: Callable, random_cases: int = 3, seed: int | None = None, library_allowed: bool = False
+) -> tuple[str, str]:
+    """(outcome, message) of `function` against exercise `key`; prints nothing.
+
+    Args:
+        random_cases, seed: how many random inputs are compared with the reference, and their seed
+            (None: the exercise's own, the same every time).
+        library_allowed: accept a function that calls the library's implementation (True only when
+            the reference itself is checked).
+    """
     exercise = EXERCISES[key]
     label = f"Exercise {key} ({exercise.name}, {exercise.title})"
-    cases = [(case.args, case.expected, case.note or "a hand-made case") for case in exercise.cases]
+    cases = [(case.args, case.expected, case.note or "a hand-made case", case.mistake) for case in exercise.cases]
     if exercise.random_args is not None:
-        rng = np.random.default_rng(int(key.replace(".", "")))
+        rng = np.random.default_rng(int(key.replace(".", "")) if seed is None else seed)
         cases += [
-            (args, None, "a random input, against the library's reference")
+            (args, None, "a random input, against the library's reference", "")
             for args in (exercise.random_args(rng) for _ in range(random_cases))
         ]
-    for args, expected, note in cases:
-        wanted = exercise.reference(*_copy(args)) if expected is None else expected
-        try:
-            received = function(*_copy(args))
-        except NotImplementedError:
-            return NOT_ATTEMPTED, f"{label}: not attempted yet. Write the function above, then run this cell again."
-        except Exception as exc:  # the student's code raised: show where, as a failure
-            return FAILED, (
-                f'{label}: failed on the case "{note}": input {_show(args)} raised {type(exc).__name__}: {exc}. '
-                "See the hint below the exercise."
-            )
-        if not same(wanted, received, exercise.tolerance):
-            return FAILED, (
-                f'{label}: failed on the case "{note}": input {_show(args)}, expected {_show(wanted)}, received '
-                f"{_show(received)}. "
-                "See the hint below the exercise."
-            )
+    hint = " See the hint below the exercise."
+    answers = exercise.implemented_by + (exercise.reference,)
+    try:
+        with time_limit(exercise.time_limit_s):
+            for args, expected, note, mistake in cases:
+                wanted = exercise.reference(*_copy(args)) if expected is None else expected
+                try:
+                    with calls_to(answers) as called:
+                        received = function(*_copy(args))
+                except NotImplementedError:
+                    return (
+                        NOT_ATTEMPTED,
+                        f"{label}: not attempted yet. Write the function above, then run this cell again.",
+                    )
+                except CheckTimeout:
+                    raise
+                except Exception as exc:  # the student's code raised: show where, as a failure
+                    return FAILED, (
+                        f'{label}: failed on the case "{note}": input {_show(args)} raised {type(exc).__name__}: '
+                        f"{exc}{student_line(exc)}.{hint}"
+                    )
+                if called and not library_allowed:
+                    return FAILED, (
+                        f"{label}: calls the kit's own {', '.join(sorted(called))}, which is the answer: write its "
+                        f"lines yourself.{hint}"
+                    )
+                if isinstance(wanted, torch.Tensor) and not isinstance(received, torch.Tensor):
+                    return FAILED, (
+                        f'{label}: failed on the case "{note}": returned a {type(received).__name__}; the training '
+                        f"needs a torch tensor (it carries the gradient and stays on the GPU).{hint}"
+                    )
+                if _not_finite(received) and not _not_finite(wanted):
+                    return FAILED, (
+                        f'{label}: failed on the case "{note}": input {_show(args)} gave {_show(received)}, which is '
+                        f"not finite; expected {_show(wanted)}. log(sigmoid(x)) is log 0 at large negative logits: "
+                        f"use F.logsigmoid or F.softplus, which stay finite.{hint}"
+                    )
+                if not same(wanted, received, exercise.tolerance):
+                    because = f" This is the classic mistake: {mistake}." if mistake else ""
+                    return FAILED, (
+                        f'{label}: failed on the case "{note}": input {_show(args)}, '
+                        f"{difference(wanted, received, exercise.tolerance)}.{because}{hint}"
+                    )
+            if exercise.gradient_args:
+                try:
+                    problem = _gradient_problem(exercise, function, cases[0][0])
+                except CheckTimeout:
+                    raise
+                except Exception as exc:
+                    problem = f"raised {type(exc).__name__}: {exc}{student_line(exc)} when its gradient was taken"
+                if problem:
+                    return FAILED, (
+                        f"{label}: the values are right, but the function {problem}. In training the U-Net learns "
+                        f"through this result, so it must stay a torch computation on its inputs.{hint}"
+                    )
+    except CheckTimeout:
+        return FAILED, (
+            f"{label}: took longer than {exercise.time_limit_s:g} s; a loop that never ends? The check stopped it."
+            f"{hint}"
+        )
     return (
         PASSED,
         f"{label}: passed ({len(cases)} cases: {len(exercise.cases)} worked out by hand, "
-        f"{len(cases) - len(exercise.cases)} against the library).",
+        f"{len(cases) - len(exercise.cases)} against the library"
+        + (", and the gradient flows" if exercise.gradient_args else "")
+        + ").",
     )
 
 

@@ -81,19 +81,229 @@ WRONG = {
 }
 
 
+def _erf(x):
+    from scipy.special import erf
+
+    return erf(x)
+
+
+def _alt_enhance(image, lam=-0.8):
+    """Eqs. (13)-(17) written out again, pixel by pixel in numpy (not the library's code)."""
+    x = np.asarray(image, float)
+    span = x.max() - x.min()
+    i = (x - x.min()) / span if span > 0 else np.zeros_like(x)
+    top = i.max()
+    img1 = (top / np.log(top + 1) if top > 0 else 0.0) * np.log(i + 1)
+    img2 = 1 - np.exp(-i)
+    img3 = (img1 + img2) / (lam + img1 * img2)
+    img4 = _erf(lam * np.arctan(np.exp(img3)) - img3 / 2)
+    low, high = img4.min(), img4.max()
+    return (img4 - low) / (high - low) if high > low else np.zeros_like(img4)
+
+
+def _alt_minmax(images):
+    span = np.ptp(images, axis=(-2, -1), keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num((images - images.min(axis=(-2, -1), keepdims=True)) / span)
+
+
+def _alt_edge_map(mask, size):
+    grown = F.max_pool2d(mask, 5, 1, 2)
+    p = F.pad(grown, (1, 1, 1, 1), mode="replicate")
+    laplacian = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4 * grown
+    return F.adaptive_avg_pool2d(laplacian.abs(), size)
+
+
+def _alt_soft_dice(logits, target):
+    p = logits.softmax(1)[:, 1:]
+    t = torch.stack([(target == c) for c in range(1, logits.shape[1])], 1).float()
+    overlap = (p * t).sum((0, 2, 3))
+    return 1 - ((2 * overlap + 1) / (p.sum((0, 2, 3)) + t.sum((0, 2, 3)) + 1)).mean()
+
+
+def _alt_auc(scores, positive):
+    from scipy.stats import rankdata
+
+    ranks, n1 = rankdata(scores), int(positive.sum())
+    return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(scores) - n1)))
+
+
+def _alt_remove(labels, min_mm3, spacing):
+    components, _ = ndimage.label(labels > 0, np.ones((3, 3, 3)))
+    volumes = np.bincount(components.ravel()) * float(np.prod(spacing))
+    keep = volumes >= min_mm3
+    keep[0] = True
+    return np.where(keep[components], labels, 0).astype(labels.dtype)
+
+
+# A correct answer written differently from the library's (another formula, other functions):
+# a check must accept it, not only the reference's own lines.
+CORRECT = {
+    "01.1": lambda mask: tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask)),
+    "01.2": lambda label: {"WT": label > 0, "TC": (label == 1) | (label == 4), "ET": label == 4},
+    "02.1": _alt_enhance,
+    "02.2": lambda images: _alt_minmax(images),
+    "03.1": lambda mask, shape: (F.adaptive_avg_pool2d(mask, shape) > 0).float(),
+    "03.2": lambda real, fake, patches: (
+        F.softplus(-real).mean() + (patches * F.softplus(fake) + (1 - patches) * F.softplus(-fake)).mean()
+    ),
+    "04.1": _alt_edge_map,
+    "04.2": lambda logits, edges: (edges * -F.logsigmoid(logits)).sum() / edges.sum().clamp(min=1e-6),
+    "04.3": lambda norms, eps: {k: (norms["seg"] + eps) / (v + eps) for k, v in norms.items()},
+    "04.4": _alt_soft_dice,
+    "05.1": lambda scores, positive, t: (
+        float(np.mean(np.asarray(scores)[positive] <= t)),
+        float(np.mean(np.asarray(scores)[~positive] > t)),
+    ),
+    "05.2": _alt_auc,
+    "05.3": lambda a: -np.abs(np.arange(len(a)) - np.average(np.arange(len(a)), weights=a)) / np.count_nonzero(a),
+    "06.1": lambda p, t: 1.0 if p.sum() + t.sum() == 0 else 2 * np.logical_and(p, t).sum() / (p.sum() + t.sum()),
+    "06.2": _alt_remove,
+    "06.3": lambda dices, fp: sum(dices) / (len(dices) + fp) if len(dices) + fp else 1.0,
+}
+
+# A second classic mistake per exercise, each caught by a hand case or the pipeline's needs.
+WRONG_TOO = {
+    "01.1": lambda mask: tuple(reversed(CORRECT["01.1"](mask))),  # axes in the wrong order
+    "01.2": lambda label: {"WT": label > 0, "TC": np.isin(label, (1, 3)), "ET": label == 3},  # 2023 numbering
+    "02.1": lambda image, lam=-0.8: _alt_enhance(image, lam) ** 0.5,  # Eq. (17) replaced by a gamma
+    "02.2": lambda images: (images - images.min()) / max(float(np.ptp(images)), 1e-9),  # one scale for all slices
+    "03.1": lambda mask, shape: F.interpolate(mask, size=shape, mode="nearest"),  # samples instead of "touches"
+    "03.2": lambda real, fake, patches: (
+        -torch.log(torch.sigmoid(real)).mean()
+        - (patches * torch.log(1 - torch.sigmoid(fake)) + (1 - patches) * torch.log(torch.sigmoid(fake))).mean()
+    ),  # log(sigmoid): infinite at +-100
+    "04.1": lambda mask, size: F.adaptive_avg_pool2d(
+        F.conv2d(
+            F.pad(mask, (1, 1, 1, 1), mode="replicate"), torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]])
+        ).abs(),
+        size,
+    ),  # no dilation, Eq. (11) left out
+    "04.2": lambda logits, edges: (edges * -torch.log(torch.sigmoid(logits))).sum() / edges.sum().clamp(min=1e-6),
+    "04.3": lambda norms, eps: {k: (v + eps) / (norms["seg"] + eps) for k, v in norms.items()},  # norm, not 1 / norm
+    "04.4": lambda logits, target: (
+        1
+        - (
+            (2 * (logits.softmax(1) * F.one_hot(target, 4).permute(0, 3, 1, 2)).sum((2, 3)) + 1)
+            / (logits.softmax(1).sum((2, 3)) + F.one_hot(target, 4).permute(0, 3, 1, 2).sum((2, 3)) + 1)
+        )[:, 1:].mean()
+    ),  # sums per image
+    "05.1": lambda scores, positive, t: (
+        float(np.mean(np.asarray(scores)[positive] < t)),
+        float(np.mean(np.asarray(scores)[~positive] >= t)),
+    ),  # the threshold itself left out
+    "05.2": lambda scores, positive: 1 - _alt_auc(scores, positive),  # the wrong direction
+    "05.3": lambda a: -np.abs(np.arange(len(a)) - np.flatnonzero(a).mean()) / np.count_nonzero(a),  # unweighted
+    "06.1": lambda p, t: 1.0 if (p | t).sum() == 0 else np.logical_and(p, t).sum() / np.logical_or(p, t).sum(),  # IoU
+    "06.2": lambda labels, min_mm3, spacing: _alt_remove_6(labels, min_mm3, spacing),  # 6-connected
+    "06.3": lambda dices, fp: sum(dices) / (len(dices) + fp) if len(dices) + fp else 0.0,  # nothing to count: 0
+}
+
+
+def _alt_remove_6(labels, min_mm3, spacing):
+    components, _ = ndimage.label(labels > 0)  # 6-connected: faces only
+    volumes = np.bincount(components.ravel()) * float(np.prod(spacing))
+    keep = volumes >= min_mm3
+    keep[0] = True
+    return np.where(keep[components], labels, 0).astype(labels.dtype)
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_a_check_accepts_a_correct_answer_written_differently(key):
+    outcome, message = run_check(key, CORRECT[key])
+    assert outcome == PASSED, message
+    # ... with other random inputs than the ones a student sees (a teacher's hidden cases)
+    assert run_check(key, CORRECT[key], random_cases=5, seed=2026)[0] == PASSED
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_a_check_rejects_a_second_classic_mistake(key):
+    outcome, message = run_check(key, WRONG_TOO[key])
+    assert outcome == FAILED, message
+    assert "hint" in message
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_handing_back_the_librarys_implementation_is_not_a_solution(key):
+    exercise = EXERCISES[key]
+    outcome, message = run_check(key, lambda *args: exercise.reference(*args))
+    assert outcome == FAILED and "calls the kit's own" in message, message
+
+
+def test_a_loss_must_stay_a_tensor_with_its_gradient():
+    float_loss = lambda logits, edges: float(CORRECT["04.2"](logits, edges))  # noqa: E731
+    outcome, message = run_check("04.2", float_loss)
+    assert outcome == FAILED and "returned a float" in message and "torch tensor" in message
+    detached = lambda logits, edges: CORRECT["04.2"](logits, edges).detach()  # noqa: E731
+    outcome, message = run_check("04.2", detached)
+    assert outcome == FAILED and "without a gradient" in message, message
+    numpy_dice = lambda logits, target: torch.tensor(_alt_soft_dice(logits, target).item())  # noqa: E731
+    outcome, message = run_check("04.4", numpy_dice)
+    assert outcome == FAILED and "without a gradient" in message, message
+
+
+def test_a_loss_must_stay_finite_at_extreme_logits():
+    outcome, message = run_check("04.2", WRONG_TOO["04.2"])
+    assert outcome == FAILED and "not finite" in message and "logsigmoid" in message, message
+
+
+def test_a_hand_case_names_the_classic_mistake_it_catches():
+    outcome, message = run_check("04.4", WRONG["04.4"])  # background included
+    assert outcome == FAILED and "background left out (with it: 0.1042)" in message, message
+    outcome, message = run_check("04.4", WRONG_TOO["04.4"])  # per image
+    assert outcome == FAILED and "per image: 0.0417" in message, message
+    outcome, message = run_check("06.2", WRONG_TOO["06.2"])
+    assert outcome == FAILED and "26-connected" in message, message
+
+
+def test_arrays_that_differ_are_summarised_not_dumped():
+    outcome, message = run_check("06.2", WRONG_TOO["06.2"])
+    assert "2 of 27 elements differ" in message and "the first at index (0, 0, 0): expected 2, received 0;" in message
+    assert "largest difference is 2" in message and "..." not in message, message
+
+
+def test_an_exception_shows_the_students_own_line():
+    source = "def dice(p, t):\n    total = p.sum() + t.sum()\n    return 2 * (p & t).sum() / totl\n"
+    namespace = {}
+    exec(compile(source, "my_notebook_cell", "exec"), namespace)
+    outcome, message = run_check("06.1", namespace["dice"])
+    assert outcome == FAILED and "NameError" in message and "in your code, line 3" in message, message
+
+
+def test_a_loop_that_never_ends_fails_within_the_time_limit(monkeypatch):
+    import dataclasses
+    import time
+
+    from ganet_lib.teaching import exercises
+
+    monkeypatch.setitem(exercises.EXERCISES, "06.1", dataclasses.replace(EXERCISES["06.1"], time_limit_s=1.0))
+
+    def forever(p, t):
+        while True:
+            try:
+                pass
+            except Exception:  # a student's broad except cannot swallow the stop
+                pass
+
+    started = time.perf_counter()
+    outcome, message = run_check("06.1", forever)
+    assert outcome == FAILED and "took longer than 1 s; a loop that never ends?" in message
+    assert time.perf_counter() - started < 5
+
+
 def test_there_are_at_least_two_exercises_per_notebook_and_twelve_in_all():
     per_notebook = {}
     for key in EXERCISES:
         per_notebook.setdefault(key.split(".")[0], []).append(key)
     assert sorted(per_notebook) == ["01", "02", "03", "04", "05", "06"]
     assert all(len(keys) >= 2 for keys in per_notebook.values()) and len(EXERCISES) >= 12
-    assert set(WRONG) == set(EXERCISES)
+    assert set(WRONG) == set(EXERCISES) == set(WRONG_TOO) == set(CORRECT)
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))
 def test_a_check_accepts_the_reference_and_rejects_the_stub_and_a_wrong_answer(key, capsys):
     exercise = EXERCISES[key]
-    assert run_check(key, exercise.reference)[0] == PASSED
+    assert run_check(key, exercise.reference, library_allowed=True)[0] == PASSED
     assert check(key, stub) == NOT_ATTEMPTED
     assert "not attempted yet" in capsys.readouterr().out
     outcome, message = run_check(key, WRONG[key])
