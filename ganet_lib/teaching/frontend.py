@@ -30,3 +30,19 @@ def front_end_attached() -> bool:
     if forced in ("0", "false", "no", "off"):
         return False
     return bool(os.environ.get("JPY_SESSION_NAME"))
+
+
+INTERACTIVE_PROFILE = "smoke"  # in JupyterLab: seconds per cell on 2 cores (default: minutes before any exercise)
+
+
+def notebook_profile(profile: str) -> str:
+    """The profile a notebook runs: the one given (`./run_all.sh` and papermill always give one), else
+    $GANET_PROFILE, else `INTERACTIVE_PROFILE` when a person is looking (JupyterLab), else "" (the
+    default profile). Says so when it picks the interactive one."""
+    if profile or os.environ.get("GANET_PROFILE") or not front_end_attached():
+        return profile
+    print(
+        f"profile '{INTERACTIVE_PROFILE}' (the notebooks' choice in JupyterLab: no cell waits more than about a "
+        'minute); for the full run set profile = "default" in the parameters cell above, or GANET_PROFILE'
+    )
+    return INTERACTIVE_PROFILE

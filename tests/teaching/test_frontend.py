@@ -81,3 +81,37 @@ def test_nbval_runs_each_cell_under_the_smoke_profiles_limit(pytestconfig):
 def test_every_profile_bounds_a_cell():
     limits = {profile: load_config(profile).notebooks.cell_timeout_s for profile in ("smoke", "default", "paper")}
     assert 0 < limits["smoke"] < limits["default"] < limits["paper"]
+
+
+@pytest.mark.parametrize(
+    "given, environment, session, expected",
+    [
+        ("", None, "04_segmentation.ipynb", "smoke"),  # JupyterLab, nothing chosen: seconds per cell
+        ("", None, None, ""),  # headless without a profile: setup_run's default
+        ("default", None, "04_segmentation.ipynb", "default"),  # chosen in the parameters cell
+        ("", "paper", "04_segmentation.ipynb", ""),  # GANET_PROFILE: setup_run reads it
+        ("default", None, None, "default"),  # ./run_all.sh always passes one
+    ],
+)
+def test_notebooks_start_on_the_interactive_profile_only_in_a_front_end(
+    monkeypatch, capsys, given, environment, session, expected
+):
+    from ganet_lib.teaching.frontend import notebook_profile
+
+    monkeypatch.delenv("GANET_WIDGETS", raising=False)
+    for name, value in (("GANET_PROFILE", environment), ("JPY_SESSION_NAME", session)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert notebook_profile(given) == expected
+    said = capsys.readouterr().out
+    assert ("profile 'smoke'" in said and 'profile = "default"' in said) == (expected == "smoke")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_says_how_long_it_takes_and_starts_on_the_interactive_profile(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = "".join(cells[0]["source"])
+    assert "**Time**" in first and "on the `smoke` profile" in first and "on `default`" in first
+    assert any("setup_run(notebook_profile(profile)" in source for source in code_cells(path))
