@@ -7,6 +7,8 @@ lives inside `binary_cross_entropy_with_logits`, which is the numerically stable
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -88,13 +90,14 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return (1 - (2 * intersection + eps) / (sizes + eps)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice: Callable = dice_loss) -> torch.Tensor:
     """L_seg = cross-entropy (Eq. 3, multi-class form, mean over pixels) + Dice (Eq. 4).
 
     Args:
         logits: (B, C, H, W) raw scores. target: (B, H, W) class indices.
+        dice: the soft Dice loss, `dice_loss` or a student's in its signature (exercise 04.4).
     """
-    return F.cross_entropy(logits, target) + dice_loss(logits, target)
+    return F.cross_entropy(logits, target) + dice(logits, target)
 
 
 def tumour_mask(logits: torch.Tensor) -> torch.Tensor:
@@ -162,6 +165,8 @@ def adversarial_feedback_loss(
     discriminator: torch.nn.Module,
     noise: torch.Tensor,
     per_slice: bool = False,
+    edges_of: Callable | None = None,
+    weighted: Callable | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. (7): cut the predicted tumour out of T1, let the frozen generator inpaint it, and score
     the result with the frozen discriminator, patch by patch, weighted by the mask's edges.
@@ -177,6 +182,8 @@ def adversarial_feedback_loss(
         generator_net, discriminator: the pre-trained, frozen GAN.
         noise: (B, 1, H, W) standard Gaussian noise.
         per_slice: return one loss per slice, (B,), instead of the batch's (for measurements).
+        edges_of, weighted: Eqs. (11)-(12) and Eq. (7)'s weighted sum: `edge_map` and
+            `edge_weighted_adversarial` unless a student's are given (exercises 04.1, 04.2).
 
     Returns:
         the loss (scalar, or (B,) with `per_slice`) and, for figures, {"inpainted": (B, 1, H, W) in [0, 1],
@@ -187,8 +194,10 @@ def adversarial_feedback_loss(
     fake = generator_net(occluded, mask, noise * mask)
     composite = occluded + fake * mask  # (B, 1, H, W)
     logits = discriminator(composite)  # (B, 1, h, w)
-    edges = edge_map(mask, logits.shape[-2:])
-    loss = edge_weighted_adversarial(logits, edges, per_slice)
+    if per_slice and weighted is not None:
+        raise ValueError("per_slice needs the kit's edge_weighted_adversarial (a student's returns the batch's loss)")
+    edges = (edges_of or edge_map)(mask, logits.shape[-2:])
+    loss = edge_weighted_adversarial(logits, edges, per_slice) if weighted is None else weighted(logits, edges)
     return loss, {
         "inpainted": (composite.detach() + 1) / 2,
         "d_map": torch.sigmoid(logits.detach()),

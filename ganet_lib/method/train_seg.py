@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from ganet_lib.checkpoint import load_for_resume, restore_training, save_epoch, 
 from ganet_lib.config import VARIANTS, ExperimentConfig, SegConfig, require_t1, settings_key
 from ganet_lib.data.labels import LabelScheme
 from ganet_lib.errors import KitInputError
+from ganet_lib.method import losses
 from ganet_lib.method.losses import adversarial_feedback_loss, segmentation_loss, size_loss, sparsity_loss, tumour_mask
 from ganet_lib.method.networks import load_gan, model_for_config
 from ganet_lib.method.seg_data import SegSlices, seg_datasets, training_ids, validation_ids
@@ -51,8 +53,32 @@ def poly_lr_factor(epoch: int, epochs: int, power: float) -> float:
     return (1 - epoch / epochs) ** power
 
 
+def inverse_norm_weights(norms: dict[str, float], eps: float) -> dict[str, float]:
+    """Eq. (10) on gradient norms: lambda_i = 1 / (norm_i + eps), divided by lambda_seg so that lambda_seg = 1."""
+    inverse = {name: 1.0 / (norm + eps) for name, norm in norms.items()}  # Eq. (10)
+    return {name: value / inverse["seg"] for name, value in inverse.items()}
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The method's steps the trainer calls, as plain functions in the signatures of exercises
+    04.1-04.4: the kit's by default; notebook 04 passes a student's to train with them."""
+
+    edge_map: Callable = losses.edge_map  # Eqs. (11)-(12): (mask (B, 1, H, W), (h, w)) -> (B, 1, h, w)
+    l_adv: Callable = losses.edge_weighted_adversarial  # Eq. (7): (logits (B, 1, h, w), edges) -> scalar
+    dynamic_weights: Callable = inverse_norm_weights  # Eq. (10): ({term: gradient norm}, eps) -> {term: lambda}
+    soft_dice_loss: Callable = losses.dice_loss  # Eq. (4): (logits (B, C, H, W), target (B, H, W)) -> scalar
+
+
+KIT_TERMS = LossTerms()
+
+
 def dynamic_weights(
-    terms: dict[str, torch.Tensor], shared: torch.Tensor, eps: float, accelerator: Accelerator
+    terms: dict[str, torch.Tensor],
+    shared: torch.Tensor,
+    eps: float,
+    accelerator: Accelerator,
+    inverse: Callable = inverse_norm_weights,
 ) -> dict[str, float]:
     """Eq. (10): lambda_i = 1 / (||grad_shared L_i|| + eps), normalised so that lambda_seg = 1.
 
@@ -67,13 +93,7 @@ def dynamic_weights(
         ]
     )  # (n_terms,)
     norms = accelerator.reduce(norms.detach(), reduction="mean")
-    return inverse_norm_weights(dict(zip(terms, norms.tolist())), eps)
-
-
-def inverse_norm_weights(norms: dict[str, float], eps: float) -> dict[str, float]:
-    """Eq. (10) on gradient norms: lambda_i = 1 / (norm_i + eps), divided by lambda_seg so that lambda_seg = 1."""
-    inverse = {name: 1.0 / (norm + eps) for name, norm in norms.items()}  # Eq. (10)
-    return {name: value / inverse["seg"] for name, value in inverse.items()}
+    return inverse(dict(zip(terms, norms.tolist())), eps)
 
 
 def train_epoch(
@@ -87,8 +107,10 @@ def train_epoch(
     gan_nets,
     rng: torch.Generator,
     progress: bool,
+    loss_terms: LossTerms = KIT_TERMS,
 ) -> dict:
-    """One pass over `loader`; returns the mean of every loss term and weight over the epoch."""
+    """One pass over `loader`; returns the mean of every loss term and weight over the epoch.
+    `loss_terms`: the functions of Eqs. (4), (7), (10)-(12) the step calls (the kit's, or a student's)."""
     model.train()
     adversarial = variant == "ganet" and epoch >= seg.adversarial_from_epoch  # Eq. (8) vs (9)
     shared = accelerator.unwrap_model(model).head.weight  # the last layer: every term reaches it
@@ -99,17 +121,19 @@ def train_epoch(
         with accelerator.autocast():
             # 1. Segmentation loss, Eqs. (3)-(4).
             logits = model(images)  # (B, 4, H, W)
-            terms = {"seg": segmentation_loss(logits, target)}
+            terms = {"seg": segmentation_loss(logits, target, dice=loss_terms.soft_dice_loss)}
             if adversarial:
                 # 2. Terms on the soft tumour mask M, Eqs. (5)-(7).
                 mask = tumour_mask(logits)  # (B, 1, H, W)
                 noise = torch.randn(t1.shape, generator=rng).to(t1.device)
                 terms["sparsity"] = sparsity_loss(mask)
-                terms["adv"], _ = adversarial_feedback_loss(t1, mask, *gan_nets, noise)
+                terms["adv"], _ = adversarial_feedback_loss(
+                    t1, mask, *gan_nets, noise, edges_of=loss_terms.edge_map, weighted=loss_terms.l_adv
+                )
                 terms["size"] = size_loss(mask, target)
         if adversarial:
             # 3. Dynamic weights, Eq. (10).
-            weights = dynamic_weights(terms, shared, seg.weight_eps, accelerator)
+            weights = dynamic_weights(terms, shared, seg.weight_eps, accelerator, inverse=loss_terms.dynamic_weights)
             total = sum(weights[k] * base[k] * terms[k] for k in terms)  # Eq. (9)
         else:
             weights = {"seg": 1.0}
@@ -176,12 +200,16 @@ def train_segmentation(
     cpu: bool = False,
     progress: bool = True,
     max_epochs: int | None = None,
+    loss_terms: LossTerms = KIT_TERMS,
 ) -> SegResult:
     """Train one variant into `out_dir` (last.pt, best.pt by mean validation Dice, metrics.csv).
 
     Args:
         gan_checkpoint: the pre-trained GAN (needed by the ganet variant).
         resume: continue from out_dir/last.pt when its settings equal these.
+        loss_terms: the functions of Eqs. (4), (7), (10)-(12) the training step calls: the kit's, or a
+            student's (notebook 04); other terms make other settings, so a checkpoint is never
+            resumed with terms it was not trained with.
         max_epochs: stop after this many epochs in this call (tests simulate an interruption).
     """
     if variant not in VARIANTS:
@@ -200,6 +228,7 @@ def train_segmentation(
         variant=variant,
         train_subjects=[c["case_id"] for c in train_set.cache.cases],
         gan_checkpoint=_file_stamp(gan_checkpoint),
+        **({} if loss_terms == KIT_TERMS else {"loss_terms": _describe(loss_terms)}),
     )
 
     model = model_for_config(config, seg.seed)
@@ -236,7 +265,7 @@ def train_segmentation(
         loader = accelerator.prepare_data_loader(DataLoader(Subset(train_set, order), batch_size=seg.batch_size))
         rng = epoch_generator(seg.seed, epoch, 1 + accelerator.process_index)
         lr = opt.param_groups[0]["lr"]
-        losses = train_epoch(
+        epoch_losses = train_epoch(
             model,
             opt,
             loader=loader,
@@ -247,6 +276,7 @@ def train_segmentation(
             gan_nets=gan_nets,
             rng=rng,
             progress=progress,
+            loss_terms=loss_terms,
         )
         scheduler.step()
         scores = validation_dice(model, val_loader, accelerator, scheme)
@@ -254,7 +284,7 @@ def train_segmentation(
         state["best_dice"] = max(state["best_dice"], scores["val_dice_mean"])
         state["epoch"] = epoch
         state["history"].append(
-            {"epoch": epoch + 1, "lr": lr, **losses, **scores, "seconds": round(time.perf_counter() - started, 2)}
+            {"epoch": epoch + 1, "lr": lr, **epoch_losses, **scores, "seconds": round(time.perf_counter() - started, 2)}
         )
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -274,6 +304,14 @@ def train_segmentation(
         epochs_run += 1
     accelerator.wait_for_everyone()
     return SegResult(folder.last, folder.best, state["history"])
+
+
+def _describe(loss_terms: LossTerms) -> dict[str, str]:
+    """Which function each loss term is (module and name): part of a non-kit training's settings."""
+    return {
+        name: f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
+        for name, function in vars(loss_terms).items()
+    }
 
 
 def _file_stamp(path: Path | None) -> str | None:

@@ -113,3 +113,44 @@ def test_two_processes_score_each_validation_slice_once(run, tmp_path):
     assert one["val_slices"] == two["val_slices"] == one["dataset_slices"]  # no slice counted twice
     for key in ("val_dice_WT", "val_dice_TC", "val_dice_ET"):
         assert two[key] == pytest.approx(one[key], abs=1e-9), key
+
+
+def test_the_trainer_runs_the_loss_terms_it_is_given(run, tmp_path):
+    """A student's functions (here spies around the kit's) enter the real training step: each is
+    called, and with the kit's own lines inside them the weights are the kit's, tensor for tensor."""
+    from collections import Counter
+    from dataclasses import fields
+
+    from ganet_lib.method.train_seg import KIT_TERMS, LossTerms, train_segmentation
+
+    calls = Counter()
+
+    def spy(name, function):
+        def student(*args):
+            calls[name] += 1
+            return function(*args)
+
+        return student
+
+    spies = LossTerms(**{f.name: spy(f.name, getattr(KIT_TERMS, f.name)) for f in fields(LossTerms)})
+    train_set, val_set = seg_datasets(run, training_ids(run), False), seg_datasets(run, validation_ids(run), False)
+
+    def train(folder, terms):
+        result = train_segmentation(
+            train_set,
+            val_set,
+            out_dir=tmp_path / folder,
+            config=run.config,
+            variant="ganet",
+            gan_checkpoint=run.gan.best,
+            cpu=True,
+            progress=False,
+            loss_terms=terms,
+        )
+        return load_checkpoint(result.last_checkpoint)
+
+    spied, kit = train("spied", spies), train("kit", KIT_TERMS)
+    assert set(calls) == {"edge_map", "l_adv", "dynamic_weights", "soft_dice_loss"} and min(calls.values()) > 0
+    for name, tensor in kit["model"].items():
+        assert torch.equal(tensor, spied["model"][name]), name
+    assert spied["settings"] != kit["settings"]  # other terms, other settings: never resumed into each other
