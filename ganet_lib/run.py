@@ -163,6 +163,10 @@ class RunLayout:
         """Where notebook 04 times one epoch with or without the empty slices."""
         return self.run_dir / "timing" / f"drop-{drop_empty_slices}"
 
+    def your_code_dir(self, whose: str) -> Path:
+        """Notebook 04's short training with a student's loss terms ("yours") or the kit's ("kit")."""
+        return self.run_dir / "your-code" / whose
+
     @property
     def ablation_dir(self) -> Path:
         return self.run_dir / "ablation"

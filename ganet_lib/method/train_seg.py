@@ -133,7 +133,9 @@ def train_epoch(
                 terms["size"] = size_loss(mask, target)
         if adversarial:
             # 3. Dynamic weights, Eq. (10).
-            weights = dynamic_weights(terms, shared, seg.weight_eps, accelerator, inverse=loss_terms.dynamic_weights)
+            weights = dynamic_weights(
+                terms, shared, eps=seg.weight_eps, accelerator=accelerator, inverse=loss_terms.dynamic_weights
+            )
             total = sum(weights[k] * base[k] * terms[k] for k in terms)  # Eq. (9)
         else:
             weights = {"seg": 1.0}

@@ -17,8 +17,9 @@ that keeps the gradient, a loss must stay finite at logits of +-100, a function 
 library's implementation is not a solution, and every check stops after 20 s ("a loop that never
 ends?") instead of hanging the cell.
 
-The notebooks never use a student's function after its check: the cells that follow call the
-library, so the rest of a notebook always runs. The student edition (`student.py`) is written
+After an exercise, `use(key, function, my_code)` gives the cells that follow the student's function
+once its check passed, and the library's otherwise (saying which), so a notebook always runs and a
+student's correct lines run the method. The student edition (`student.py`) is written
 from the solution notebooks.
 """
 
@@ -880,8 +881,32 @@ def run_check(
     )
 
 
+_checked: dict[str, tuple[str, Callable]] = {}  # exercise key -> (outcome, the function checked), for `use`
+
+
 def check(key: str, function: Callable) -> str:
     """Check a student's `function` for exercise `key` and print the outcome; returns it (never raises)."""
     outcome, message = run_check(key, function)
+    _checked[key] = (outcome, function)
     print(("PASSED  " if outcome == PASSED else "TODO    " if outcome == NOT_ATTEMPTED else "FAILED  ") + message)
     return outcome
+
+
+def use(key: str, function: Callable, my_code: bool = True) -> Callable:
+    """The function the cells after exercise `key` run, and one sentence saying which: the student's
+    `function` once its check passed (with `my_code` on), else the kit's own in the same signature."""
+    exercise = EXERCISES[key]
+    outcome, checked = _checked.get(key, ("", None))
+    if my_code and outcome == PASSED and checked is function:
+        print(f"using your {exercise.name} (exercise {key} passed)")
+        return function
+    if not my_code:
+        why = "my_code is off in the parameters cell"
+    elif outcome == PASSED:
+        why = f"your {exercise.name} changed since its check passed; run the check cell again"
+    else:
+        why = f"exercise {key} " + {FAILED: "failed its check", NOT_ATTEMPTED: "is not attempted yet"}.get(
+            outcome, "has not been checked yet"
+        )
+    print(f"using the kit's {exercise.name}: {why}")
+    return exercise.reference

@@ -51,6 +51,7 @@ from ganet_lib.viz.segmentation import (
     plot_architecture,
     plot_feedback_response,
     plot_feedback_views,
+    plot_in_the_loop,
     plot_seg_history,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "plot_enhancement_steps",
     "plot_feedback_response",
     "plot_feedback_views",
+    "plot_in_the_loop",
     "plot_gan_history",
     "plot_inpainting",
     "plot_lesion_matching",

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ganet_lib.data.labels import BRATS
+from ganet_lib.data.labels import BRATS, LabelScheme
 from ganet_lib.viz.common import _bare, overlay_labels
 
 if TYPE_CHECKING:  # pandas is needed only by the notebooks that pass data frames
@@ -130,5 +130,37 @@ def plot_feedback_response(rows: pd.DataFrame) -> Figure:
     ax.set_ylabel("L_adv (Eq. 7), mean over slices")
     ax.set_title("does the feedback punish a missed tumour?", fontsize=9)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_in_the_loop(
+    histories: dict[str, list[dict]],
+    image: np.ndarray,
+    truth: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    scheme: LabelScheme = BRATS,
+) -> Figure:
+    """Two short trainings side by side: their total loss and validation Dice per epoch, and one
+    validation slice (the display channel) with the truth and each training's prediction."""
+    fig, axes = plt.subplots(1, 3 + len(predictions), figsize=(3.2 * (3 + len(predictions)), 3.2))
+    styles = ("-", "--", ":")
+    for (label, history), style in zip(histories.items(), styles):
+        epochs = [row["epoch"] for row in history]
+        axes[0].plot(epochs, [row["loss_total"] for row in history], style, marker=".", label=label)
+        axes[1].plot(epochs, [row["val_dice_mean"] for row in history], style, marker=".", label=label)
+    axes[0].set_title("training loss (Eq. 9 from epoch 2)", fontsize=9)
+    axes[1].set_title("validation Dice, mean over regions", fontsize=9)
+    axes[1].set_ylim(0, 1)
+    for ax in axes[:2]:
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    axes[2].imshow(image, cmap="gray")
+    overlay_labels(axes[2], truth, scheme=scheme)
+    _bare(axes[2], "truth")
+    for ax, (label, prediction) in zip(axes[3:], predictions.items()):
+        ax.imshow(image, cmap="gray")
+        overlay_labels(ax, prediction, scheme=scheme)
+        _bare(ax, label)
     fig.tight_layout()
     return fig

@@ -347,3 +347,24 @@ def test_a_failure_shows_the_input_the_expected_and_the_received_value():
     assert "input (array(3,)" in message and "expected 0.666667" in message and "received 0.5" in message
     outcome, message = run_check("06.1", lambda p, t: 1 / 0)
     assert outcome == FAILED and "ZeroDivisionError" in message
+
+
+def test_use_gives_the_students_function_only_after_its_check_passed(capsys, monkeypatch):
+    from ganet_lib.teaching import exercises
+    from ganet_lib.teaching.exercises import use
+
+    monkeypatch.setattr(exercises, "_checked", {})  # a fresh kernel: no check has run
+    mine = CORRECT["06.1"]
+    assert use("06.1", mine) is EXERCISES["06.1"].reference  # not checked yet
+    assert "using the kit's dice: exercise 06.1 has not been checked yet" in capsys.readouterr().out
+    check("06.1", mine)
+    assert use("06.1", mine) is mine
+    assert "using your dice (exercise 06.1 passed)" in capsys.readouterr().out
+    assert use("06.1", mine, my_code=False) is EXERCISES["06.1"].reference
+    assert "my_code is off" in capsys.readouterr().out
+    redefined = lambda p, t: mine(p, t)  # noqa: E731  the function changed after its check
+    assert use("06.1", redefined) is EXERCISES["06.1"].reference
+    assert "changed since its check passed" in capsys.readouterr().out
+    check("06.1", WRONG["06.1"])
+    assert use("06.1", WRONG["06.1"]) is EXERCISES["06.1"].reference
+    assert "exercise 06.1 failed its check" in capsys.readouterr().out

@@ -112,6 +112,10 @@ def test_the_student_edition_runs_headlessly_with_every_exercise_not_attempted(e
     for key, exercise in EXERCISES.items():
         assert f"TODO    Exercise {key} ({exercise.name}" in outputs and "not attempted yet" in outputs
     assert "PASSED  Exercise" not in outputs and "FAILED  Exercise" not in outputs
+    # my_code falls back: every function the cells after an exercise use is the kit's, and they say so.
+    for key in ("02.1", "02.2", "04.1", "04.2", "04.3", "04.4", "05.1", "05.2", "06.1", "06.3"):
+        assert f"using the kit's {EXERCISES[key].name}: exercise {key} is not attempted yet" in outputs, key
+    assert "using your" not in outputs
 
     # The book of that run: an index and one page per notebook, the figures inside the pages.
     index = write_book(run, tmp_path / "book")
@@ -134,3 +138,25 @@ def test_the_first_cell_names_the_install_command_without_the_kit(tmp_path):
         assert text(next(c for c in cells(path) if c["cell_type"] == "code")) == text(
             first
         )  # the same first cell everywhere
+
+
+def test_no_solution_line_appears_anywhere_in_the_student_edition(edition):
+    """The exercises ask for lines a student must not find elsewhere in the edition (the by-hand L_adv
+    cell of notebook 04 once held 04.1's and 04.2's)."""
+    solutions = set()
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in cells(path):
+            source = text(cell)
+            if "### BEGIN SOLUTION" in source:
+                inside = source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+                code = (line.split("  #")[0].strip() for line in inside.splitlines())  # without comments
+                solutions |= {line for line in code if len(line) >= 25}
+    assert len(solutions) > 16
+    found = [
+        (path.name, line)
+        for path in sorted(edition.glob("*.ipynb"))
+        for cell in cells(path)
+        for line in solutions
+        if line in text(cell)
+    ]
+    assert not found, found
