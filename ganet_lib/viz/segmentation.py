@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from ganet_lib.data.labels import BRATS, LabelScheme
 from ganet_lib.viz.common import _bare, overlay_labels
@@ -154,6 +155,7 @@ def plot_in_the_loop(
     axes[1].set_ylim(0, 1)
     for ax in axes[:2]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     axes[2].imshow(image, cmap="gray")
     overlay_labels(axes[2], truth, scheme=scheme)
