@@ -333,6 +333,13 @@ def test_a_student_notebook_shows_a_passed_and_a_failed_check(lab, browser):
     page.screenshot(path=str(work / "student_check_failed.png"))
     keep_screenshot(work / "student_check_passed.png")
     keep_screenshot(work / "student_check_failed.png")
+    # my_code: the cells after the exercises run the student's 02.1 and the kit's 02.2, and say so.
+    chosen = page.locator(".jp-OutputArea-output", has_text="using your enhance_slice (exercise 02.1 passed)")
+    chosen.first.wait_for(state="attached", timeout=30_000)
+    assert "using the kit's minmax_slices: exercise 02.2 failed its check" in chosen.first.inner_text()
+    chosen.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(work / "student_my_code.png"))
+    keep_screenshot(work / "student_my_code.png")
     page.close()
     assert errors == []
 
