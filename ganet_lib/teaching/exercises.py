@@ -475,7 +475,12 @@ EXERCISES: dict[str, Exercise] = {
                     0.75,
                     "3 of the 4 (positive, negative) pairs are in order",
                 ),
-                Case((np.array([1.0, 1.0]), np.array([True, False])), 0.5, "a tie counts half"),
+                Case(
+                    (np.array([1.0, 1.0]), np.array([True, False])),
+                    0.5,
+                    "a tie counts half",
+                    mistake="a positive and a negative with the same score count half a pair in order, not 0",
+                ),
             ),
             random_args=lambda rng: (rng.integers(0, 6, 25).astype(float), np.r_[True, False, rng.random(23) > 0.5]),
             implemented_by=(roc_auc,),

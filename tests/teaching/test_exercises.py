@@ -368,3 +368,23 @@ def test_use_gives_the_students_function_only_after_its_check_passed(capsys, mon
     check("06.1", WRONG["06.1"])
     assert use("06.1", WRONG["06.1"]) is EXERCISES["06.1"].reference
     assert "exercise 06.1 failed its check" in capsys.readouterr().out
+
+
+def test_the_time_limit_works_inside_a_jupyter_kernel(tmp_path):
+    """In JupyterLab a check runs in the kernel: the limit must stop a loop there too (SIGALRM needs
+    the kernel's main thread, where ipykernel runs a cell)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = """import dataclasses
+from ganet_lib.teaching import exercises
+exercises.EXERCISES["06.1"] = dataclasses.replace(exercises.EXERCISES["06.1"], time_limit_s=1.0)
+def dice(p, t):
+    while True:
+        pass
+_ = exercises.check("06.1", dice)
+"""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    printed = "".join(output.get("text", "") for output in notebook.cells[0].outputs)
+    assert "took longer than 1 s; a loop that never ends?" in printed, printed
