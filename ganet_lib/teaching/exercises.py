@@ -848,6 +848,12 @@ def run_check(
                         f'{label}: failed on the case "{note}": returned a {type(received).__name__}; the training '
                         f"needs a torch tensor (it carries the gradient and stays on the GPU).{hint}"
                     )
+                # The dtype against the reference's own output (a hand-written expectation may be float64).
+                if expected is None and isinstance(wanted, torch.Tensor) and received.dtype != wanted.dtype:
+                    return FAILED, (
+                        f'{label}: failed on the case "{note}": returned a {_kind(received)}, expected a '
+                        f"{_kind(wanted)}: keep the inputs' dtype (the training mixes no float64 in).{hint}"
+                    )
                 if _not_finite(received) and not _not_finite(wanted):
                     return FAILED, (
                         f'{label}: failed on the case "{note}": input {_show(args)} gave {_show(received)}, which is '

@@ -242,6 +242,14 @@ def test_a_loss_must_stay_a_tensor_with_its_gradient():
     assert outcome == FAILED and "without a gradient" in message, message
 
 
+def test_a_torch_exercise_keeps_the_dtype():
+    outcome, message = run_check("04.1", lambda mask, size: _alt_edge_map(mask, size).double())
+    assert outcome == FAILED and "float64" in message and "float32" in message, message
+    as_array = lambda logits, edges: CORRECT["04.2"](logits, edges).numpy()  # noqa: E731
+    outcome, message = run_check("04.2", as_array)
+    assert outcome == FAILED and "returned a ndarray" in message, message
+
+
 def test_a_loss_must_stay_finite_at_extreme_logits():
     outcome, message = run_check("04.2", WRONG_TOO["04.2"])
     assert outcome == FAILED and "not finite" in message and "logsigmoid" in message, message
