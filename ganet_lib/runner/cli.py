@@ -214,7 +214,7 @@ def cmd_student_edition(args: argparse.Namespace) -> int:
         raise KitInputError(
             f"There is no notebook folder '{source}'; pass --notebooks DIR (the kit's notebooks/, the solution source)."
         )
-    written = write_student_edition(source, args.out)
+    written = write_student_edition(source, args.out, force=args.force, update=args.update)
     count = sum(len(keys) for keys in written.values())
     print(f"student edition of {len(written)} notebooks with {count} exercises in {args.out}:")
     for name, keys in written.items():
@@ -416,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     student.add_argument("--out", type=Path, required=True, help="output folder (new, or an earlier student edition)")
     student.add_argument("--notebooks", type=Path, help="the solution notebooks (default: the checkout's notebooks/)")
+    keep = student.add_mutually_exclusive_group()
+    keep.add_argument(
+        "--update", action="store_true", help="keep the exercise cells of notebooks a student changed; the rest is new"
+    )
+    keep.add_argument("--force", action="store_true", help="overwrite notebooks a student changed")
     student.set_defaults(handler=cmd_student_edition)
 
     book = commands.add_parser("book", help="render a run's executed notebooks as static HTML pages with an index")

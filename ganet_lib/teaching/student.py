@@ -14,8 +14,10 @@ student edition runs under papermill (which fails on any error) from top to bott
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 from ganet_lib.errors import KitInputError
@@ -99,22 +101,84 @@ def student_notebook(notebook: dict, name: str = "notebook") -> tuple[dict, list
     return notebook, keys
 
 
-def write_student_edition(source_dir: Path | str, out_dir: Path | str) -> dict[str, list[str]]:
+STAMP = ".ganet-edition.json"  # beside the notebooks: each notebook's sha256 as the edition wrote it
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed_notebooks(out_dir: Path) -> list[str]:
+    """The notebooks of an edition folder that differ from what the edition wrote there (a student's
+    work), by the stamp; every notebook when there is no stamp (then nothing says it is unchanged)."""
+    stamp_path = out_dir / STAMP
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+    return [p.name for p in sorted(out_dir.glob("[0-9][0-9]_*.ipynb")) if stamp.get(p.name) != _digest(p.read_text())]
+
+
+def keep_exercise_cells(edition: dict, earlier: dict) -> tuple[dict, list[str]]:
+    """`edition` with each exercise cell's source taken from `earlier` (a student's copy), matched by
+    the exercise key; returns it and the keys kept."""
+    written = {
+        exercise_key("".join(cell["source"])): cell["source"]
+        for cell in earlier.get("cells", [])
+        if cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
+    }
+    kept = []
+    for cell in edition["cells"]:
+        key = exercise_key("".join(cell["source"])) if TAG in cell.get("metadata", {}).get("tags", []) else None
+        if key in written:
+            cell["source"] = written[key]
+            kept.append(key)
+    return edition, kept
+
+
+def write_student_edition(
+    source_dir: Path | str, out_dir: Path | str, force: bool = False, update: bool = False
+) -> dict[str, list[str]]:
     """Write the student edition of every notebook of `source_dir` into `out_dir` (replaced as a
-    whole, through a temporary sibling folder); returns notebook name -> its exercise keys."""
+    whole, through a temporary sibling folder); returns notebook name -> its exercise keys.
+
+    A notebook there that differs from what the edition wrote (a student's work) is never lost:
+    the call refuses, unless `update` (keep its exercise cells, take everything else from the new
+    edition; notebooks the source no longer has stay) or `force` (overwrite).
+
+    Raises:
+        KitInputError: no notebooks in `source_dir`; `out_dir` holds other files; a changed notebook
+            without `update` or `force`.
+    """
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     notebooks = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise KitInputError(f"No notebooks (NN_*.ipynb) in '{source_dir}'; give the kit's notebooks/ folder.")
-    if out_dir.exists() and any(not re.fullmatch(r"\d\d_.*\.ipynb", p.name) for p in out_dir.iterdir()):
+    earlier = sorted(out_dir.glob("[0-9][0-9]_*.ipynb")) if out_dir.is_dir() else []
+    if out_dir.exists() and any(
+        not re.fullmatch(r"\d\d_.*\.ipynb", p.name) and p.name != STAMP for p in out_dir.iterdir()
+    ):
         raise KitInputError(
             f"'{out_dir}' holds files other than notebooks of an earlier student edition; choose an empty or new "
             "folder."
         )
-    written = {}
+    changed = changed_notebooks(out_dir) if earlier else []
+    if changed and not (force or update):
+        raise KitInputError(
+            f"'{out_dir / changed[0]}' differs from the notebook the student edition wrote there (a student's work?); "
+            "pass --update to keep its exercise cells and take the rest from the new edition, or --force to "
+            "overwrite it."
+        )
+    written, digests = {}, {}
     with atomic_folder(out_dir, replace=True) as partial:
         for path in notebooks:
             edition, keys = student_notebook(json.loads(path.read_text()), path.name)
-            (partial / path.name).write_text(json.dumps(edition, indent=1, ensure_ascii=False) + "\n")
-            written[path.name] = keys
+            if update and (out_dir / path.name).is_file():
+                edition, _ = keep_exercise_cells(edition, json.loads((out_dir / path.name).read_text()))
+            text = json.dumps(edition, indent=1, ensure_ascii=False) + "\n"
+            (partial / path.name).write_text(text)
+            written[path.name], digests[path.name] = keys, _digest(text)
+        if update:  # a notebook the source no longer has is a student's to delete, not the kit's
+            for path in earlier:
+                if path.name not in written:
+                    shutil.copy2(path, partial / path.name)
+                    digests[path.name] = _digest(path.read_text())
+        (partial / STAMP).write_text(json.dumps(digests, indent=1) + "\n")
     return written

@@ -160,3 +160,36 @@ def test_no_solution_line_appears_anywhere_in_the_student_edition(edition):
         if line in text(cell)
     ]
     assert not found, found
+
+
+def test_writing_the_edition_again_never_destroys_a_students_work(tmp_path, capsys):
+    out = tmp_path / "edition"
+    assert main(["student-edition", "--out", str(out)]) == 0
+    assert main(["student-edition", "--out", str(out)]) == 0  # unchanged: written again without a word
+    mine = out / "04_segmentation.ipynb"
+    notebook = json.loads(mine.read_text())
+    for cell in notebook["cells"]:
+        if text(cell).startswith("# Exercise 04.3"):
+            cell["source"] = text(cell).replace(
+                text(cell)[text(cell).index("    raise NotImplementedError") :], "    return {}  # mine\n"
+            )
+    mine.write_text(json.dumps(notebook, indent=1))
+    before = mine.read_text()
+    capsys.readouterr()
+    assert main(["student-edition", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert str(mine) in error and "--update" in error and "--force" in error
+    assert mine.read_text() == before  # nothing touched
+
+    assert main(["student-edition", "--out", str(out), "--update"]) == 0
+    kept = [text(c) for c in cells(mine) if text(c).startswith("# Exercise 04.3")]
+    assert "return {}  # mine" in kept[0]
+    assert any("NotImplementedError" in text(c) for c in cells(mine) if text(c).startswith("# Exercise 04.1"))
+    assert main(["student-edition", "--out", str(out)]) == 0  # the updated folder is the edition's again
+
+    mine.write_text(before)
+    assert main(["student-edition", "--out", str(out), "--force"]) == 0
+    assert not any("# mine" in text(c) for c in cells(mine))
+    with pytest.raises(SystemExit) as usage:  # one or the other
+        main(["student-edition", "--out", str(out), "--force", "--update"])
+    assert usage.value.code == 2
