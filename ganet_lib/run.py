@@ -56,9 +56,8 @@ def runs_root() -> Path:
     return (REPO_ROOT if (REPO_ROOT / "notebooks").is_dir() else Path.cwd()) / "runs"
 
 
-RAW_SUFFIX = (
-    "-raw"  # predictions/<variant>-raw/, metrics/<variant>-raw_<protocol>.csv: the arg-max before post-processing
-)
+# predictions/<variant>-raw/, metrics/<variant>-raw_<protocol>.csv: the arg-max before post-processing
+RAW_SUFFIX = "-raw"
 
 
 @dataclass(frozen=True)

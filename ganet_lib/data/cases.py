@@ -248,6 +248,13 @@ def read_volume(path: Path, dtype: type | None = np.float32) -> tuple[np.ndarray
     return array, image.affine
 
 
+def voxel_spacing(image: nib.spatialimages.SpatialImage | Path | str) -> tuple[float, float, float]:
+    """The voxel size in mm along a volume's three axes, from its NIfTI header (an image or a file)."""
+    if not isinstance(image, nib.spatialimages.SpatialImage):
+        image = nib.load(image)
+    return tuple(float(size) for size in image.header.get_zooms()[:3])
+
+
 def load_label(case: BratsCase) -> np.ndarray:
     """The case's label map as uint8 in the kit's numbering: 0/1/2/4 (BraTS conventions; 2012's 3
     becomes 1, 2023's 3 becomes 4) or 0/1 (whole-tumour masks). See `labels`."""

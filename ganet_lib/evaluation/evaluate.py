@@ -18,7 +18,7 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, survey_cases
+from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, survey_cases, voxel_spacing
 from ganet_lib.data.labels import BRATS, THREE_BECOMES, LabelScheme, distinct_values, scheme_of
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation import paper
@@ -123,7 +123,7 @@ def evaluate_case(
 def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dict], str | None]:
     """Rows of one case (`evaluate_case`, with the subject), and a warning when it has no prediction."""
     truth = load_label(case)
-    spacing = tuple(float(s) for s in nib.load(case.label).header.get_zooms()[:3])
+    spacing = voxel_spacing(case.label)
     path = prediction_path(pred_dir, case.case_id)
     warning = None
     if path is None:

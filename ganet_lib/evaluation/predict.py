@@ -21,7 +21,15 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from ganet_lib.config import PreprocessConfig
-from ganet_lib.data.cases import BratsCase, brain_mask, configure_cases, find_brats_cases, load_label, load_modalities
+from ganet_lib.data.cases import (
+    BratsCase,
+    brain_mask,
+    configure_cases,
+    find_brats_cases,
+    load_label,
+    load_modalities,
+    voxel_spacing,
+)
 from ganet_lib.data.labels import BRATS, LabelScheme, scheme_for
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation.metrics import region_dice
@@ -102,7 +110,7 @@ def predict_cases(
         if raw_dir is not None:
             write_labels(labels, affine, reference.header, Path(raw_dir) / f"{case.case_id}.nii.gz")
         if postprocessing is not None:
-            labels = postprocessing.apply(labels, tuple(float(z) for z in reference.header.get_zooms()[:3]), scheme)
+            labels = postprocessing.apply(labels, voxel_spacing(reference), scheme)
         written.append(write_labels(labels, affine, reference.header, out_dir / f"{case.case_id}.nii.gz"))
     return written
 
@@ -239,8 +247,7 @@ def choose_postprocessing(run: Run, variant: str, progress: bool = True) -> dict
         prediction = predict_volume(
             model, volumes, settings=config.preprocess, brain=brain_mask(case, volumes), scheme=scheme
         )
-        spacing = tuple(float(z) for z in nib.load(case.label).header.get_zooms()[:3])
-        cases.append((prediction, load_label(case), spacing))
+        cases.append((prediction, load_label(case), voxel_spacing(case.label)))
     rule, tried = choose_rule(cases, scheme)
     record = write_record(checkpoint, rule, tried, val_ids)
     chosen, raw = chosen_and_raw(record)

@@ -71,3 +71,10 @@ def training_ids(run: Run) -> list[str]:
     """The training subjects the U-Net learns from: the run's training split less `validation_ids`."""
     held_out = set(validation_ids(run))
     return [case_id for case_id in run.split["train"] if case_id not in held_out]
+
+
+def most_tumour_slices(dataset: SegSlices, count: int) -> list[int]:
+    """Indices of the `count` slices of `dataset` with the most tumour pixels, most first (the
+    slices notebook 04 shows)."""
+    tumour_area = [int((dataset[i][1] > 0).sum()) for i in range(len(dataset))]
+    return [int(i) for i in np.argsort(tumour_area)[::-1][: min(count, len(dataset))]]

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -115,24 +116,25 @@ def test_two_processes_score_each_validation_slice_once(run, tmp_path):
         assert two[key] == pytest.approx(one[key], abs=1e-9), key
 
 
+def spy(calls: Counter, name: str, function):
+    """`function`, counting its calls in `calls[name]`: a student's function the trainer should call."""
+
+    def student(*args):
+        calls[name] += 1
+        return function(*args)
+
+    return student
+
+
 def test_the_trainer_runs_the_loss_terms_it_is_given(run, tmp_path):
     """A student's functions (here spies around the kit's) enter the real training step: each is
     called, and with the kit's own lines inside them the weights are the kit's, tensor for tensor."""
-    from collections import Counter
     from dataclasses import fields
 
     from ganet_lib.method.train_seg import KIT_TERMS, LossTerms, train_segmentation
 
     calls = Counter()
-
-    def spy(name, function):
-        def student(*args):
-            calls[name] += 1
-            return function(*args)
-
-        return student
-
-    spies = LossTerms(**{f.name: spy(f.name, getattr(KIT_TERMS, f.name)) for f in fields(LossTerms)})
+    spies = LossTerms(**{f.name: spy(calls, f.name, getattr(KIT_TERMS, f.name)) for f in fields(LossTerms)})
     train_set, val_set = seg_datasets(run, training_ids(run), False), seg_datasets(run, validation_ids(run), False)
 
     def train(folder, terms):

@@ -10,6 +10,7 @@ from ganet_lib.method.train_seg import LossTerms
 from ganet_lib.run import setup_run
 from ganet_lib.teaching import exercises
 from ganet_lib.teaching.in_the_loop import predictions, short_trainings
+from tests.method.test_train_seg import spy
 from tests.teaching.test_exercises import CORRECT
 
 
@@ -23,15 +24,7 @@ def run(tmp_path_factory):
 def test_a_students_functions_are_called_by_the_trainer_when_my_code_is_on(run, monkeypatch):
     monkeypatch.setattr(exercises, "_checked", {})
     calls = Counter()
-
-    def spy(name, function):
-        def student(*args):
-            calls[name] += 1
-            return function(*args)
-
-        return student
-
-    written = {key: spy(key, CORRECT[key]) for key in ("04.1", "04.2", "04.3", "04.4")}  # the student's cells
+    written = {key: spy(calls, key, CORRECT[key]) for key in ("04.1", "04.2", "04.3", "04.4")}  # the student's cells
     for key, function in written.items():
         assert exercises.check(key, function) == exercises.PASSED
     yours = LossTerms(*(exercises.use(key, written[key], my_code=True) for key in ("04.1", "04.2", "04.3", "04.4")))
