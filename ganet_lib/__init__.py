@@ -13,7 +13,7 @@ in this table (`tests/test_layout.py` checks it):
 | `evaluation/` | predictions as NIfTI, post-processing chosen on validation, BraTS metrics     | 04, 06     |
 | `studies/`    | the paper's claims tested: the discriminator as a detector and slice position | 04, 05, 06 |
 |               | (Table 1), what the adversarial feedback responds to, the seeded ablation     |            |
-| `teaching/`   | exercises and their checks, the student edition, the book                     | all        |
+| `teaching/`   | exercises and their checks, the student edition, grading, the book            | all        |
 | `runner/`     | the `ganet` command line, `./run_all.sh`'s notebook runner, checks, report    |            |
 
 Beside them: `viz/` (figures, one file per stage; imports only `data/`), and what every stage

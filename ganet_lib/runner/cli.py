@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from ganet_lib.errors import KitInputError
@@ -234,6 +235,60 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from ganet_lib.teaching.grade import exercise_points, find_isolation, grade_class
+
+    if not args.submissions.is_dir():
+        raise KitInputError(
+            f"There is no folder '{args.submissions}'; give the folder that holds one folder per student."
+        )
+    students = [p for p in args.submissions.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not students:
+        raise KitInputError(
+            f"'{args.submissions}' holds no student folder; put each student's notebooks in a folder of their own "
+            "(SUBMISSIONS/<student>/04_segmentation.ipynb, ...)."
+        )
+    try:
+        isolation = find_isolation(args.isolation)
+    except RuntimeError as exc:
+        raise KitInputError(str(exc)) from None
+    print(f"isolation: {isolation.description}", file=sys.stderr if isolation.name == "none" else sys.stdout)
+    points = exercise_points()
+    feedback = args.feedback or args.out.parent / "feedback"
+    workers = args.workers or min(len(students), os.cpu_count() or 1, 8)
+    print(
+        f"grading {len(students)} students x {len(points)} exercises ({workers} at a time; {args.timeout} s and "
+        f"{args.memory} MiB per exercise; hidden cases from seed {args.seed})"
+    )
+    started = time.monotonic()
+    with tqdm(total=len(students), desc="grade", unit="student") as bar:
+        grades = grade_class(
+            args.submissions,
+            args.out,
+            feedback_dir=feedback,
+            exercise_points=points,
+            isolation=isolation,
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            seed=args.seed,
+            workers=workers,
+            progress=bar,
+        )
+    counts: dict[str, int] = {}
+    for grade in grades:
+        counts[grade.outcome] = counts.get(grade.outcome, 0) + 1
+    print(
+        f"graded in {time.monotonic() - started:.1f} s: "
+        + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    )
+    print(f"grades: {args.out}; feedback per student: {feedback}/")
+    return 0
+
+
 def cmd_ablation(args: argparse.Namespace) -> int:
     from ganet_lib.run import setup_run
     from ganet_lib.runner.report import markdown_table, write_report
@@ -429,6 +484,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     book.add_argument("--out", type=Path, required=True, help="output folder: index.html and one page per notebook")
     book.set_defaults(handler=cmd_book)
+
+    grade = commands.add_parser(
+        "grade", help="grade a class: each student's exercises run confined, checked on hidden cases"
+    )
+    grade.add_argument("submissions", type=Path, help="a folder with one folder per student, holding their notebooks")
+    grade.add_argument(
+        "--out", type=Path, required=True, help="the grades, a CSV file (one row per student and exercise)"
+    )
+    grade.add_argument("--feedback", type=Path, help="one feedback file per student (default: feedback/ beside --out)")
+    grade.add_argument("--timeout", type=int, default=60, help="seconds per exercise (default 60)")
+    grade.add_argument("--memory", type=int, default=4096, help="MiB of address space per exercise (default 4096)")
+    grade.add_argument(
+        "--seed", type=int, default=0, help="seed of the hidden random cases (choose your own per course)"
+    )
+    grade.add_argument(
+        "--workers", type=int, default=0, help="students graded at once (default: one per CPU, at most 8)"
+    )
+    grade.add_argument(
+        "--isolation",
+        choices=["auto", "bubblewrap", "unshare", "none"],
+        default="auto",
+        help="how student code is confined (default: the strongest that works here)",
+    )
+    grade.set_defaults(handler=cmd_grade)
 
     sweep = commands.add_parser(
         "sweep", help="Table 1: the discriminator's tumour-slice detection at several thresholds"

@@ -49,7 +49,7 @@ from ganet_lib.method.train_seg import inverse_norm_weights
 from ganet_lib.studies.detector import sweep_table
 from ganet_lib.studies.position import position_covariates
 
-PASSED, NOT_ATTEMPTED, FAILED = "passed", "not attempted yet", "failed"
+PASSED, NOT_ATTEMPTED, FAILED, TIMED_OUT = "passed", "not attempted yet", "failed", "timed out"
 TIME_LIMIT_S = 20.0  # per check: a student's loop that never ends fails instead of hanging the cell
 
 
@@ -76,6 +76,7 @@ class Exercise:
     # Positions of the float tensor inputs the result must stay differentiable in (the training needs it).
     gradient_args: tuple[int, ...] = ()
     time_limit_s: float = TIME_LIMIT_S
+    points: float = 1.0  # what `ganet grade` and nbgrader's metadata give a passed check
 
 
 # --- the references, in the signatures the exercises ask for ------------------------------------------
@@ -879,7 +880,7 @@ def run_check(
                         f"through this result, so it must stay a torch computation on its inputs.{hint}"
                     )
     except CheckTimeout:
-        return FAILED, (
+        return TIMED_OUT, (
             f"{label}: took longer than {exercise.time_limit_s:g} s; a loop that never ends? The check stopped it."
             f"{hint}"
         )
@@ -916,8 +917,10 @@ def use(key: str, function: Callable, my_code: bool = True) -> Callable:
     elif outcome == PASSED:
         why = f"your {exercise.name} changed since its check passed; run the check cell again"
     else:
-        why = f"exercise {key} " + {FAILED: "failed its check", NOT_ATTEMPTED: "is not attempted yet"}.get(
-            outcome, "has not been checked yet"
-        )
+        why = f"exercise {key} " + {
+            FAILED: "failed its check",
+            TIMED_OUT: "ran out of time in its check",
+            NOT_ATTEMPTED: "is not attempted yet",
+        }.get(outcome, "has not been checked yet")
     print(f"using the kit's {exercise.name}: {why}")
     return exercise.reference
