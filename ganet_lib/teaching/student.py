@@ -24,6 +24,7 @@ from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_folder
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"  # nbgrader's: graded, never shown
 TAG = "exercise"
 _KEY = re.compile(r"#\s*Exercise\s+(\d\d\.\d+)")
 
@@ -64,6 +65,19 @@ def stub_source(source: str, where: str = "the cell") -> str:
     return "\n".join(out)
 
 
+def without_hidden_tests(source: str) -> str:
+    """A cell's source without its `### BEGIN HIDDEN TESTS` ... `### END HIDDEN TESTS` blocks (what
+    nbgrader's autograde runs and a student never sees), trailing blank lines dropped."""
+    out, inside = [], False
+    for line in source.split("\n"):
+        stripped = line.strip()
+        if stripped in (HIDDEN_BEGIN, HIDDEN_END):
+            inside = stripped == HIDDEN_BEGIN
+        elif not inside:
+            out.append(line)
+    return "\n".join(out).rstrip("\n")
+
+
 def solution_lines(source: str) -> list[str]:
     """The lines between the markers (stripped, non-empty): what must not survive in the student edition."""
     lines, inside, found = source.split("\n"), False, []
@@ -80,13 +94,17 @@ def _source(cell: dict) -> str:
     return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
 
 
-def student_notebook(notebook: dict, name: str = "notebook") -> tuple[dict, list[str]]:
-    """The student edition of one notebook (a new dict) and the exercise keys it holds."""
+def student_notebook(notebook: dict, name: str = "notebook", keep_outputs: bool = False) -> tuple[dict, list[str]]:
+    """The student edition of one notebook (a new dict) and the exercise keys it holds: solutions as
+    stubs, hidden tests removed, outputs dropped (kept with `keep_outputs`, for a book of a run)."""
     notebook = json.loads(json.dumps(notebook))  # a deep copy
     keys = []
     for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
+            if not keep_outputs:
+                cell["outputs"], cell["execution_count"] = [], None
+            if HIDDEN_BEGIN in _source(cell):
+                cell["source"] = without_hidden_tests(_source(cell))
             if TAG in cell.get("metadata", {}).get("tags", []):
                 source = _source(cell)
                 key = exercise_key(source)
