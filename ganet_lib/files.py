@@ -4,6 +4,7 @@ then rename it into place (a rename within one folder is atomic). A failure remo
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -82,3 +83,21 @@ def atomic_write_csv(path: Path | str, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return atomic_write_text(path, buffer.getvalue())
+
+
+FINGERPRINT_BYTES = 1 << 16  # read from each end of an input file
+
+
+def fingerprint(path: Path | str) -> str:
+    """A file's size and a hash of its first and last 64 KiB: equal for a copy (`cp -r` of a run folder
+    handed to a class keeps its caches valid, which modification times would not), different for a
+    rewritten NIfTI (its header, and a gzip stream's own header and checksum, sit at the two ends)."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            handle.seek(max(size - FINGERPRINT_BYTES, FINGERPRINT_BYTES))
+            digest.update(handle.read())
+    return digest.hexdigest()[:20]

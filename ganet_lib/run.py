@@ -256,6 +256,9 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
+RUN_ENV = "GANET_RUN"  # a run folder for notebooks whose run_dir is empty (a class uses the teacher's)
+
+
 def setup_run(
     profile: str = "", run_dir: str = "", brats_dir: str = "", nfbs_dir: str = "", progress: bool = True
 ) -> Run:
@@ -263,18 +266,29 @@ def setup_run(
 
     Args:
         profile: profile name or YAML path; "" means $GANET_PROFILE, else "default".
-        run_dir: the run folder; "" means `runs_root() / <profile>`.
+        run_dir: the run folder; "" means $GANET_RUN, else `runs_root() / <profile>`. With no profile
+            given (nor $GANET_PROFILE), a run folder that holds a config.json runs with its own
+            settings: a teacher's run handed out reuses its checkpoints and caches.
         brats_dir, nfbs_dir: real data folders; "" falls back to $GANET_BRATS_DIR / $GANET_NFBS_DIR,
             then to the config, then to synthetic data.
     """
     overrides = {}
+    run_dir = run_dir or os.environ.get(RUN_ENV, "")
     brats_dir = brats_dir or os.environ.get("GANET_BRATS_DIR", "")
     nfbs_dir = nfbs_dir or os.environ.get("GANET_NFBS_DIR", "")
     if brats_dir:
         overrides["brats_dir"] = str(brats_dir)
     if nfbs_dir:
         overrides["nfbs_dir"] = str(nfbs_dir)
-    config = load_config(profile, {"data": overrides} if overrides else None)
+    recorded = RunLayout(Path(run_dir)).config_file if run_dir else None
+    if not (profile or os.environ.get("GANET_PROFILE")) and recorded is not None and recorded.is_file():
+        # A run folder handed out (a teacher's): its own settings, so that its checkpoints and caches are reused.
+        config = config_from_json(recorded.read_text(), str(recorded))
+        if overrides:
+            config = replace(config, data=replace(config.data, **overrides))
+        print(f"settings of the run folder {run_dir} (its config.json, profile '{config.profile}')")
+    else:
+        config = load_config(profile, {"data": overrides} if overrides else None)
     if config.gan.normals not in ("nfbs", "tumour-free-slices"):
         raise KitInputError(f"gan.normals is '{config.gan.normals}'; use nfbs or tumour-free-slices.")
     folder = Path(run_dir) if run_dir else runs_root() / config.profile

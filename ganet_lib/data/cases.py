@@ -34,7 +34,7 @@ import numpy as np
 from ganet_lib.data.intensity import brain_from_background
 from ganet_lib.data.labels import LabelSurvey, default_convention, distinct_values, survey_labels, to_kit_labels
 from ganet_lib.errors import KitInputError
-from ganet_lib.files import atomic_write_text
+from ganet_lib.files import atomic_write_text, fingerprint
 
 MODALITIES = ("t1", "t1ce", "t2", "flair")  # channel order of every image array in the kit (a run may read a subset)
 BRATS_AXCODES = ("L", "P", "S")  # voxel axes of the BraTS files; NFBS is reoriented to these
@@ -274,7 +274,8 @@ def survey_cases(
     """The label convention of a data set (`labels.survey_labels`), from every case's label file.
 
     Reading every label map takes a while on a large data set, so the values found are kept in
-    `cache_file` (JSON, keyed by each file's name, size and time) and read back when unchanged.
+    `cache_file` (JSON, keyed by each file's name and `files.fingerprint`, which a copy keeps) and
+    read back when unchanged.
     """
     import json
 
@@ -283,8 +284,7 @@ def survey_cases(
     labelled = [c for c in cases if c.label is not None]
     stamps = {}
     for case in labelled:
-        stat = case.label.stat()
-        stamps[case.case_id] = f"{case.label.name}:{stat.st_size}:{stat.st_mtime_ns}"
+        stamps[case.case_id] = f"{case.label.name}:{fingerprint(case.label)}"
     known = {}
     if cache_file is not None and Path(cache_file).is_file():
         saved = json.loads(Path(cache_file).read_text())

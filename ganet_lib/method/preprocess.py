@@ -53,7 +53,7 @@ from ganet_lib.data.cases import (
 )
 from ganet_lib.data.intensity import brain_from_background, normalise, percentile_scale
 from ganet_lib.errors import KitInputError
-from ganet_lib.files import atomic_folder
+from ganet_lib.files import atomic_folder, fingerprint
 from ganet_lib.method.enhance import enhance
 
 CACHE_FORMAT = 2  # bump when the cache's content or layout changes
@@ -229,10 +229,7 @@ def cache_key(sources: list[CacheSource], settings: PreprocessConfig, extra: dic
     files = []
     for source in sources:
         for path in source.files:
-            stat = Path(path).stat()
-            files.append(
-                (source.subject_id, Path(path).name, stat.st_size, stat.st_mtime_ns, source.channels, source.labels)
-            )
+            files.append((source.subject_id, Path(path).name, fingerprint(path), source.channels, source.labels))
     payload = json.dumps(
         {"format": CACHE_FORMAT, "settings": dataclasses.asdict(settings), "files": files, "extra": extra or {}},
         sort_keys=True,

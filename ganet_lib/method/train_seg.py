@@ -22,6 +22,7 @@ effect at all. Applied after, the dynamic weights equalise the gradient scales a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -317,11 +318,11 @@ def _describe(loss_terms: LossTerms) -> dict[str, str]:
 
 
 def _file_stamp(path: Path | None) -> str | None:
-    """Name, size and modification time of a file: a retrained GAN invalidates the segmentation."""
+    """Name and content hash of a file: a retrained GAN invalidates the segmentation; a copied run
+    folder (a teacher's, handed to a class) keeps it valid."""
     if path is None:
         return None
-    stat = Path(path).stat()
-    return f"{Path(path).name}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{Path(path).name}:{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]}"
 
 
 def train_segmentation_for_run(

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 
+from ganet_lib.run import RUN_ENV
+
 FORCE_VARIABLE = "GANET_WIDGETS"
 
 
@@ -35,11 +37,13 @@ def front_end_attached() -> bool:
 INTERACTIVE_PROFILE = "smoke"  # in JupyterLab: seconds per cell on 2 cores (default: minutes before any exercise)
 
 
-def notebook_profile(profile: str) -> str:
+def notebook_profile(profile: str, run_dir: str = "") -> str:
     """The profile a notebook runs: the one given (`./run_all.sh` and papermill always give one), else
-    $GANET_PROFILE, else `INTERACTIVE_PROFILE` when a person is looking (JupyterLab), else "" (the
-    default profile). Says so when it picks the interactive one."""
-    if profile or os.environ.get("GANET_PROFILE") or not front_end_attached():
+    $GANET_PROFILE, else "" when a run folder is named (`run_dir` or $GANET_RUN: it runs with its own
+    settings, see `run.setup_run`), else `INTERACTIVE_PROFILE` when a person is looking (JupyterLab),
+    else "" (the default profile). Says so when it picks the interactive one."""
+    named_run = run_dir or os.environ.get(RUN_ENV)
+    if profile or os.environ.get("GANET_PROFILE") or named_run or not front_end_attached():
         return profile
     print(
         f"profile '{INTERACTIVE_PROFILE}' (the notebooks' choice in JupyterLab: no cell waits more than about a "

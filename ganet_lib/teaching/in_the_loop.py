@@ -31,6 +31,8 @@ def short_trainings(
     train_set = seg_datasets(run, training_ids(run), progress)
     val_set = seg_datasets(run, validation_ids(run), progress)
     results = {}
+    # The kit's short training is reused when the run already holds it with these settings (a teacher's
+    # run handed to a class); the student's always trains: their functions may have changed, not their names.
     for label, folder, terms in (("your functions", "yours", yours), ("the kit's", "kit", KIT_TERMS)):
         results[label] = train_segmentation(
             train_set,
@@ -39,6 +41,7 @@ def short_trainings(
             config=config,
             variant="ganet",
             gan_checkpoint=run.gan.best,
+            resume=terms is KIT_TERMS,
             progress=progress,
             loss_terms=terms,
         )

@@ -84,17 +84,18 @@ def test_every_profile_bounds_a_cell():
 
 
 @pytest.mark.parametrize(
-    "given, environment, session, expected",
+    "given, environment, session, expected, run_dir",
     [
-        ("", None, "04_segmentation.ipynb", "smoke"),  # JupyterLab, nothing chosen: seconds per cell
-        ("", None, None, ""),  # headless without a profile: setup_run's default
-        ("default", None, "04_segmentation.ipynb", "default"),  # chosen in the parameters cell
-        ("", "paper", "04_segmentation.ipynb", ""),  # GANET_PROFILE: setup_run reads it
-        ("default", None, None, "default"),  # ./run_all.sh always passes one
+        ("", None, "04_segmentation.ipynb", "smoke", ""),  # JupyterLab, nothing chosen: seconds per cell
+        ("", None, None, "", ""),  # headless without a profile: setup_run's default
+        ("default", None, "04_segmentation.ipynb", "default", ""),  # chosen in the parameters cell
+        ("", "paper", "04_segmentation.ipynb", "", ""),  # GANET_PROFILE: setup_run reads it
+        ("default", None, None, "default", ""),  # ./run_all.sh always passes one
+        ("", None, "04_segmentation.ipynb", "", "/runs/teacher"),  # a run folder handed out: its own settings
     ],
 )
 def test_notebooks_start_on_the_interactive_profile_only_in_a_front_end(
-    monkeypatch, capsys, given, environment, session, expected
+    monkeypatch, capsys, given, environment, session, expected, run_dir
 ):
     from ganet_lib.teaching.frontend import notebook_profile
 
@@ -104,7 +105,8 @@ def test_notebooks_start_on_the_interactive_profile_only_in_a_front_end(
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    assert notebook_profile(given) == expected
+    monkeypatch.delenv("GANET_RUN", raising=False)
+    assert notebook_profile(given, run_dir) == expected
     said = capsys.readouterr().out
     assert ("profile 'smoke'" in said and 'profile = "default"' in said) == (expected == "smoke")
 
@@ -114,4 +116,4 @@ def test_every_notebook_says_how_long_it_takes_and_starts_on_the_interactive_pro
     cells = json.loads(path.read_text())["cells"]
     first = "".join(cells[0]["source"])
     assert "**Time**" in first and "on the `smoke` profile" in first and "on `default`" in first
-    assert any("setup_run(notebook_profile(profile)" in source for source in code_cells(path))
+    assert any("setup_run(notebook_profile(profile, run_dir)" in source for source in code_cells(path))
