@@ -48,7 +48,7 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
-{% block extra_css %}<style type="text/css">{{ resources.book_css }}</style>{% endblock extra_css %}
+{% block html_head_css %}<style type="text/css">{{ resources.book_css }}</style>{% endblock html_head_css %}
 {% block body_header %}{{ super() }}
 <header class="ganet-book">{{ resources.book_header }}</header>
 {% endblock body_header %}
@@ -59,12 +59,18 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block data_jpg scoped %}{{ with_alt(super(), output) }}{% endblock data_jpg %}
 {% block data_svg scoped %}{{ with_alt(super(), output) }}{% endblock data_svg %}
 """
-# Contrast: the lab theme's grey prompts and code comments fall below WCAG AA (4.5:1) on white.
+# After the lab theme's CSS. Contrast: the theme's prompts and several code colours fall below WCAG
+# AA (4.5:1) on the code cells' #f5f5f5 (axe-core's color-contrast); each is darkened in its own hue.
 PAGE_CSS = """
+:root { --jp-mirror-editor-comment-color: #3d6363; --jp-mirror-editor-number-color: #006a00;
+  --jp-mirror-editor-operator-color: #8000c0; --jp-mirror-editor-meta-color: #8000c0;
+  --jp-mirror-editor-atom-color: #3737c8; --jp-mirror-editor-bracket-color: #5c5c42;
+  --jp-mirror-editor-error-color: #c00000; --jp-mirror-editor-hr-color: #666666;
+  --jp-mirror-editor-quote-color: #006a00; --jp-mirror-editor-variable-3-color: #006b45;
+  --jp-cell-inprompt-font-color: #1a5fb4; --jp-cell-outprompt-font-color: #a3432a;
+  --jp-cell-prompt-not-active-font-color: #595959; --jp-cell-prompt-not-active-opacity: 1; }
 .ganet-book { margin: 1em var(--jp-notebook-padding, 10px); padding: 0.6em 1em; border-left: 4px solid #1a5fb4;
   background: #f0f4fa; font-family: sans-serif; line-height: 1.45; }
-.jp-InputPrompt, .jp-OutputPrompt { color: #4a4a4a; }
-.highlight .c, .highlight .c1, .highlight .cm, .highlight .ch, .highlight .cs { color: #3d6b6b; }
 math[display="block"] { margin: 0.6em 0; }
 """
 _FIGURE_FILE = re.compile(r"""figure_path\(\s*["']([^"']+\.(?:png|jpe?g|svg))["']""")
@@ -76,8 +82,12 @@ _FIGURE_FILE = re.compile(r"""figure_path\(\s*["']([^"']+\.(?:png|jpe?g|svg))["'
 def tex_to_mathml(tex: str, display: str = "inline") -> str:
     """A TeX equation as MathML (the TeX kept as its `alttext`); one latex2mathml cannot read stays
     TeX, in <code>, rather than stop the book."""
+    # latex2mathml (3.81) reads an `aligned` block as one line with its & signs shown; an array of
+    # right- and left-aligned columns is the same layout, and it reads that as a table.
+    table = re.sub(r"\\begin\{(aligned|align\*?|split)\}", r"\\begin{array}{rlrlrl}", tex.strip())
+    table = re.sub(r"\\end\{(aligned|align\*?|split)\}", r"\\end{array}", table)
     try:
-        mathml = latex_to_mathml(tex.strip(), display=display)
+        mathml = latex_to_mathml(table, display=display)
     except Exception:  # latex2mathml raises its own and Python's errors on TeX it does not know
         return f'<code class="tex">{html.escape(tex)}</code>'
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex.strip())}" ', 1)

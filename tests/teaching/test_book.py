@@ -217,6 +217,12 @@ def test_every_equation_of_the_kits_notebooks_becomes_mathml():
             if cell["cell_type"] == "markdown" and "$" in source:
                 rendered = book.markdown_html(source)
                 assert "<math" in rendered and 'class="tex"' not in rendered, f"{path.name}: {source[:80]}"
+                assert "<mi>&</mi>" not in rendered, f"{path.name}: an alignment sign shown as text"
+
+
+def test_an_aligned_block_becomes_a_table_of_rows():
+    mathml = book.tex_to_mathml("\\begin{aligned} a &= 1 \\\\ b &= 2 \\end{aligned}", display="block")
+    assert mathml.count("<mtr>") == 2 and "<mi>&</mi>" not in mathml  # latex2mathml's own reading shows the &
 
 
 def test_tex_latex2mathml_cannot_read_stays_tex_in_code():
