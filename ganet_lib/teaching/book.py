@@ -72,6 +72,7 @@ PAGE_CSS = """
 .ganet-book { margin: 1em var(--jp-notebook-padding, 10px); padding: 0.6em 1em; border-left: 4px solid #1a5fb4;
   background: #f0f4fa; font-family: sans-serif; line-height: 1.45; }
 math[display="block"] { margin: 0.6em 0; }
+math[display="block"] mtd { math-style: normal; }  /* an aligned block's fractions full size, as in TeX */
 """
 _FIGURE_FILE = re.compile(r"""figure_path\(\s*["']([^"']+\.(?:png|jpe?g|svg))["']""")
 
@@ -254,7 +255,7 @@ def run_machine(run_dir: Path) -> str:
         found = re.search(r"^## Machine\s*\n\s*\n(.+)$", report.read_text(), flags=re.MULTILINE)
         if found:
             return found.group(1).strip()
-    return "machine not recorded"
+    return "a machine the run did not record"
 
 
 def _page_header(edition: str, seconds: float | None, profile: str, machine: str) -> str:

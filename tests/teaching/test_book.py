@@ -207,7 +207,7 @@ def test_the_machine_comes_from_the_run_never_from_this_computer(run_dir):
     assert book.run_machine(run_dir) == "H200 box"  # what the pipeline records now
     (run_dir / "run_summary.json").unlink()
     (run_dir / "report.md").unlink()
-    assert book.run_machine(run_dir) == "machine not recorded"
+    assert book.run_machine(run_dir) == "a machine the run did not record"  # pages: "on a machine the run ..."
 
 
 def test_every_equation_of_the_kits_notebooks_becomes_mathml():
