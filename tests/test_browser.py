@@ -375,3 +375,65 @@ def test_the_book_of_a_run_opens_with_its_figures(lab, browser):
     images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
     assert len(images) >= 5 and all(complete and width > 0 for complete, width in images), images  # every figure loaded
     page.close()
+
+
+def test_the_student_book_reads_offline_and_passes_axe(browser, tmp_path):
+    """The student edition of notebook 02's book page with every request but file:// refused: the
+    equations are MathML, the figures load and say what they show, no solution is in it, and
+    axe-core (inside the axe-playwright-python wheel: nothing downloaded) finds nothing serious."""
+    import papermill
+    from axe_playwright_python.sync_playwright import Axe
+
+    from ganet_lib.run import setup_run
+    from ganet_lib.runner.pipeline import KERNEL
+    from ganet_lib.teaching.book import write_book
+
+    run = setup_run("smoke", str(tmp_path / "runs" / "smoke"), progress=False)
+    (run.run_dir / "notebooks").mkdir()
+    papermill.execute_notebook(
+        ROOT / "notebooks" / "02_enhancement.ipynb",
+        run.run_dir / "notebooks" / "02_enhancement.ipynb",
+        kernel_name=KERNEL,
+        progress_bar=False,
+        parameters={"profile": "smoke", "run_dir": str(run.run_dir)},
+        cwd=str(ROOT / "notebooks"),
+    )
+    index = write_book(run.run_dir, tmp_path / "book", student=True)
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    refused: list[str] = []
+
+    def files_only(route):
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", files_only)
+    page = context.new_page()
+    page.goto(index.as_uri())
+    serious = {}
+    serious["index"] = [
+        v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")
+    ]
+    page.locator("a", has_text="02").click()
+    page.wait_for_load_state("load")
+    assert "Student edition" in page.locator("header").inner_text()
+    assert 'raise NotImplementedError("Exercise 02.1' in page.inner_text("main")
+    equations = page.evaluate(
+        "Array.from(document.querySelectorAll('math')).map(m => [m.getAttribute('display'), "
+        "m.getBoundingClientRect().height])"
+    )
+    assert ["block", True] in [[display, height > 20] for display, height in equations], equations  # laid out
+    assert "$$" not in page.inner_text("main") and "\\frac" not in page.inner_text("main")  # no raw TeX shown
+    images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt])")
+    assert len(images) >= 3 and all(done and width > 0 for done, width, _ in images), images
+    assert all(alt and "No description" not in alt for *_, alt in images), images
+    page.locator("math[display=block]").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "book_offline.png"))
+    keep_screenshot(tmp_path / "book_offline.png")
+    serious["02"] = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    context.close()
+    assert refused == []  # nothing outside the folder was asked for
+    assert serious == {"index": [], "02": []}

@@ -230,8 +230,9 @@ def cmd_student_edition(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from ganet_lib.teaching.book import write_book
 
-    index = write_book(args.run, args.out)
-    print(f"book of {args.run}: {index} (open it in a browser; the figures are inside the pages)")
+    index = write_book(args.run, args.out, student=args.student)
+    edition = "student edition" if args.student else "teacher's edition"
+    print(f"book of {args.run} ({edition}): {index} (open it in a browser; it needs no network)")
     return 0
 
 
@@ -483,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", type=Path, required=True, help="a run folder that ./run_all.sh executed (runs/<profile>)"
     )
     book.add_argument("--out", type=Path, required=True, help="output folder: index.html and one page per notebook")
+    book.add_argument(
+        "--student", action="store_true", help="the student edition: solutions as stubs, hidden tests removed"
+    )
     book.set_defaults(handler=cmd_book)
 
     grade = commands.add_parser(

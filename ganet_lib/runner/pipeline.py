@@ -287,10 +287,11 @@ def run_notebooks(
         "gpus": gpus,
         "commit": commit_description(),  # the code that made the run (`ganet results` says it)
     }
+    from ganet_lib.runner.report import machine_description, write_report  # late: they import torch
+
+    summary["machine"] = machine_description()  # where the notebooks ran (`ganet book` says it on every page)
     atomic_write_text(run_dir / "run_summary.json", json.dumps(summary, indent=1))
     if report:
-        from ganet_lib.runner.report import write_report  # late: the report imports torch, the notebook runner need not
-
         print(f"report: {write_report(run_dir)}")
     progress_path.unlink(missing_ok=True)
     print(f"reused (unchanged settings): {', '.join(reused) or 'nothing'}")

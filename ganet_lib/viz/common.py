@@ -20,10 +20,17 @@ LABEL_COLOURS = {
 MODALITY_TITLES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 
 
+def figure_title(fig: Figure) -> str:
+    """What the figure shows in words: its suptitle, else its panels' titles (for alt texts)."""
+    titles = [fig.get_suptitle()] if fig.get_suptitle() else [ax.get_title() for ax in fig.axes if ax.get_title()]
+    return "; ".join(dict.fromkeys(titles))  # each title once, in order
+
+
 def save_figure(fig: Figure, path: Path | str, dpi: int = 110) -> Path:
-    """Save `fig` as PNG through a temporary file and a rename (no half-written figures)."""
+    """Save `fig` as PNG through a temporary file and a rename (no half-written figures), its title
+    in the PNG's metadata (`ganet book` makes the figure's alt text from it)."""
     with atomic_file(path) as partial:
-        fig.savefig(partial, dpi=dpi, bbox_inches="tight")
+        fig.savefig(partial, dpi=dpi, bbox_inches="tight", metadata={"Title": figure_title(fig)})
     return Path(path)
 
 
