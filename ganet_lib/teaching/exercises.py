@@ -26,6 +26,7 @@ from the solution notebooks.
 from __future__ import annotations
 
 import inspect
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,8 @@ from ganet_lib.studies.position import position_covariates
 
 PASSED, NOT_ATTEMPTED, FAILED, TIMED_OUT = "passed", "not attempted yet", "failed", "timed out"
 TIME_LIMIT_S = 20.0  # per check: a student's loop that never ends fails instead of hanging the cell
+HIDDEN_CASES = 5  # random inputs of a grading check (`require`, `ganet grade`), drawn from the grading seed
+GRADING_SEED = "GANET_GRADING_SEED"  # the environment variable nbgrader's autograde can set (default 0)
 
 
 @dataclass(frozen=True)
@@ -902,6 +905,19 @@ def check(key: str, function: Callable) -> str:
     _checked[key] = (outcome, function)
     print(("PASSED  " if outcome == PASSED else "TODO    " if outcome == NOT_ATTEMPTED else "FAILED  ") + message)
     return outcome
+
+
+def require(key: str, function: Callable, seed: int | None = None) -> None:
+    """The grading check (nbgrader's hidden test under each check cell): the hand cases and
+    `HIDDEN_CASES` random inputs drawn from `seed` (default: $GANET_GRADING_SEED, else 0).
+
+    Raises:
+        AssertionError: with the check's message, unless the function passes.
+    """
+    seed = int(os.environ.get(GRADING_SEED, "0")) if seed is None else seed
+    outcome, message = run_check(key, function, random_cases=HIDDEN_CASES, seed=seed)
+    if outcome != PASSED:
+        raise AssertionError(message)
 
 
 def use(key: str, function: Callable, my_code: bool = True) -> Callable:

@@ -44,7 +44,7 @@ import torch
 
 from ganet_lib.files import atomic_file
 from ganet_lib.teaching import exercises
-from ganet_lib.teaching.exercises import EXERCISES, PACKAGE_DIR
+from ganet_lib.teaching.exercises import EXERCISES, HIDDEN_CASES, PACKAGE_DIR
 from ganet_lib.teaching.student import exercise_key
 
 PASSED, FAILED, NOT_ATTEMPTED, TIMED_OUT, ERROR, MISSING = (
@@ -58,7 +58,6 @@ PASSED, FAILED, NOT_ATTEMPTED, TIMED_OUT, ERROR, MISSING = (
 COLUMNS = ("student", "exercise", "outcome", "points", "max_points", "message")
 OUTPUT_LIMIT = 8 * 2**20  # bytes one exercise may print or write into one file
 SCRATCH_SIZE = 64 * 2**20  # the private /tmp under bubblewrap
-HIDDEN_CASES = 5  # random inputs per exercise drawn from the grading seed
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 headlessly with every exercise "not attempted yet"; the book of a run; the first cell's install hint."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 from ganet_lib.runner.cli import main
 from ganet_lib.teaching.book import write_book
 from ganet_lib.teaching.exercises import EXERCISES
-from ganet_lib.teaching.student import BEGIN, END, TAG, solution_lines, stub_source
+from ganet_lib.teaching.student import (
+    BEGIN,
+    END,
+    HIDDEN_BEGIN,
+    TAG,
+    exercise_key,
+    solution_lines,
+    stub_source,
+    without_hidden_tests,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,3 +203,93 @@ def test_writing_the_edition_again_never_destroys_a_students_work(tmp_path, caps
     with pytest.raises(SystemExit) as usage:  # one or the other
         main(["student-edition", "--out", str(out), "--force", "--update"])
     assert usage.value.code == 2
+
+
+def test_every_exercise_is_an_nbgrader_solution_cell_and_its_check_a_grade_cell_with_a_hidden_test():
+    ids = []
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        notebook_cells = [c for c in cells(path) if c["cell_type"] == "code"]
+        for index, cell in enumerate(notebook_cells):
+            if TAG not in cell["metadata"].get("tags", []):
+                continue
+            key = exercise_key(text(cell))
+            solution = cell["metadata"]["nbgrader"]
+            assert (
+                solution["solution"] and not solution["grade"] and solution["grade_id"] == f"ex{key.replace('.', '_')}"
+            )
+            check = notebook_cells[index + 1]  # the check cell follows its exercise
+            grade = check["metadata"]["nbgrader"]
+            assert grade["grade"] and grade["locked"] and not grade["solution"]
+            assert grade["points"] == EXERCISES[key].points and grade["grade_id"] == f"check{key.replace('.', '_')}"
+            name = EXERCISES[key].name
+            assert f'exercises.check("{key}", {name})' in text(check)
+            assert f'exercises.require("{key}", {name})' in text(check).split(HIDDEN_BEGIN, 1)[1]
+            ids += [solution["grade_id"], grade["grade_id"]]
+    assert len(ids) == 2 * len(EXERCISES) == len(set(ids))
+
+
+def test_the_kits_edition_drops_the_hidden_tests(edition):
+    for path in sorted(edition.glob("*.ipynb")):
+        assert all(HIDDEN_BEGIN not in text(c) and "exercises.require" not in text(c) for c in cells(path))
+    assert without_hidden_tests("a\n### BEGIN HIDDEN TESTS\nb\n### END HIDDEN TESTS\nc") == "a\nc"
+
+
+def test_require_raises_with_the_checks_message_unless_passed():
+    from ganet_lib.teaching.exercises import require
+
+    def lesion_wise_dice(lesion_dices, false_positives):
+        return sum(lesion_dices) / (len(lesion_dices) + false_positives) if lesion_dices or false_positives else 1.0
+
+    require("06.3", lesion_wise_dice, seed=5)  # right lines pass on any seed
+    with pytest.raises(AssertionError, match="Exercise 06.3"):
+        require("06.3", lambda lesion_dices, false_positives: 1.0, seed=5)
+
+
+def test_nbgrader_releases_the_teachers_notebooks_and_autogrades_a_submission(tmp_path):
+    """nbgrader's own commands on the kit's notebooks: generate_assignment hides every solution and
+    hidden test; autograde of a submission with 01.1 solved and 01.2 untouched gives 1 of 16 points."""
+    pytest.importorskip("nbgrader", reason="nbgrader is an extra of the test environment")
+    course = tmp_path / "course"
+    (course / "source" / "ganet").mkdir(parents=True)
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        (course / "source" / "ganet" / path.name).write_text(path.read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # its alembic
+
+    def nbgrader(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=course,
+            env=env,
+        )
+        assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-3000:]
+
+    nbgrader("generate_assignment", "ganet", "--force")
+    released = course / "release" / "ganet"
+    teacher = {path.name: cells(path) for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    for name, teacher_cells in teacher.items():
+        body = (released / name).read_text()
+        assert BEGIN not in body and HIDDEN_BEGIN not in body and "exercises.require" not in body
+        for cell in teacher_cells:
+            if TAG in cell["metadata"].get("tags", []):
+                assert all(json.dumps(line)[1:-1] not in body for line in solution_lines(text(cell)))
+    submission = json.loads((released / "01_data.ipynb").read_text())
+    solved = next(c for c in teacher["01_data.ipynb"] if text(c).startswith("# Exercise 01.1"))
+    for cell in submission["cells"]:
+        if text(cell).startswith("# Exercise 01.1"):
+            cell["source"] = solved["source"]
+    (course / "submitted" / "alice" / "ganet").mkdir(parents=True)
+    (course / "submitted" / "alice" / "ganet" / "01_data.ipynb").write_text(json.dumps(submission))
+    nbgrader("autograde", "ganet", "--force")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        grades = {
+            grade.name: grade.score
+            for notebook in gradebook.find_submission("ganet", "alice").notebooks
+            for grade in notebook.grades
+        }
+    assert grades["check01_1"] == 1.0 and grades["check01_2"] == 0.0
+    assert sum(grades.values()) == 1.0 and len(grades) == len(EXERCISES)
