@@ -45,9 +45,10 @@ class DataConfig:
     # The GAN and the adversarial feedback work on T1: without t1 only the unet variant trains.
     modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
     labels: str = (
-        "auto"  # auto | brats | whole-tumour: what the label maps hold (auto: decided from the files, see labels.py)
+        "auto"  # auto | brats | whole-tumour: what the label maps hold (auto: decided from the files, see labels.py;
+        # a run resolves it to brats, brats-rc for post-treatment data with a resection cavity, or whole-tumour)
     )
-    label_convention: str = "auto"  # auto | brats2012 | brats2017 | brats2023: how BraTS label maps are numbered
+    label_convention: str = "auto"  # auto | brats2012 | brats2017 | brats2023 | brats2024: how label maps are numbered
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ Conventions met in BraTS-like data (read from the label files, decided once per 
   arXiv 1811.02629, which merged them from 2017 on).
 - ``brats2017`` (BraTS 2017-2021): 1 NCR/NET, 2 edema, 4 enhancing.
 - ``brats2023`` (BraTS 2023 on): 1 NCR, 2 edema, 3 enhancing.
+- ``brats2024`` (BraTS 2024 on, adult glioma post-treatment; also the 2025/2026 data): 2023-style
+  names, 1 NETC, 2 SNFH, 3 enhancing, 4 RC, the resection cavity. A data set mixing 2023 maps
+  (no 4) with 2024 maps is one data set of this convention: 2024 extends 2023.
 - ``whole-tumour``: one tumour mask, 0 outside and any non-zero value (integer or float) inside.
 
-Inside the kit every label map uses one of two schemes: ``brats`` (0 background, 1 NCR/NET, 2 ED,
-4 ET: the 2017-2021 numbering) or ``whole-tumour`` (0 background, 1 tumour). `to_kit_labels`
-converts a file's values; `survey_labels` decides the convention of a whole data set and refuses
-a mixture.
+Inside the kit every label map uses one of three schemes: ``brats`` (0 background, 1 NCR/NET, 2 ED,
+4 ET: the 2017-2021 numbering), ``brats-rc`` (the same and 5 RC, for post-treatment data) or
+``whole-tumour`` (0 background, 1 tumour). `to_kit_labels` converts a file's values and
+`from_kit_labels` writes them back in a convention's own numbering; `survey_labels` decides the
+convention of a whole data set and refuses a mixture.
 """
 
 from __future__ import annotations
@@ -28,10 +32,22 @@ CONVENTIONS = {
     "NCR/NET)",
     "brats2017": "BraTS 2017-2021 numbering (1 NCR/NET, 2 edema, 4 enhancing)",
     "brats2023": "BraTS 2023+ numbering (1 NCR, 2 edema, 3 enhancing; 3 becomes the kit's 4)",
+    "brats2024": "BraTS 2024+ post-treatment numbering (1 NETC, 2 SNFH, 3 enhancing, 4 resection cavity; 3 becomes "
+    "the kit's 4 and 4 the kit's 5)",
     "whole-tumour": "whole-tumour masks (0 background, any non-zero value tumour; the kit's label 1)",
 }
-_ALLOWED = {"brats2012": {0, 1, 2, 3, 4}, "brats2017": {0, 1, 2, 4}, "brats2023": {0, 1, 2, 3}}
-THREE_BECOMES = {"brats2012": 1, "brats2023": 4}  # what label 3 means in the kit's numbering
+_ALLOWED = {
+    "brats2012": {0, 1, 2, 3, 4},
+    "brats2017": {0, 1, 2, 4},
+    "brats2023": {0, 1, 2, 3},
+    "brats2024": {0, 1, 2, 3, 4},
+}
+# A file's values that mean something else in the kit's numbering (the rest are equal).
+TO_KIT = {"brats2012": {3: 1}, "brats2017": {}, "brats2023": {3: 4}, "brats2024": {3: 4, 4: 5}}
+# The kit's values written back in a convention's own numbering (2012-2016's non-enhancing core was
+# merged into NCR/NET on reading, so it is written as 1, as BraTS 2017-2021 does).
+FROM_KIT = {"brats2012": {}, "brats2017": {}, "brats2023": {4: 3}, "brats2024": {4: 3, 5: 4}}
+RC = 5  # the resection cavity in the kit's numbering
 
 
 @dataclass(frozen=True)
@@ -68,13 +84,20 @@ class LabelScheme:
 BRATS = LabelScheme(
     "brats", (0, 1, 2, 4), ("background", "NCR/NET", "ED", "ET"), {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
 )
+# Post-treatment data: the cavity is a class of its own and a region of its own (RC), outside WT and TC.
+BRATS_RC = LabelScheme(
+    "brats-rc",
+    (0, 1, 2, 4, RC),
+    ("background", "NCR/NET", "ED", "ET", "RC"),
+    {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,), "RC": (RC,)},
+)
 WHOLE_TUMOUR = LabelScheme("whole-tumour", (0, 1), ("background", "tumour"), {"WT": (1,)})
-SCHEMES = {scheme.name: scheme for scheme in (BRATS, WHOLE_TUMOUR)}
+SCHEMES = {scheme.name: scheme for scheme in (BRATS, BRATS_RC, WHOLE_TUMOUR)}
 
 
 def scheme_of(convention: str) -> LabelScheme:
     """The kit's scheme for a data set's convention."""
-    return WHOLE_TUMOUR if convention == "whole-tumour" else BRATS
+    return {"whole-tumour": WHOLE_TUMOUR, "brats2024": BRATS_RC}.get(convention, BRATS)
 
 
 def scheme_for(labels_setting: str) -> LabelScheme:
@@ -113,9 +136,38 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
             "fix the file or set data.label_convention (or data.labels: whole-tumour) to the data set's convention."
         )
     label = raw.astype(np.uint8)
-    if convention in THREE_BECOMES:
-        label[label == 3] = THREE_BECOMES[convention]
+    if TO_KIT[convention]:
+        label = _recode(label, TO_KIT[convention])
     return label
+
+
+def _recode(label: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    lookup = np.arange(256, dtype=np.uint8)
+    for old, new in mapping.items():
+        lookup[old] = new
+    return lookup[label]
+
+
+def from_kit_labels(label: np.ndarray, convention: str) -> np.ndarray:
+    """The kit's uint8 labels in a convention's own numbering (`FROM_KIT`; whole-tumour: 0/1)."""
+    if convention == "whole-tumour":
+        return (label != 0).astype(np.uint8)
+    return _recode(label.astype(np.uint8), FROM_KIT[convention]) if FROM_KIT[convention] else label.astype(np.uint8)
+
+
+def numbering_for(convention: str, scheme: LabelScheme) -> str:
+    """The numbering a prediction of `scheme` is written in for data of `convention`: the data's own,
+    except that a cavity needs the 2024+ numbering (the older ones have no value for it)."""
+    if scheme.name == "whole-tumour":
+        return "whole-tumour"
+    if scheme.name == "brats-rc" and convention != "brats2024":
+        return "brats2024"
+    return "brats2017" if convention == "whole-tumour" else convention
+
+
+def file_values(convention: str) -> tuple[int, ...]:
+    """The label values a convention's files hold, background included."""
+    return (0, 1) if convention == "whole-tumour" else tuple(sorted(_ALLOWED[convention]))
 
 
 def nonzero_uint8_values(raw: np.ndarray) -> list[int]:
@@ -187,8 +239,9 @@ def survey_labels(
     def listed(case: str, only=None) -> str:
         return ", ".join(f"{v:g}" for v in values[case] if only is None or v in only)
 
-    if labels not in ("auto", "brats", "whole-tumour"):
+    if labels not in ("auto", "brats", "brats-rc", "whole-tumour"):
         raise KitInputError(f"data.labels is '{labels}'; use auto, brats or whole-tumour.")
+    labels = "brats" if labels == "brats-rc" else labels  # a resolved run's setting: BraTS labels with a cavity
     if convention != "auto" and convention not in _ALLOWED:
         raise KitInputError(f"data.label_convention is '{convention}'; use auto, {', '.join(_ALLOWED)}.")
     if labels == "whole-tumour":
@@ -227,7 +280,7 @@ def survey_labels(
 
     def admitted(case: str) -> set[str]:
         fits = {name for name, allowed in _ALLOWED.items() if set(values[case]) <= allowed}
-        return fits & {"brats2023"} if namings.get(case) == "brats2023" else fits
+        return fits & {"brats2023", "brats2024"} if namings.get(case) == "brats2023" else fits - {"brats2024"}
 
     if convention != "auto":
         wrong = next((case for case in values if convention not in admitted(case)), None)
@@ -249,11 +302,15 @@ def survey_labels(
             f"({named(other)}); "
             "convert the label maps to one convention or split the data set."
         )
+    if names_2023 and with_four:  # 2023-style names with a cavity: post-treatment data (2024 on)
+        others = len(values) - len(with_four)
+        return LabelSurvey(
+            "brats2024",
+            f"2023-style file names and label 4 in {len(with_four)} of {len(values)} label maps ({with_four[0]}, ...): "
+            f"{CONVENTIONS['brats2024']}"
+            + (f"; the {others} maps without 4 read the same (2024 extends 2023)." if others else "."),
+        )
     if both:
-        if names_2023:
-            raise KitInputError(
-                f"{named(both[0], capital=True)} holds both 3 and 4, which 2023-named files never do; fix that file."
-            )
         return LabelSurvey("brats2012", f"{both[0]} holds both 3 and 4: {CONVENTIONS['brats2012']}.")
     if with_three and with_four:
         raise KitInputError(

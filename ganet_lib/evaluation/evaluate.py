@@ -1,8 +1,10 @@
 """`ganet evaluate`: prediction files against BraTS label maps, per case and region (SPEC section 7).
 
-Predictions are `<case>.nii.gz` (or `.nii`) label maps with labels 0/1/2/4 (ET may be 3 for
-2023-numbered truth, NET may be 3 for 2012-2016 truth), or any non-zero tumour value for
-whole-tumour truth (then only WT is scored), one per truth case. A case without a prediction is scored as an empty
+Predictions are `<case>.nii.gz` (or `.nii`) label maps numbered as the truth is (`ganet predict`
+writes them so: 0/1/2/4 for 2017-2021 truth, 0/1/2/3 for 2023, 0-4 with 4 the resection cavity for
+2024+), or in the numbering `--pred-convention` names; a value that numbering does not use is
+refused, never guessed. For whole-tumour truth any non-zero value is tumour (only WT is scored).
+One prediction per truth case. A case without a prediction is scored as an empty
 prediction, with a warning. Two protocols (see `metrics`): `brats` (the one to trust) and
 `paper-slicewise` (the authors' 2D computation, to show where the paper's row comes from).
 """
@@ -19,7 +21,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, survey_cases, voxel_spacing
-from ganet_lib.data.labels import BRATS, THREE_BECOMES, LabelScheme, distinct_values, scheme_of
+from ganet_lib.data.labels import (
+    BRATS,
+    CONVENTIONS,
+    LabelScheme,
+    distinct_values,
+    file_values,
+    scheme_of,
+    to_kit_labels,
+)
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation import paper
 from ganet_lib.evaluation.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
@@ -29,7 +39,7 @@ from ganet_lib.run import RAW_SUFFIX, Run
 
 PROTOCOLS = ("brats", "paper-slicewise")
 COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
-REGION_ORDER = ("WT", "TC", "ET")
+REGION_ORDER = ("WT", "TC", "ET", "RC")
 
 
 def postprocess_description(checkpoint: Path) -> str:
@@ -49,8 +59,12 @@ def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
     return None
 
 
-def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -> np.ndarray:
-    """A prediction file in the kit's labels (0/1/2/4, or 0/1 for whole-tumour truth), checked against its case."""
+def read_prediction(
+    path: Path, case: BratsCase, truth_shape: tuple[int, ...], convention: str | None = None
+) -> np.ndarray:
+    """A prediction file in the kit's labels, checked against its case. Its values are read in the
+    numbering of the truth (`case.label_convention`), as `ganet predict` writes them, or in
+    `convention` when given; a value that numbering does not use is refused, never guessed."""
     try:
         image = nib.load(path)
         labels = np.asarray(image.dataobj)
@@ -63,23 +77,26 @@ def read_prediction(path: Path, case: BratsCase, truth_shape: tuple[int, ...]) -
             f"The prediction '{path}' has shape {labels.shape} but the truth '{case.label}' has {truth_shape}; "
             "predictions must be on the truth's voxel grid."
         )
-    convention = case.label_convention
+    convention = convention or case.label_convention
     if convention == "whole-tumour":
         return (labels != 0).astype(np.uint8)
     if labels.dtype.kind == "f":
         labels = np.rint(labels)
     values = {int(v) for v in distinct_values(labels)} | {0}
-    three = THREE_BECOMES.get(convention)  # what a 3 means beside this truth's numbering
-    allowed = {0, 1, 2, 4} | ({3} if three else set())
+    allowed = set(file_values(convention))
     if not values <= allowed:
+        hint = ""
+        if convention == "brats2023" and 4 in values and 3 not in values:
+            hint = (
+                " A 4 without any 3 is enhancing tumour in the 2017-2021 numbering (which kit versions before "
+                "December 2026 wrote for every case) or the resection cavity in 2024+ data;"
+            )
         raise KitInputError(
-            f"The prediction '{path}' holds label(s) {sorted(values - allowed)}; expected {sorted(allowed)} "
-            "(0 background, 1 NCR, 2 ED, 4 ET" + (f", 3 as in the truth's {convention} numbering)." if three else ").")
+            f"The prediction '{path}' holds label(s) {sorted(values - allowed)}, which the truth's "
+            f"{CONVENTIONS[convention]} does not use.{hint} Write it in the truth's numbering (`ganet predict` does), "
+            "or say its numbering with --pred-convention."
         )
-    labels = labels.astype(np.uint8)
-    if three:
-        labels[labels == 3] = three
-    return labels
+    return to_kit_labels(labels, convention, f"'{path}'")
 
 
 def evaluate_case(
@@ -112,6 +129,7 @@ def evaluate_case(
             for region, s in ((r, scores[r]) for r in regions)
         ]
     if protocol == "paper-slicewise":
+        regions = [r for r in regions if r in PAPER_COLUMNS]  # the paper has no resection cavity
         scores = paper_slicewise_scores(prediction, truth, {r: PAPER_COLUMNS[r] for r in regions})
         return [
             {"region": region, **scores[region], "lw_hd95": None, "tp": None, "fn": None, "fp": None}
@@ -120,7 +138,9 @@ def evaluate_case(
     raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
 
 
-def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dict], str | None]:
+def score_case(
+    case: BratsCase, pred_dir: Path, protocol: str, pred_convention: str | None = None
+) -> tuple[list[dict], str | None]:
     """Rows of one case (`evaluate_case`, with the subject), and a warning when it has no prediction."""
     truth = load_label(case)
     spacing = voxel_spacing(case.label)
@@ -130,7 +150,7 @@ def score_case(case: BratsCase, pred_dir: Path, protocol: str) -> tuple[list[dic
         warning = f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction"
         prediction = np.zeros_like(truth)
     else:
-        prediction = read_prediction(path, case, truth.shape)
+        prediction = read_prediction(path, case, truth.shape, pred_convention)
     scheme = scheme_of(case.label_convention)
     return [
         {"subject": case.case_id, **row}
@@ -143,13 +163,19 @@ def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:
 
 
 def evaluate_cases(
-    pred_dir: Path | str, cases: list[BratsCase], protocol: str = "brats", progress: bool = True, workers: int = 1
+    pred_dir: Path | str,
+    cases: list[BratsCase],
+    protocol: str = "brats",
+    progress: bool = True,
+    workers: int = 1,
+    pred_convention: str | None = None,
 ) -> list[dict]:
     """Score `pred_dir/<case>.nii.gz` against each case's label map; one row per case and region.
 
     Args:
         workers: processes scoring cases in parallel (1: in this process). The rows come back in
             the order of `cases` whatever the number.
+        pred_convention: the predictions' label numbering (None: the truth's, as `ganet predict` writes).
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
@@ -160,7 +186,9 @@ def evaluate_cases(
         raise KitInputError(f"Unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}.")
     if workers < 1:
         raise KitInputError(f"--workers is {workers}; give 1 or more processes.")
-    jobs = [(case, pred_dir, protocol) for case in cases]
+    if pred_convention is not None and pred_convention not in CONVENTIONS:
+        raise KitInputError(f"--pred-convention is '{pred_convention}'; use auto or one of {', '.join(CONVENTIONS)}.")
+    jobs = [(case, pred_dir, protocol, pred_convention) for case in cases]
     bar = dict(desc=f"evaluate ({protocol})", unit="case", disable=not progress, total=len(jobs))
     if workers == 1 or len(jobs) < 2:
         results = [_score_case_job(job) for job in tqdm(jobs, **bar)]
@@ -197,9 +225,11 @@ def evaluate_folder(
     labels: str = "auto",
     label_convention: str = "auto",
     workers: int = 1,
+    pred_convention: str = "auto",
 ) -> list[dict]:
     """`ganet evaluate`: every labelled case under `gt_dir` (any supported BraTS layout), its label
-    convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it."""
+    convention found in the files (`data.survey_cases`) unless `labels` / `label_convention` say it;
+    the predictions read in the same numbering unless `pred_convention` names theirs."""
     cases = [case for case in find_brats_cases(gt_dir) if case.label is not None]
     if not cases:
         raise KitInputError(f"No label maps (*_seg.nii.gz) found under '{gt_dir}'; --gt must hold the truth.")
@@ -207,7 +237,12 @@ def evaluate_folder(
     if progress:
         print(f"label maps: {survey.reason}")
     cases = [replace(case, convention=survey.convention) for case in cases]
-    return evaluate_cases(pred_dir, cases, protocol=protocol, progress=progress, workers=workers)
+    chosen = None if pred_convention == "auto" else pred_convention
+    if progress:
+        print(f"predictions read in {'the same numbering' if chosen is None else CONVENTIONS[chosen]}")
+    return evaluate_cases(
+        pred_dir, cases, protocol=protocol, progress=progress, workers=workers, pred_convention=chosen
+    )
 
 
 def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -252,12 +287,15 @@ def read_rows(path: Path | str) -> list[dict]:
 def table_2(run: Run) -> list[dict]:
     """Table 2 as the kit shows it: the paper's rows, then one row per `metrics/<variant>_<protocol>.csv` of `run`.
 
-    Each row: `model`, the paper's columns (`paper.TABLE_2_COLUMNS`; Dice in %, HD95 in mm for
-    `brats`, pixels x 10 for `paper-slicewise`) and `source`, which says what the numbers were
-    computed on. Kit rows come in the order ganet, unet, other variants; brats before paper-slicewise.
+    Each row: `model`, the paper's columns (`paper.table_2_columns`: the cavity's too for
+    post-treatment data; Dice in %, HD95 in mm for `brats`, pixels x 10 for `paper-slicewise`) and
+    `source`, which says what the numbers were computed on. Kit rows come in the order ganet,
+    unet, other variants; brats before paper-slicewise.
     """
+    columns = paper.table_2_columns(run.scheme.regions)
+    missing = [float("nan")] * (len(columns) - len(paper.TABLE_2_COLUMNS))  # the paper's rows have no RC
     rows = [
-        {"model": f"paper: {name}", **dict(zip(paper.TABLE_2_COLUMNS, values)), "source": paper.TABLE_2_SOURCES[name]}
+        {"model": f"paper: {name}", **dict(zip(columns, values + missing)), "source": paper.TABLE_2_SOURCES[name]}
         for name, values in paper.TABLE_2.items()
     ]
     metrics_dir = run.metrics_dir
@@ -297,7 +335,7 @@ def table_2(run: Run) -> list[dict]:
         rows.append(
             {
                 "model": f"kit: {name} ({protocol}{', ' + kind if kind else ''})",
-                **dict(zip(paper.TABLE_2_COLUMNS, paper.table_2_row(region_means(records)))),
+                **dict(zip(columns, paper.table_2_row(region_means(records), columns))),
                 "source": source,
             }
         )

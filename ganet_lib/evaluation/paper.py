@@ -43,14 +43,22 @@ TABLE_2_SOURCES = {
 }
 
 
-def table_2_row(means: dict[str, dict[str, float]]) -> list[float]:
+RC_COLUMNS = ["Dice RC", "HD95 RC", "LW Dice RC"]  # post-treatment data (BraTS 2024+): the resection cavity
+
+
+def table_2_columns(regions) -> list[str]:
+    """The paper's columns, and the cavity's when `regions` hold RC (the paper has no such column)."""
+    return TABLE_2_COLUMNS + (RC_COLUMNS if "RC" in regions else [])
+
+
+def table_2_row(means: dict[str, dict[str, float]], columns: list[str] = TABLE_2_COLUMNS) -> list[float]:
     """A Table 2 row (paper's column order and units) from `evaluate.region_means` output.
 
     Dice and LW Dice become %, HD95 stays as computed (mm for `brats`, pixels x 10 for
     `paper-slicewise`). A missing column is NaN.
     """
     row = []
-    for column in TABLE_2_COLUMNS:
+    for column in columns:
         metric, region = column.rsplit(" ", 1)
         key = {"Dice": "dice", "HD95": "hd95", "LW Dice": "lw_dice"}[metric]
         value = means.get(region, {}).get(key, float("nan"))

@@ -3,9 +3,11 @@
 Per case: the same pre-processing as training (brain slices, square brain box, per-volume
 normalisation, resize, enhancement; no slice is dropped), slice-wise inference, then every step
 undone: class probabilities are resized back to the box (bilinear), the arg-max becomes the
-scheme's labels (0/1/2/4 for BraTS labels; 0/1 for whole-tumour masks, the tumour written as 1),
+scheme's labels (0/1 for whole-tumour masks, the tumour written as 1),
 the box is pasted into the slice, the slice is transposed back into the volume's voxel
-axes, and the volume gets the input's exact shape and affine. Slices without brain are 0.
+axes, and the volume gets the input's exact shape and affine. Slices without brain are 0. The
+files are numbered as the data set numbers its labels (`labels.numbering_for`): 0/1/2/4 for
+2017-2021 cases, 0/1/2/3 for 2023 cases, and 4 for the resection cavity of 2024+ data.
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from ganet_lib.data.cases import (
     load_modalities,
     voxel_spacing,
 )
-from ganet_lib.data.labels import BRATS, LabelScheme, scheme_for
+from ganet_lib.data.labels import (
+    BRATS,
+    CONVENTIONS,
+    LabelScheme,
+    from_kit_labels,
+    numbering_for,
+    scheme_for,
+    to_kit_labels,
+)
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation.metrics import region_dice
 from ganet_lib.evaluation.postprocess import PostProcessing, chosen_and_raw, record_path, write_record
@@ -89,6 +99,7 @@ def predict_cases(
     scheme: LabelScheme = BRATS,
     postprocessing: PostProcessing | None = None,
     raw_dir: Path | str | None = None,
+    numbering: str = "auto",
 ) -> list[Path]:
     """Write OUT/<case>.nii.gz for every case (uint8 labels, the first modality's affine and header), atomically.
 
@@ -97,6 +108,8 @@ def predict_cases(
     Args:
         postprocessing: applied to the arg-max before writing (`postprocess`; None: the raw arg-max).
         raw_dir: also write the raw arg-max there (RAW/<case>.nii.gz), for raw and post-processed side by side.
+        numbering: the label numbering of the files (`labels.CONVENTIONS`); "auto": each case's own
+            (`labels.numbering_for`: 2017-2021 cases 0/1/2/4, 2023+ cases 0/1/2/3, and 4 for the cavity).
     """
     out_dir = Path(out_dir)
     model = model.to(device).eval()
@@ -107,12 +120,30 @@ def predict_cases(
             model, volumes, settings=settings, device=device, brain=brain_mask(case, volumes), scheme=scheme
         )
         reference = nib.load(case.images[case.modalities[0]])
+        written_as = numbering_for(case.label_convention if numbering == "auto" else numbering, scheme)
         if raw_dir is not None:
-            write_labels(labels, affine, reference.header, Path(raw_dir) / f"{case.case_id}.nii.gz")
+            raw = from_kit_labels(labels, written_as)
+            write_labels(raw, affine, reference.header, Path(raw_dir) / f"{case.case_id}.nii.gz")
         if postprocessing is not None:
             labels = postprocessing.apply(labels, voxel_spacing(reference), scheme)
+        labels = from_kit_labels(labels, written_as)
         written.append(write_labels(labels, affine, reference.header, out_dir / f"{case.case_id}.nii.gz"))
     return written
+
+
+def check_numbering(numbering: str, scheme: LabelScheme) -> None:
+    """Refuse a numbering that cannot hold the scheme's classes (a cavity in a pre-2024 numbering).
+
+    Raises:
+        KitInputError: in one sentence, with the numbering that would do.
+    """
+    if numbering != "auto" and numbering not in CONVENTIONS:
+        raise KitInputError(f"--numbering is '{numbering}'; use auto or one of {', '.join(CONVENTIONS)}.")
+    if scheme.name == "brats-rc" and numbering not in ("auto", "brats2024"):
+        raise KitInputError(
+            f"The model predicts the resection cavity, which the {numbering} numbering has no value for; use "
+            "--numbering brats2024 (or auto)."
+        )
 
 
 def write_labels(labels: np.ndarray, affine: np.ndarray, header, path: Path) -> Path:
@@ -127,12 +158,19 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, header, path: Path) -> 
 
 
 def predict_folder(
-    checkpoint: Path | str, input_dir: Path | str, out_dir: Path | str, progress: bool = True, postprocess: bool = True
+    checkpoint: Path | str,
+    input_dir: Path | str,
+    out_dir: Path | str,
+    progress: bool = True,
+    postprocess: bool = True,
+    numbering: str = "auto",
 ) -> list[Path]:
     """`ganet predict`: a checkpoint of `ganet train-seg`, any BraTS layout in (one case folder or a root).
 
     Applies the post-processing recorded beside the checkpoint (`postprocess.json`, chosen on the
-    run's validation subjects) unless `postprocess` is False, and says which rule it applied.
+    run's validation subjects) unless `postprocess` is False, and says which rule it applied. Writes
+    each case in its own numbering (`numbering` "auto": implied by its file names, 2023 names 0/1/2/3)
+    or in `numbering`, and says which.
     """
     model, config, _, _ = load_segmentation(checkpoint)
     modalities = config.data.modalities
@@ -144,8 +182,17 @@ def predict_folder(
             f"{', '.join(modalities)}."
         )
     scheme = scheme_for(config.data.labels)
+    check_numbering(numbering, scheme)
     if scheme.name == "whole-tumour":
         print("this model was trained on whole-tumour masks: the tumour is written as label 1, background 0")
+    else:
+        used = sorted({numbering_for(c.label_convention if numbering == "auto" else numbering, scheme) for c in cases})
+        print(
+            "labels written in "
+            + ("each case's own numbering: " if numbering == "auto" else "the numbering chosen: ")
+            + "; ".join(CONVENTIONS[name] for name in used)
+            + ("" if numbering != "auto" else " (--numbering chooses another)")
+        )
     rule = None
     if postprocess:
         record = postprocess_record(checkpoint)
@@ -174,6 +221,7 @@ def predict_folder(
         device=device,
         scheme=scheme,
         postprocessing=rule,
+        numbering=numbering,
     )
 
 
@@ -209,7 +257,7 @@ def predict_and_score(
         truth = load_label(case)
         kinds = [("post-processed", path)] + ([("raw", Path(raw_dir) / path.name)] if raw_dir is not None else [])
         for kind, file in kinds:
-            prediction = np.asarray(nib.load(file).dataobj)
+            prediction = to_kit_labels(np.asarray(nib.load(file).dataobj), numbering_for(case.label_convention, scheme))
             rows.append(
                 {"subject": case.case_id, "predictions": kind, **region_dice(prediction, truth, scheme.regions)}
             )

@@ -144,7 +144,9 @@ def cmd_train_seg(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from ganet_lib.evaluation.predict import predict_folder
 
-    written = predict_folder(args.checkpoint, args.input, args.out, postprocess=not args.no_postprocess)
+    written = predict_folder(
+        args.checkpoint, args.input, args.out, postprocess=not args.no_postprocess, numbering=args.numbering
+    )
     print(f"wrote {len(written)} label map(s) to {args.out}")
     return 0
 
@@ -165,6 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             labels=args.labels,
             label_convention=args.label_convention,
             workers=workers,
+            pred_convention=args.pred_convention,
         )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -359,10 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument(
         "--labels",
-        choices=["brats2017", "brats2012", "brats2023", "whole-tumour"],
+        choices=["brats2017", "brats2012", "brats2023", "brats2024", "whole-tumour"],
         default="brats2017",
-        help="label numbering: BraTS 2017-2021 (default), 2012-2016 (NET = 3), 2023+ (ET = 3, 2023 file names) or "
-        "whole-tumour masks",
+        help="label numbering: BraTS 2017-2021 (default), 2012-2016 (NET = 3), 2023+ (ET = 3, 2023 file names), "
+        "2024+ post-treatment (as 2023, every other subject with a resection cavity, 4) or whole-tumour masks",
     )
     synth.add_argument(
         "--intensity",
@@ -389,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument(
         "--label-convention",
-        choices=["auto", "brats2012", "brats2017", "brats2023"],
+        choices=["auto", "brats2012", "brats2017", "brats2023", "brats2024"],
         default="auto",
         help="how BraTS label maps are numbered (default: found in the files)",
     )
@@ -423,7 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--input", type=Path, required=True, help="one case folder or a data set root (any supported BraTS layout)"
     )
-    predict.add_argument("--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, labels 0/1/2/4")
+    predict.add_argument(
+        "--out", type=Path, required=True, help="output folder: OUT/<case>.nii.gz, in each case's own label numbering"
+    )
+    predict.add_argument(
+        "--numbering",
+        choices=["auto", "brats2012", "brats2017", "brats2023", "brats2024"],
+        default="auto",
+        help="label numbering of the files (default auto: the case's own; 2023 names 0/1/2/3, older 0/1/2/4, "
+        "4 = cavity for 2024+ models)",
+    )
     predict.add_argument(
         "--no-postprocess",
         action="store_true",
@@ -458,9 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--label-convention",
-        choices=["auto", "brats2012", "brats2017", "brats2023"],
+        choices=["auto", "brats2012", "brats2017", "brats2023", "brats2024"],
         default="auto",
         help="how the truth's BraTS label maps are numbered (default: found in the files)",
+    )
+    evaluate.add_argument(
+        "--pred-convention",
+        choices=["auto", "brats2012", "brats2017", "brats2023", "brats2024"],
+        default="auto",
+        help="how the predictions are numbered (default: as the truth, which is how ganet predict writes them)",
     )
     evaluate.add_argument(
         "--workers", type=int, default=0, help="processes scoring cases in parallel (default 0: one per CPU, at most 8)"

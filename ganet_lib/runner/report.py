@@ -146,8 +146,9 @@ def _table_2(run) -> str:
     rows = table_2(run)
     if len(rows) == len(paper.TABLE_2):
         return "Not computed in this run (notebook 06 or `ganet evaluate` into metrics/<variant>_<protocol>.csv)."
-    header = ["Model"] + paper.TABLE_2_COLUMNS + ["Source"]
-    body = [[row["model"]] + [row[column] for column in paper.TABLE_2_COLUMNS] + [row["source"]] for row in rows]
+    columns = [column for column in rows[0] if column not in ("model", "source")]
+    header = ["Model"] + columns + ["Source"]
+    body = [[row["model"]] + [row[column] for column in columns] + [row["source"]] for row in rows]
     return (
         markdown_table(header, body) + "\n\nDice in %; HD95 in mm for `brats`, in pixels x 10 for `paper-slicewise`. "
         "**The rows are not comparable with each other**: the paper's GANet-Seg row is the authors' slice-wise "

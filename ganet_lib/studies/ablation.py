@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ganet_lib.config import VARIANTS, ExperimentConfig, commit_description
+from ganet_lib.data.labels import scheme_for
 from ganet_lib.evaluation.evaluate import REGION_ORDER, evaluate_cases, read_rows, write_rows
 from ganet_lib.evaluation.postprocess import read_record, rule_of
 from ganet_lib.evaluation.predict import choose_postprocessing, predict_cases
@@ -126,6 +127,7 @@ def train_and_score_seed(run: Run, seed: int, progress: bool = True) -> dict[str
             out_dir=predictions,
             settings=config.preprocess,
             progress=False,
+            scheme=scheme_for(config.data.labels),
             postprocessing=rule,
             raw_dir=raw_predictions,
         )

@@ -13,8 +13,10 @@ from ganet_lib.data.labels import BRATS, LabelScheme
 from ganet_lib.files import atomic_file
 
 # Colours of the labels in every overlay, per label scheme.
-LABEL_COLOURS = {
-    "brats": {1: ("NCR/NET (1)", "#e41a1c"), 2: ("edema (2)", "#4daf4a"), 4: ("enhancing (4)", "#ffd92f")},
+_BRATS_COLOURS = {1: ("NCR/NET (1)", "#e41a1c"), 2: ("edema (2)", "#4daf4a"), 4: ("enhancing (4)", "#ffd92f")}
+LABEL_COLOURS = {  # the kit's label values (the cavity is the kit's 5, a 2024+ file's 4)
+    "brats": _BRATS_COLOURS,
+    "brats-rc": {**_BRATS_COLOURS, 5: ("resection cavity (5)", "#984ea3")},
     "whole-tumour": {1: ("tumour (1)", "#ff7f00")},
 }
 MODALITY_TITLES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}

@@ -43,6 +43,51 @@ def test_survey_decides_each_convention():
     assert survey_labels({"a": (1.0, 2.0, 3.0)}, {"a": "brats2020"}, convention="brats2012").convention == "brats2012"
 
 
+def test_2023_names_with_a_cavity_are_the_post_treatment_convention_and_2023_maps_join_them():
+    named = lambda values: {case: "brats2023" for case in values}  # noqa: E731
+    post = {"a": (1.0, 2.0, 3.0, 4.0), "b": (2.0, 4.0), "c": (1.0, 2.0, 3.0)}  # c: a 2023 map, no cavity
+    survey = survey_labels(post, named(post))
+    assert survey.convention == "brats2024" and survey.scheme.name == "brats-rc"
+    assert "2 of 3 label maps" in survey.reason and "2024 extends 2023" in survey.reason
+    assert survey_labels({"c": (1.0, 2.0, 3.0)}, named("c"), convention="brats2024").convention == "brats2024"
+    with pytest.raises(KitInputError, match="does not"):  # the 2023 numbering has no 4
+        survey_labels(post, named(post), convention="brats2023")
+    assert survey_labels(post, named(post), labels="brats-rc").convention == "brats2024"  # a resolved run's setting
+    cases = {"a": (1.0, 2.0, 3.0, 4.0)}
+    assert survey_labels(cases, {"a": "brats2020"}).convention == "brats2012"  # older names: as before
+
+
+def test_the_cavity_reads_as_the_kits_5_and_writes_back_as_4():
+    from ganet_lib.data.labels import BRATS_RC, from_kit_labels, numbering_for
+
+    raw = np.array([0, 1, 2, 3, 4], np.uint8)
+    kit = to_kit_labels(raw, "brats2024")
+    assert kit.tolist() == [0, 1, 2, 4, 5]
+    assert from_kit_labels(kit, "brats2024").tolist() == raw.tolist()
+    assert from_kit_labels(np.array([0, 1, 2, 4], np.uint8), "brats2023").tolist() == [0, 1, 2, 3]
+    assert from_kit_labels(np.array([0, 1, 2, 4], np.uint8), "brats2017").tolist() == [0, 1, 2, 4]
+    assert numbering_for("brats2023", BRATS_RC) == "brats2024"  # a cavity needs the 2024 numbering
+    assert BRATS_RC.regions["RC"] == (5,) and 5 not in BRATS_RC.regions["WT"]
+
+
+def test_synth_brats2024_writes_post_treatment_subjects_with_fluid_in_the_cavity(synthetic_root, tmp_path):
+    written = forms.rewrite_brats(synthetic_root / "brats", tmp_path / "post", labels="brats2024", progress=False)
+    cases = find_brats_cases(written)
+    assert all(case.naming == "brats2023" for case in cases)
+    survey = survey_cases(cases, progress=False)
+    assert survey.convention == "brats2024"
+    operated = [c for c in cases if 4 in np.unique(np.asanyarray(nib.load(c.label).dataobj))]
+    assert 0 < len(operated) < len(cases)  # every other subject: a cavity; the others are 2023-like maps
+    case = configure_cases(operated[:1], convention="brats2024")[0]
+    label = load_label(case)
+    volumes, _ = load_modalities(case, dtype=None)
+    t2, flair = volumes[case.modalities.index("t2")], volumes[case.modalities.index("flair")]
+    cavity, edema = label == 5, label == 2
+    assert cavity.any() and (label == 4).any()  # the cavity replaced part of the core; tumour remains
+    # Fluid: bright on T2, dark on FLAIR (suppressed), unlike the edema around it.
+    assert t2[cavity].mean() > t2[edema].mean() and flair[cavity].mean() < 0.5 * flair[edema].mean()
+
+
 @pytest.mark.parametrize(
     "values, namings, words",
     [
@@ -74,6 +119,7 @@ def test_kit_labels_of_each_convention():
         ("brats2017", "brats2017"),
         ("brats2012", "brats2012"),
         ("brats2023", "brats2023"),
+        ("brats2024", "brats2024"),
         ("whole-tumour", "whole-tumour"),
     ],
 )
@@ -88,6 +134,8 @@ def test_each_label_form_reads_back_as_the_source(synthetic_root, tmp_path, form
     for case, source in zip(configure_cases(cases, convention=survey.convention), sources):
         original = load_label(source)  # 0/1/2/4
         expected = (original != 0).astype(np.uint8) if form == "whole-tumour" else original
+        if form == "brats2024":  # the operated subjects' cavity replaced part of the core
+            expected = np.where(load_label(case) == 5, 5, expected).astype(np.uint8)
         np.testing.assert_array_equal(load_label(case), expected, err_msg=case.case_id)
 
 

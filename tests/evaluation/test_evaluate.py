@@ -113,6 +113,38 @@ def test_a_prediction_with_foreign_labels_is_refused(truth_and_predictions, tmp_
     assert "label(s) [3]" in capsys.readouterr().err
 
 
+def test_predictions_are_read_in_the_truths_numbering_and_a_4_beside_2023_truth_is_refused(tmp_path, capsys):
+    """2023-named truth: the prediction's ET is 3, as `ganet predict` writes it; an old 0/1/2/4 file is
+    refused with both readings named, and --pred-convention brats2017 reads it as it was meant."""
+    from ganet_lib.data.cases import voxel_spacing  # noqa: F401 (the kit's reader of the truth)
+    from ganet_lib.data.synthetic import brats_affine
+
+    gt, pred = tmp_path / "gt" / "BraTS-GLI-00001-000", tmp_path / "pred"
+    gt.mkdir(parents=True)
+    pred.mkdir()
+    truth = np.zeros((24, 24, 16), np.uint8)
+    truth[6:14, 6:14, 4:10] = 2
+    truth[8:12, 8:12, 5:9] = 3  # ET in the 2023 numbering
+    truth[9:11, 9:11, 6:8] = 1
+    affine = brats_affine(truth.shape)
+    for modality in ("t1n", "t1c", "t2w", "t2f"):
+        nib.save(nib.Nifti1Image(truth.astype(np.int16) + 1, affine), gt / f"BraTS-GLI-00001-000-{modality}.nii.gz")
+    nib.save(nib.Nifti1Image(truth, affine), gt / "BraTS-GLI-00001-000-seg.nii.gz")
+    nib.save(nib.Nifti1Image(truth, affine), pred / "BraTS-GLI-00001-000.nii.gz")  # the truth's own numbering
+    out = tmp_path / "scores.csv"
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(tmp_path / "gt"), "--out", str(out)]) == 0
+    rows = {row["region"]: row for row in read_rows(out)}
+    assert rows["ET"]["dice"] == 1.0 and rows["WT"]["dice"] == 1.0
+    old = np.where(truth == 3, 4, truth).astype(np.uint8)  # what kit versions before this change wrote
+    nib.save(nib.Nifti1Image(old, affine), pred / "BraTS-GLI-00001-000.nii.gz")
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(tmp_path / "gt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "label(s) [4]" in err and "resection cavity" in err and "--pred-convention" in err
+    args = ["evaluate", "--pred", str(pred), "--gt", str(tmp_path / "gt"), "--out", str(out)]
+    assert main(args + ["--pred-convention", "brats2017"]) == 0
+    assert {row["region"]: row for row in read_rows(out)}["ET"]["dice"] == 1.0
+
+
 def test_sweep_table_by_hand():
     scores = np.array([0.05, 0.15, 0.25, 0.35, 0.45, 0.5])
     positive = np.array([True, True, False, True, False, False])
