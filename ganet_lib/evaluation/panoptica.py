@@ -61,7 +61,6 @@ from pathlib import Path
 import cc3d
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
@@ -116,30 +115,39 @@ def _border(mask: np.ndarray) -> np.ndarray:
     return border
 
 
-def _nearest_distances(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Distance (mm) from each of `points` (N, 3 voxel indices) to the nearest of `targets`.
+def _voxels(mask: np.ndarray) -> np.ndarray:
+    """(N, 3) indices of `mask`'s voxels in C order (np.argwhere, faster through the flat index)."""
+    return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=1)
 
-    The k-d tree finds the nearest target; the distance is then recomputed from the integer offset
-    the way scipy's distance transform does ((offset * spacing)^2 summed over the axes in order,
-    square root), so the numbers are the distance transform's, bit for bit but for exact ties.
-    """
-    _, nearest = cKDTree(targets * spacing).query(points * spacing)
-    offset = (targets[nearest] - points).astype(np.float64) * spacing  # (N, 3)
+
+def _distances(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """|points - targets| in mm, row by row ((N, 3) voxel indices each), as scipy's distance transform
+    computes it: (offset * spacing)^2 summed over the axes in order, then the square root."""
+    offset = (targets - points).astype(np.float64) * spacing  # (N, 3)
     offset *= offset
     return np.sqrt(offset[:, 0] + offset[:, 1] + offset[:, 2])
 
 
-def _surface_distances(reference: np.ndarray, prediction: np.ndarray, spacing: np.ndarray) -> list[np.ndarray]:
-    """[from each reference border voxel, from each predicted one] to the other border, in mm.
+def _nearest(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distance in mm, index into `targets`) from each of `points` to its nearest target.
 
-    Both masks boolean, non-empty, with a zero layer all round.
+    A k-d tree finds the nearest target; the distance is then recomputed from the integer offset, so
+    the numbers are the distance transform's (panoptica's EDT of the border's complement), bit for
+    bit but for exact ties.
     """
-    reference_points = np.argwhere(_border(reference))
-    prediction_points = np.argwhere(_border(prediction))
-    return [
-        _nearest_distances(reference_points, prediction_points, spacing),
-        _nearest_distances(prediction_points, reference_points, spacing),
-    ]
+    _, nearest = cKDTree(targets * spacing).query(points * spacing)
+    return _distances(points, targets[nearest], spacing), nearest
+
+
+def _directed(
+    points: np.ndarray, targets: np.ndarray, spacing: np.ndarray, known: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Distances from `points` to the nearest of `targets`, `known` where `valid`, else searched."""
+    if valid.all():
+        return known
+    distances = known.copy()
+    distances[~valid] = _nearest(points[~valid], targets, spacing)[0]
+    return distances
 
 
 def _nsd_and_hd95(distances: list[np.ndarray], tolerance: float) -> tuple[float, float]:
@@ -176,24 +184,38 @@ def _zero_tp(n_prediction: int, n_reference: int) -> tuple[float, float, float]:
     return 0.0, 0.0, np.inf
 
 
-def _match(reference_labels: np.ndarray, prediction_labels: np.ndarray, n_reference: int, n_prediction: int):
-    """Matched reference and predicted labels (two arrays), and the table of label-pair voxel counts.
+def _match(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    reference_labels: np.ndarray,
+    prediction_labels: np.ndarray,
+    n_reference: int,
+    n_prediction: int,
+):
+    """Matched reference and predicted labels (two arrays, 1-based) and every pair's DSC.
 
-    The overlap of every pair comes from one histogram of label pairs: the (n_reference + 1) x
-    (n_prediction + 1) table of voxel counts whose row 0 / column 0 are the background.
+    The overlap of every pair comes from one histogram of the label pairs of the overlapping
+    voxels, the sizes from one histogram per side; DSC = 2 |A & B| / (|A| + |B|), as panoptica
+    computes it. Rows and columns in label order, as panoptica builds its cost matrix.
     """
-    pairs = reference_labels.astype(np.int64) * (n_prediction + 1) + prediction_labels
-    table = np.bincount(pairs.ravel(), minlength=(n_reference + 1) * (n_prediction + 1))
-    table = table.reshape(n_reference + 1, n_prediction + 1)
-    reference_sizes, prediction_sizes = table[1:, :].sum(axis=1), table[:, 1:].sum(axis=0)  # voxels per component
-    overlap = table[1:, 1:]  # (n_reference, n_prediction)
+    both = reference & prediction
+    pairs = (reference_labels[both].astype(np.int64) - 1) * n_prediction + prediction_labels[both] - 1
+    overlap = np.bincount(pairs, minlength=n_reference * n_prediction).reshape(n_reference, n_prediction)
+    reference_sizes = np.bincount(reference_labels[reference], minlength=n_reference + 1)[1:]
+    prediction_sizes = np.bincount(prediction_labels[prediction], minlength=n_prediction + 1)[1:]
     dsc = 2.0 * overlap / (reference_sizes[:, None] + prediction_sizes[None, :]).astype(np.float64)
     cost = np.full(overlap.shape, _UNMATCHED_COST)
     eligible = (overlap > 0) & (dsc >= MATCHING_THRESHOLD)
     cost[eligible] = 1.0 - dsc[eligible]
     rows, cols = linear_sum_assignment(cost)
     kept = cost[rows, cols] < 1.0
-    return rows[kept] + 1, cols[kept] + 1, table
+    return rows[kept] + 1, cols[kept] + 1, dsc
+
+
+def _indices_by_label(labels: np.ndarray, count: int) -> list[np.ndarray]:
+    """Indices into `labels` grouped by label: entry k lists where label k is (entry 0: label 0)."""
+    order = np.argsort(labels, kind="stable")
+    return np.split(order, np.searchsorted(labels[order], np.arange(1, count + 1)))
 
 
 def _group_scores(reference: np.ndarray, prediction: np.ndarray, spacing: np.ndarray, group: str) -> dict[str, float]:
@@ -214,14 +236,16 @@ def _group_scores(reference: np.ndarray, prediction: np.ndarray, spacing: np.nda
     prediction_labels, n_prediction = cc3d.connected_components(prediction, connectivity=26, return_N=True)
 
     # 3. Matching and counts.
+    matched_reference = matched_prediction = np.zeros(0, dtype=np.int64)
     if n_reference and n_prediction:
-        matched_reference, matched_prediction, table = _match(
-            reference_labels, prediction_labels, n_reference, n_prediction
+        matched_reference, matched_prediction, pair_dsc = _match(
+            reference,
+            prediction,
+            reference_labels=reference_labels,
+            prediction_labels=prediction_labels,
+            n_reference=n_reference,
+            n_prediction=n_prediction,
         )
-        reference_boxes = ndimage.find_objects(reference_labels)  # per label, index label - 1
-        prediction_boxes = ndimage.find_objects(prediction_labels)
-    else:
-        matched_reference = matched_prediction = np.zeros(0, dtype=np.int64)
     tp = len(matched_reference)
     fp, fn = n_prediction - tp, n_reference - tp
     precision = tp / (tp + fp) if tp + fp else np.nan
@@ -233,31 +257,52 @@ def _group_scores(reference: np.ndarray, prediction: np.ndarray, spacing: np.nda
 
     # 4. Global binary metrics. Official quirk: no spacing reaches them (unit voxels, NSD tolerance 0.5).
     overlap = np.count_nonzero(reference & prediction)
-    global_distances = None
-    if overlap == 0:
+    if overlap == 0:  # then no match either
         global_dsc, global_nsd, global_hd95 = _zero_tp(n_prediction, n_reference)
     else:
         global_dsc = 2 * overlap / (np.count_nonzero(reference) + np.count_nonzero(prediction))
-        global_distances = _surface_distances(reference, prediction, np.ones(3))
-        global_nsd, global_hd95 = _nsd_and_hd95(global_distances, _GLOBAL_NSD_TOLERANCE)
+        reference_border = _voxels(_border(reference))  # (N, 3) voxel indices
+        prediction_border = _voxels(_border(prediction))
+        from_reference, nearest_prediction = _nearest(reference_border, prediction_border, np.ones(3))
+        from_prediction, nearest_reference = _nearest(prediction_border, reference_border, np.ones(3))
+        global_nsd, global_hd95 = _nsd_and_hd95([from_reference, from_prediction], _GLOBAL_NSD_TOLERANCE)
 
     # 5. Lesionwise metrics of each match, with the spacing and a tolerance of its smallest step.
+    # A component's border is the group's border on its voxels (a 6-neighbour of a voxel is in the
+    # voxel's 26-connected component or outside the mask), so the group's border points are split by
+    # label. At unit spacing a border point whose nearest point on the whole other border lies in
+    # the matched component keeps that distance; only the others are searched again.
     dscs, nsds, hd95s = [], [], []
     tolerance = float(min(spacing))
+    unit = bool(np.all(spacing == 1.0))
+    if tp:
+        reference_point_labels = reference_labels[tuple(reference_border.T)]
+        prediction_point_labels = prediction_labels[tuple(prediction_border.T)]
+        reference_parts = _indices_by_label(reference_point_labels, n_reference)
+        prediction_parts = _indices_by_label(prediction_point_labels, n_prediction)
     for ref_label, pred_label in sorted(zip(matched_reference.tolist(), matched_prediction.tolist())):
-        ref_size, pred_size = int(table[ref_label, :].sum()), int(table[:, pred_label].sum())
-        dscs.append(2 * int(table[ref_label, pred_label]) / (ref_size + pred_size))
-        if n_reference == n_prediction == 1 and np.all(spacing == 1.0):
-            distances = global_distances  # the match is both whole masks, measured in the same unit
+        dscs.append(float(pair_dsc[ref_label - 1, pred_label - 1]))
+        ref_part, pred_part = reference_parts[ref_label], prediction_parts[pred_label]
+        ref_points, pred_points = reference_border[ref_part], prediction_border[pred_part]
+        if unit:
+            distances = [
+                _directed(
+                    ref_points,
+                    pred_points,
+                    spacing=spacing,
+                    known=from_reference[ref_part],
+                    valid=prediction_point_labels[nearest_prediction[ref_part]] == pred_label,
+                ),
+                _directed(
+                    pred_points,
+                    ref_points,
+                    spacing=spacing,
+                    known=from_prediction[pred_part],
+                    valid=reference_point_labels[nearest_reference[pred_part]] == ref_label,
+                ),
+            ]
         else:
-            # the pair's box, one voxel wider (the group's crop has a zero layer, so this stays inside)
-            pair_box = tuple(
-                slice(min(a.start, b.start) - 1, max(a.stop, b.stop) + 1)
-                for a, b in zip(reference_boxes[ref_label - 1], prediction_boxes[pred_label - 1])
-            )
-            pair_reference = reference_labels[pair_box] == ref_label
-            pair_prediction = prediction_labels[pair_box] == pred_label
-            distances = _surface_distances(pair_reference, pair_prediction, spacing)
+            distances = [_nearest(ref_points, pred_points, spacing)[0], _nearest(pred_points, ref_points, spacing)[0]]
         nsd, hd95 = _nsd_and_hd95(distances, tolerance)
         nsds.append(nsd)
         hd95s.append(hd95)
@@ -308,10 +353,15 @@ def brats_panoptica_scores(
     # the C order in which cc3d numbers components the same as panoptica's).
     prediction_zyx, truth_zyx = prediction.T, truth.T
     spacing_as_used = np.asarray(spacing, dtype=np.float64)
+    if truth_zyx.any() or prediction_zyx.any():  # every group lies in the box of all labelled voxels
+        box = _padded_box((truth_zyx > 0) | (prediction_zyx > 0))
+        prediction_zyx, truth_zyx = np.ascontiguousarray(prediction_zyx[box]), np.ascontiguousarray(truth_zyx[box])
+    truth_masks = {label: truth_zyx == label for label in range(1, MAX_LABEL + 1)}
+    prediction_masks = {label: prediction_zyx == label for label in range(1, MAX_LABEL + 1)}
     row: dict[str, float] = {}
     for group, labels in GROUPS.items():
-        reference_mask = np.isin(truth_zyx, labels)
-        prediction_mask = np.isin(prediction_zyx, labels)
+        reference_mask = np.logical_or.reduce([truth_masks[label] for label in labels])
+        prediction_mask = np.logical_or.reduce([prediction_masks[label] for label in labels])
         row.update(_group_scores(reference_mask, prediction_mask, spacing_as_used, group))
     return row
 
