@@ -19,6 +19,9 @@ kind of machine: 3.02 s against 0.47 s per case (`--official-ratio 6.4`). The ra
 official code printed here is derived from that: 6.4 x (baseline seconds / new seconds), measured
 on other cases than these; a derived figure, and printed as such.
 
+The BraTS 2025+ protocol (`--protocol brats-panoptica`) is timed against the official package itself
+by `benchmarks/bench_panoptica.py`.
+
 Usage:  .venv/bin/python benchmarks/bench_evaluate.py [--cases 20] [--workers 2] [--repeats 2]
 """
 

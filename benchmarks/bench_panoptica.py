@@ -11,6 +11,8 @@ Then, in one run on the same files:
 - the official pipeline, `brats-evaluate --config gli` + `brats-parse-metrics seg`, from the venv
   given by --oracle or $GANET_BRATS_EVAL_VENV (skipped, with a message, when there is none);
 - the kit's `score_folders` (reading the files, scoring, the table), with 1 worker and with N;
+- `ganet evaluate --protocol brats-panoptica` as a whole process (start-up, the label survey,
+  reading, scoring, the CSV), with --workers 1 and N, on the same files laid out as BraTS folders;
 and prints seconds per case, the speed-up, and the largest absolute difference over all columns
 and rows of the two tables (NaN equal to NaN, inf to inf).
 
@@ -25,6 +27,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from ganet_lib.evaluation.evaluate import read_rows
 from ganet_lib.evaluation.panoptica import COLUMNS, score_folders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,6 +197,36 @@ def main() -> None:
         started = time.perf_counter()
         tables[name] = score_folders(reference_dir, prediction_dir, workers=workers)
         timings[name] = time.perf_counter() - started
+        print(f"  {name}: {timings[name]:.2f} s", flush=True)
+
+    # `ganet evaluate --protocol brats-panoptica` as a user runs it: a whole process (start-up, the label
+    # survey, reading, scoring, the CSV), on the same files laid out as BraTS folders (links, no copies).
+    layout, predictions = work / "layout", work / "layout-pred"
+    for index in range(args.cases):
+        name = f"BraTS-GLI-{index + 1:05d}-000"
+        (layout / name).mkdir(parents=True, exist_ok=True)
+        predictions.mkdir(exist_ok=True)
+        for link, target in (
+            (layout / name / f"{name}-seg.nii.gz", reference_dir / f"{name}-seg.nii.gz"),
+            (predictions / f"{name}.nii.gz", prediction_dir / f"team-{index + 1:05d}-000.nii.gz"),
+        ):
+            if not link.exists():
+                link.symlink_to(target.resolve())
+    for workers in dict.fromkeys((1, args.workers)):
+        name = f"kit ganet evaluate, --workers {workers}"
+        out = work / f"kit-{workers}.csv"
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ganet_lib", "evaluate", "--protocol", "brats-panoptica", "--pred", str(predictions)]
+            + ["--gt", str(layout), "--out", str(out), "--workers", str(workers)],
+            capture_output=True,
+            text=True,
+            timeout=7200,
+        )
+        timings[name] = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"ganet evaluate failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        tables[name] = read_rows(out)
         print(f"  {name}: {timings[name]:.2f} s", flush=True)
 
     print(f"\n{args.cases} cases of {SHAPE}; {os.cpu_count()} CPUs: {cpu_name()}")

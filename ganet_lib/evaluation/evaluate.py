@@ -20,26 +20,36 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, survey_cases, voxel_spacing
+from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, read_volume, survey_cases, voxel_spacing
 from ganet_lib.data.labels import (
     BRATS,
     CONVENTIONS,
     LabelScheme,
     distinct_values,
     file_values,
+    from_kit_labels,
     scheme_of,
     to_kit_labels,
 )
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation import paper
 from ganet_lib.evaluation.metrics import PAPER_COLUMNS, brats_scores, paper_slicewise_scores
+from ganet_lib.evaluation.panoptica import brats_panoptica_scores, panoptica_table
 from ganet_lib.evaluation.postprocess import read_record, rule_of
 from ganet_lib.files import atomic_write_csv
 from ganet_lib.run import RAW_SUFFIX, Run
 
-PROTOCOLS = ("brats", "paper-slicewise")
+PANOPTICA = "brats-panoptica"  # the official BraTS evaluation from 2025 on (`panoptica`)
+PROTOCOLS = ("brats", PANOPTICA, "paper-slicewise")
+PANOPTICA_GROUPS = {"WT": "wt", "TC": "tc", "ET": "et", "RC": "rc"}  # the kit's regions -> the official groups
 COLUMNS = ("subject", "region", "dice", "hd95", "lw_dice", "lw_hd95", "tp", "fn", "fp")
 REGION_ORDER = ("WT", "TC", "ET", "RC")
+
+
+def protocols_for(scheme: LabelScheme) -> tuple[str, ...]:
+    """The protocols that apply to a scheme's label maps (whole-tumour masks have no sub-regions to
+    match, so no brats-panoptica)."""
+    return tuple(p for p in PROTOCOLS if p != PANOPTICA or scheme.name != "whole-tumour")
 
 
 def postprocess_description(checkpoint: Path) -> str:
@@ -60,11 +70,12 @@ def prediction_path(pred_dir: Path, case_id: str) -> Path | None:
 
 
 def read_prediction(
-    path: Path, case: BratsCase, truth_shape: tuple[int, ...], convention: str | None = None
+    path: Path, case: BratsCase, truth_shape: tuple[int, ...], convention: str | None = None, raw: bool = False
 ) -> np.ndarray:
     """A prediction file in the kit's labels, checked against its case. Its values are read in the
     numbering of the truth (`case.label_convention`), as `ganet predict` writes them, or in
-    `convention` when given; a value that numbering does not use is refused, never guessed."""
+    `convention` when given; a value that numbering does not use is refused, never guessed.
+    `raw`: the checked values as stored (uint8), not converted to the kit's numbering."""
     try:
         image = nib.load(path)
         labels = np.asarray(image.dataobj)
@@ -96,6 +107,8 @@ def read_prediction(
             f"{CONVENTIONS[convention]} does not use.{hint} Write it in the truth's numbering (`ganet predict` does), "
             "or say its numbering with --pred-convention."
         )
+    if raw:
+        return labels.astype(np.uint8, copy=False)
     return to_kit_labels(labels, convention, f"'{path}'")
 
 
@@ -142,9 +155,20 @@ def score_case(
     case: BratsCase, pred_dir: Path, protocol: str, pred_convention: str | None = None
 ) -> tuple[list[dict], str | None]:
     """Rows of one case (`evaluate_case`, with the subject), and a warning when it has no prediction."""
-    truth = load_label(case)
-    spacing = voxel_spacing(case.label)
     path = prediction_path(pred_dir, case.case_id)
+    spacing = voxel_spacing(case.label)
+    if protocol == PANOPTICA:  # one row per subject, the official's; a missing prediction gets the official's row
+        if path is None:
+            return [{"subject_id": case.label.name, "missing": True}], (
+                f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as missing (the official's row)"
+            )
+        return [
+            {
+                "subject_id": case.label.name,  # as brats-evaluate names a subject: its reference's file name
+                **brats_panoptica_scores(*_in_2024_numbering(case, path, pred_convention), spacing),
+            }
+        ], None
+    truth = load_label(case)
     warning = None
     if path is None:
         warning = f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction"
@@ -156,6 +180,30 @@ def score_case(
         {"subject": case.case_id, **row}
         for row in evaluate_case(prediction, truth, spacing=spacing, protocol=protocol, scheme=scheme)
     ], warning
+
+
+def _in_2024_numbering(case: BratsCase, path: Path, pred_convention: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, truth) numbered as BraTS 2024+ (1 NETC, 2 SNFH, 3 ET, 4 RC), as the official
+    evaluation reads them. Files already numbered so (2023, 2024) are used as they are, after the
+    same check of their values; others go through the kit's numbering."""
+    same = ("brats2023", "brats2024")
+    if case.label_convention in same and (pred_convention or case.label_convention) in same:
+        truth = _checked_raw(read_volume(case.label, dtype=None)[0], case.label_convention, case.label)
+        prediction = read_prediction(path, case, truth.shape, pred_convention, raw=True)
+        return prediction, truth
+    truth = load_label(case)
+    prediction = read_prediction(path, case, truth.shape, pred_convention)
+    return from_kit_labels(prediction, "brats2024"), from_kit_labels(truth, "brats2024")
+
+
+def _checked_raw(labels: np.ndarray, convention: str, source) -> np.ndarray:
+    """A label map as stored, as uint8, after the check `to_kit_labels` makes (values of `convention`)."""
+    if labels.dtype.kind == "f":
+        labels = np.rint(labels)
+    values = {int(v) for v in distinct_values(labels)} | {0}
+    if not values <= set(file_values(convention)):
+        to_kit_labels(labels, convention, f"'{source}'")  # raises the usual sentence
+    return labels.astype(np.uint8, copy=False)
 
 
 def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:
@@ -188,6 +236,11 @@ def evaluate_cases(
         raise KitInputError(f"--workers is {workers}; give 1 or more processes.")
     if pred_convention is not None and pred_convention not in CONVENTIONS:
         raise KitInputError(f"--pred-convention is '{pred_convention}'; use auto or one of {', '.join(CONVENTIONS)}.")
+    if protocol == PANOPTICA and any(case.label_convention == "whole-tumour" for case in cases):
+        raise KitInputError(
+            "The brats-panoptica protocol scores the BraTS sub-regions, which whole-tumour masks do not have; use "
+            "--protocol brats."
+        )
     jobs = [(case, pred_dir, protocol, pred_convention) for case in cases]
     bar = dict(desc=f"evaluate ({protocol})", unit="case", disable=not progress, total=len(jobs))
     if workers == 1 or len(jobs) < 2:
@@ -199,6 +252,10 @@ def evaluate_cases(
         if warning:
             warnings.warn(warning, stacklevel=2)
         rows += case_rows
+    if protocol == PANOPTICA:  # the official table: scored subjects, missing ones, then mean, std and median
+        return panoptica_table(
+            [row for row in rows if not row.get("missing")], [row["subject_id"] for row in rows if row.get("missing")]
+        )
     return rows
 
 
@@ -246,7 +303,22 @@ def evaluate_folder(
 
 
 def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """Mean of every score column per region (empty columns stay out)."""
+    """Mean of every score column per region (empty columns stay out). For the brats-panoptica table:
+    its own mean row (NaN skipped, as the official), as dice, nsd, hd95 (global) and lw_dice, lw_nsd,
+    lw_hd95 (lesion-wise)."""
+    if rows and "subject_id" in rows[0]:
+        mean = next(row for row in rows if row["subject_id"] == "mean")
+        return {
+            region: {
+                "dice": mean[f"global_dsc_{group}"],
+                "nsd": mean[f"global_nsd_{group}"],
+                "hd95": mean[f"global_hd95_{group}"],
+                "lw_dice": mean[f"lesionwise_dsc_mean_{group}"],
+                "lw_nsd": mean[f"lesionwise_nsd_mean_{group}"],
+                "lw_hd95": mean[f"lesionwise_hd95_mean_{group}"],
+            }
+            for region, group in PANOPTICA_GROUPS.items()
+        }
     means = {}
     for region in REGION_ORDER:
         selected = [row for row in rows if row["region"] == region]
@@ -259,7 +331,12 @@ def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def write_rows(path: Path | str, rows: list[dict]) -> Path:
-    """The CSV of `ganet evaluate` (exactly COLUMNS), written atomically."""
+    """The CSV of `ganet evaluate` (exactly COLUMNS; for brats-panoptica the official CSV's columns,
+    NaN as an empty cell as pandas writes it), written atomically."""
+    if rows and "subject_id" in rows[0]:
+        return atomic_write_csv(
+            path, [{k: "" if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
+        )
     return atomic_write_csv(
         path, [{column: ("" if row[column] is None else row[column]) for column in COLUMNS} for row in rows]
     )
@@ -269,6 +346,11 @@ def read_rows(path: Path | str) -> list[dict]:
     """Rows of a `ganet evaluate` CSV, scores as floats and empty cells as None (as `evaluate_case` gives them)."""
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
+    if records and "subject_id" in records[0]:  # the brats-panoptica table
+        return [
+            {k: v if k == "subject_id" else (float(v) if v != "" else float("nan")) for k, v in row.items()}
+            for row in records
+        ]
     if records and set(records[0]) != set(COLUMNS):
         raise KitInputError(
             f"'{path}' is not a `ganet evaluate` CSV: its columns must be exactly {', '.join(COLUMNS)}."
@@ -311,7 +393,7 @@ def table_2(run: Run) -> list[dict]:
 
     for variant, protocol in sorted(found, key=order):
         records = read_rows(found[variant, protocol])
-        subjects = len({row["subject"] for row in records})
+        subjects = len(records) - 3 if protocol == PANOPTICA else len({row["subject"] for row in records})
         name = variant.removesuffix(RAW_SUFFIX)
         checkpoint = run.seg(name).best
         trained_here = checkpoint.is_file()
@@ -329,6 +411,12 @@ def table_2(run: Run) -> list[dict]:
             + (
                 ("; WT = the tumour mask" if run.scheme.name == "whole-tumour" else "; WT/ET/TC = labels 1/2/4")
                 if protocol == "paper-slicewise"
+                else ""
+            )
+            + (
+                "; BraTS 2025+ rules (brats-evaluation 0.0.10): lesions matched one to one, global HD95 in voxels, "
+                "373 for an empty side, the official mean row"
+                if protocol == PANOPTICA
                 else ""
             )
         )
@@ -349,6 +437,12 @@ def write_table_2(run: Run) -> Path:
 
 def format_means(rows: list[dict], protocol: str) -> str:
     """The per-region means as a few printable lines."""
+    if protocol == PANOPTICA:
+        subjects = len(rows) - 3  # less the mean, std and median rows
+        lines = [f"mean over {subjects} subject(s), protocol {protocol} (the official BraTS 2025+ evaluation)"]
+        for region, means in region_means(rows).items():
+            lines.append(f"  {region}: " + "  ".join(f"{column} {value:.4f}" for column, value in means.items()))
+        return "\n".join(lines)
     cases = len({row["subject"] for row in rows})
     lines = [
         f"mean over {cases} case(s), protocol {protocol}"

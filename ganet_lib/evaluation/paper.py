@@ -47,20 +47,23 @@ RC_COLUMNS = ["Dice RC", "HD95 RC", "LW Dice RC"]  # post-treatment data (BraTS 
 
 
 def table_2_columns(regions) -> list[str]:
-    """The paper's columns, and the cavity's when `regions` hold RC (the paper has no such column)."""
-    return TABLE_2_COLUMNS + (RC_COLUMNS if "RC" in regions else [])
+    """The paper's columns, the cavity's when `regions` hold RC, then the normalised surface Dice of
+    each region (the BraTS 2025+ protocol's; the paper has neither)."""
+    with_rc = "RC" in regions
+    nsd = [f"NSD {region}" for region in ("WT", "ET", "TC", "RC") if region in regions or region != "RC"]
+    return TABLE_2_COLUMNS + (RC_COLUMNS if with_rc else []) + nsd
 
 
 def table_2_row(means: dict[str, dict[str, float]], columns: list[str] = TABLE_2_COLUMNS) -> list[float]:
     """A Table 2 row (paper's column order and units) from `evaluate.region_means` output.
 
-    Dice and LW Dice become %, HD95 stays as computed (mm for `brats`, pixels x 10 for
-    `paper-slicewise`). A missing column is NaN.
+    Dice, LW Dice and NSD become %, HD95 stays as computed (mm for `brats`, pixels x 10 for
+    `paper-slicewise`, voxels for `brats-panoptica`'s global HD95). A missing column is NaN.
     """
     row = []
     for column in columns:
         metric, region = column.rsplit(" ", 1)
-        key = {"Dice": "dice", "HD95": "hd95", "LW Dice": "lw_dice"}[metric]
+        key = {"Dice": "dice", "HD95": "hd95", "LW Dice": "lw_dice", "NSD": "nsd"}[metric]
         value = means.get(region, {}).get(key, float("nan"))
         row.append(100.0 * value if key != "hd95" else value)
     return row

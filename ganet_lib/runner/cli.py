@@ -448,19 +448,24 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="score predictions against BraTS label maps (per case and region, CSV)"
     )
     evaluate.add_argument(
-        "--pred", type=Path, required=True, help="folder of <case>.nii.gz predictions (labels 0/1/2/4)"
+        "--pred", type=Path, required=True, help="folder of <case>.nii.gz predictions, numbered as the truth"
     )
     evaluate.add_argument(
         "--gt", type=Path, required=True, help="truth: any supported BraTS layout; only the *_seg files are needed"
     )
     evaluate.add_argument(
         "--protocol",
-        choices=["brats", "paper-slicewise"],
+        choices=["brats", "brats-panoptica", "paper-slicewise"],
         default="brats",
-        help="brats: 3D BraTS 2023 lesion-wise evaluation (default); paper-slicewise: the authors' 2D computation",
+        help="brats: 3D BraTS 2023 lesion-wise evaluation (default); brats-panoptica: the official BraTS 2025+ "
+        "evaluation (brats-evaluation's columns, one row per subject, then mean, std, median); paper-slicewise: "
+        "the authors' 2D computation",
     )
     evaluate.add_argument(
-        "--out", type=Path, required=True, help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp"
+        "--out",
+        type=Path,
+        required=True,
+        help="CSV: subject,region,dice,hd95,lw_dice,lw_hd95,tp,fn,fp (brats-panoptica: the official CSV's columns)",
     )
     evaluate.add_argument(
         "--labels",

@@ -150,7 +150,10 @@ def _table_2(run) -> str:
     header = ["Model"] + columns + ["Source"]
     body = [[row["model"]] + [row[column] for column in columns] + [row["source"]] for row in rows]
     return (
-        markdown_table(header, body) + "\n\nDice in %; HD95 in mm for `brats`, in pixels x 10 for `paper-slicewise`. "
+        markdown_table(header, body) + "\n\nDice and NSD in %; HD95 in mm for `brats`, in voxels for `brats-panoptica` "
+        "(its global HD95, as the official code computes it), in pixels x 10 for `paper-slicewise`. "
+        "`brats-panoptica` is the official BraTS 2025+ evaluation (brats-evaluation 0.0.10's rules: lesions matched "
+        "one to one, NSD, 373 for an empty side; its mean row); `brats` the BraTS 2023 one. "
         "**The rows are not comparable with each other**: the paper's GANet-Seg row is the authors' slice-wise "
         "protocol "
         "(its WT / ET / TC columns are the labels 1 / 2 / 4, means over 2D slices, missed lesions never penalised); "

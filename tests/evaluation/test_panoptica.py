@@ -266,3 +266,39 @@ def test_missing_rows_and_summary_rows_follow_the_parser():
     assert table[3]["x_hd95"] == pytest.approx((1 + 3 + 373) / 3) and table[3]["y"] == 1.0  # NaN skipped
     assert table[4]["y"] == pytest.approx(math.sqrt(2))  # ddof 1
     assert table[5]["x_hd95"] == 3.0
+
+
+def test_ganet_evaluate_with_the_brats_panoptica_protocol_writes_the_official_csv(oracle, tmp_path, capsys):
+    """End to end, as a researcher runs it: the truth in the BraTS 2024 layout (a folder per subject),
+    the kit's CSV against the official commands' on the same files, every cell."""
+    from ganet_lib.evaluation.evaluate import read_rows
+    from ganet_lib.runner.cli import main
+
+    layout, flat, predictions = tmp_path / "gt", tmp_path / "reference", tmp_path / "pred"
+    for folder in (flat, predictions):
+        folder.mkdir()
+    for subject, (prediction, truth, spacing) in subjects().items():
+        affine = np.diag([*spacing, 1.0])
+        name = f"BraTS-GLI-{subject}"
+        (layout / name).mkdir(parents=True)
+        nib.save(nib.Nifti1Image(truth, affine), layout / name / f"{name}-seg.nii.gz")
+        shutil.copy(layout / name / f"{name}-seg.nii.gz", flat / f"{name}-seg.nii.gz")
+        if prediction is not None:
+            nib.save(nib.Nifti1Image(prediction.astype(np.uint8), affine), predictions / f"{name}.nii.gz")
+    out = tmp_path / "kit.csv"
+    args = ["evaluate", "--pred", str(predictions), "--gt", str(layout), "--out", str(out)]
+    assert main(args + ["--protocol", "brats-panoptica", "--workers", "2"]) == 0
+    assert "post-treatment" in capsys.readouterr().out  # the truth was read as 2024+ labels
+    official = official_table(oracle, flat, predictions, tmp_path)
+    with out.open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert list(written[0]) == list(official[0])
+    assert [row["subject_id"] for row in written] == [row["subject_id"] for row in official]
+    for kit_row, official_row in zip(written, official):
+        for column in COLUMNS:
+            expected, got = as_number(official_row[column]), as_number(kit_row[column])
+            assert (math.isnan(expected) and math.isnan(got)) or got == pytest.approx(expected, abs=1e-6), (
+                kit_row["subject_id"],
+                column,
+            )
+    assert read_rows(out)[-3]["subject_id"] == "mean"
