@@ -174,7 +174,7 @@ def score_case(
         warning = f"no prediction for {case.case_id} in '{pred_dir}'; scoring it as an empty prediction"
         prediction = np.zeros_like(truth)
     else:
-        prediction = read_prediction(path, case, truth.shape, pred_convention)
+        prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention)
     scheme = scheme_of(case.label_convention)
     return [
         {"subject": case.case_id, **row}
@@ -189,10 +189,10 @@ def _in_2024_numbering(case: BratsCase, path: Path, pred_convention: str | None)
     same = ("brats2023", "brats2024")
     if case.label_convention in same and (pred_convention or case.label_convention) in same:
         truth = _checked_raw(read_volume(case.label, dtype=None)[0], case.label_convention, case.label)
-        prediction = read_prediction(path, case, truth.shape, pred_convention, raw=True)
+        prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention, raw=True)
         return prediction, truth
     truth = load_label(case)
-    prediction = read_prediction(path, case, truth.shape, pred_convention)
+    prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention)
     return from_kit_labels(prediction, "brats2024"), from_kit_labels(truth, "brats2024")
 
 

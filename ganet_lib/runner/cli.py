@@ -145,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ganet_lib.evaluation.predict import predict_folder
 
     written = predict_folder(
-        args.checkpoint, args.input, args.out, postprocess=not args.no_postprocess, numbering=args.numbering
+        args.checkpoint, args.input, out_dir=args.out, postprocess=not args.no_postprocess, numbering=args.numbering
     )
     print(f"wrote {len(written)} label map(s) to {args.out}")
     return 0

@@ -333,7 +333,7 @@ Written {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")} from `{run_d
 
 {_table_1(run_dir)}
 
-## Table 2: segmentation, in two protocols
+## Table 2: segmentation, in three protocols
 
 {_table_2(run)}
 

@@ -31,6 +31,7 @@ from ganet_lib.evaluation.panoptica import (
 
 ORACLE_PACKAGES = ("brats-evaluation==0.0.10", "panoptica==2.1.7")
 ORACLE_CACHE = Path.home() / ".cache" / "ganet-kit" / "brats-evaluation-0.0.10"
+COMPLETE = ".complete"  # written last into a built cache venv
 ORACLE_SKIP = "official BraTS evaluation (brats-evaluation 0.0.10) not available"  # conftest.py looks for this
 SHAPE = (40, 48, 36)
 
@@ -39,25 +40,25 @@ SHAPE = (40, 48, 36)
 
 
 def _build_oracle(folder: Path) -> str | None:
-    """Build the oracle's virtual environment in `folder`; None, or why it failed."""
-    staging = folder.with_name(folder.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.parent.mkdir(parents=True, exist_ok=True)
+    """Build the oracle's virtual environment in `folder` (in place: a venv's scripts name their own
+    folder, so it cannot be moved), marked complete last; None, or why it failed."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True, capture_output=True, timeout=120)
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, capture_output=True, timeout=120)
         pip = subprocess.run(
-            [str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet", *ORACLE_PACKAGES],
+            [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", *ORACLE_PACKAGES],
             capture_output=True,
             text=True,
             timeout=600,
         )
     except (subprocess.SubprocessError, OSError) as error:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         return f"building a venv failed ({error})"
     if pip.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         return f"pip install {' '.join(ORACLE_PACKAGES)} failed: {pip.stderr.strip().splitlines()[-1:]}"
-    staging.rename(folder)
+    (folder / COMPLETE).write_text(" ".join(ORACLE_PACKAGES) + "\n")
     return None
 
 
@@ -66,9 +67,9 @@ def oracle() -> Path:
     """The bin/ folder of a venv with brats-evaluate and brats-parse-metrics."""
     configured = os.environ.get("GANET_BRATS_EVAL_VENV")
     folder = Path(configured) if configured else ORACLE_CACHE
-    if not (folder / "bin" / "brats-evaluate").is_file():
-        if configured:
-            pytest.skip(f"{ORACLE_SKIP}: GANET_BRATS_EVAL_VENV={configured} has no bin/brats-evaluate")
+    if configured and not (folder / "bin" / "brats-evaluate").is_file():
+        pytest.skip(f"{ORACLE_SKIP}: GANET_BRATS_EVAL_VENV={configured} has no bin/brats-evaluate")
+    if not configured and not (folder / COMPLETE).is_file():  # absent, or a build that was interrupted
         failure = _build_oracle(folder)
         if failure:
             pytest.skip(f"{ORACLE_SKIP}: {failure}; set GANET_BRATS_EVAL_VENV to a venv holding it")

@@ -130,7 +130,10 @@ def test_report_gathers_the_tables(tmp_path):
     text = write_report(tmp_path).read_text()
     assert "| 0.3 | 75.00% | 50.00% | 87.50% | 2 | 2 | 1 | 7 |" in text
     # Table 2 from metrics/ganet_brats.csv alone, columns WT ET TC: Dice %, HD95, LW Dice %
-    assert "| kit: ganet (brats) | 85 | 60 | 60 | 3.5 | 2 | 6 | 70 | 60 | 60 | synthetic data, 2 test subjects" in text
+    assert (
+        "| kit: ganet (brats) | 85 | 60 | 60 | 3.5 | 2 | 6 | 70 | 60 | 60 |  |  |  | synthetic data, 2 test subjects"
+        in text
+    )
     assert "| paper: GANnet-Seg | 81.28 |" in text
     assert "| 01_data.ipynb | 12.5 |" in text and "Reused (settings unchanged): GAN checkpoint" in text
     assert "Synthetic segmentation data" in text and run.config.profile in text
