@@ -322,6 +322,8 @@ def region_means(rows: list[dict]) -> dict[str, dict[str, float]]:
     means = {}
     for region in REGION_ORDER:
         selected = [row for row in rows if row["region"] == region]
+        if not selected:  # a region this data set does not have (RC before 2024)
+            continue
         means[region] = {
             column: float(np.mean([row[column] for row in selected]))
             for column in COLUMNS[2:]

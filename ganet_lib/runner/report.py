@@ -220,7 +220,11 @@ def _ablation(run_dir: Path) -> str:
             regions = ("WT", "TC", "ET")  # a region the labels do not have (whole-tumour masks: TC, ET) stays empty
             rows.append(
                 [variant, kind]
-                + [means[g].get(column, float("nan")) for column in ("dice", "hd95", "lw_dice") for g in regions]
+                + [
+                    means.get(g, {}).get(column, float("nan"))
+                    for column in ("dice", "hd95", "lw_dice")
+                    for g in regions
+                ]
                 + [sum(seconds) / len(seconds) if seconds else float("nan")]
             )
     if not rows:

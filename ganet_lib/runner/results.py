@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ganet_lib.config import VARIANTS, commit_description
-from ganet_lib.evaluation.evaluate import REGION_ORDER, read_rows, region_means
+from ganet_lib.evaluation.evaluate import read_rows, region_means
 from ganet_lib.evaluation.postprocess import read_record, summary_sentence
 from ganet_lib.files import atomic_write_text
 from ganet_lib.run import RunLayout, open_run
@@ -97,9 +97,9 @@ def _segmentation(run_dir: Path) -> str:
             means, subjects = region_means(rows), len({row["subject"] for row in rows})
             body.append(
                 [variant, kind, subjects]
-                + [f"{means[r]['dice']:.3f}" if "dice" in means[r] else "" for r in REGION_ORDER]
+                + [f"{means[r]['dice']:.3f}" if "dice" in means.get(r, {}) else "" for r in ("WT", "TC", "ET")]
                 + [f"{means['WT']['hd95']:.1f}", f"{means['WT']['lw_dice']:.3f}"]
-                + [f"{means[r]['lw_dice']:.3f}" if "lw_dice" in means[r] else "" for r in ("TC", "ET")]
+                + [f"{means[r]['lw_dice']:.3f}" if "lw_dice" in means.get(r, {}) else "" for r in ("TC", "ET")]
             )
         if layout.seg(variant).best.is_file():
             rules.append("- Post-processing of " + summary_sentence(read_record(layout.seg(variant).best), variant))
