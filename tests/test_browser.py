@@ -233,11 +233,25 @@ def choose(explorer, text: str) -> None:
 
 
 def move_slider(page, slider, presses: int) -> None:
-    """Keyboard on the slider's handle, as a student would nudge it (continuous_update=False: one update)."""
-    handle = slider.locator(".noUi-handle")
-    handle.focus()
-    for _ in range(presses):
-        page.keyboard.press("ArrowRight")
+    """Keyboard on the slider's handle, as a student would nudge it (continuous_update=False: one update).
+    One CI run (under load) lost the key presses right after a redraw: the readout never moved and the
+    figure never changed (the same test passed on a rerun). Presses that did not move the readout are
+    repeated once; the figure check that follows is unchanged."""
+    handle, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
+    before = readout.inner_text()
+    for _attempt in range(2):
+        handle.focus()
+        for _ in range(presses):
+            page.keyboard.press("ArrowRight")
+        try:
+            page.wait_for_function(
+                "([element, before]) => element.innerText !== before",
+                arg=[readout.element_handle(), before],
+                timeout=5_000,
+            )
+            return
+        except Exception:  # playwright's TimeoutError: the presses were lost; try once more
+            continue
 
 
 def test_enhancement_explorer_in_jupyterlab(lab, browser):
