@@ -23,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def ganet_grade(submissions: Path, out: Path, *options: str) -> subprocess.CompletedProcess:
+    """`ganet grade SUBMISSIONS --out OUT OPTIONS` in a process of its own, from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "ganet_lib", "grade", str(submissions), "--out", str(out), *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+
+
 def solve(notebook: dict, key: str, body: str) -> dict:
     """`notebook` (a student edition) with the stub of exercise `key` replaced by `body`, indented as
     the stub; a body starting with 'CELL:' replaces the whole cell."""
@@ -132,14 +143,7 @@ def graded(tmp_path_factory):
     canary = Path(tempfile.mkdtemp(dir=ROOT / ".pytest_cache" if (ROOT / ".pytest_cache").is_dir() else ROOT))
     canary = canary / "written_by_a_student.txt"
     write_class(work / "submissions", canary, server.server_address[1])
-    result = subprocess.run(
-        [sys.executable, "-m", "ganet_lib", "grade", str(work / "submissions"), "--out", str(work / "grades.csv")]
-        + ["--timeout", "20", "--seed", "7", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
+    result = ganet_grade(work / "submissions", work / "grades.csv", "--timeout", "20", "--seed", "7", "--workers", "2")
     server.shutdown()
     assert result.returncode == 0, result.stderr[-3000:]
     with open(work / "grades.csv", newline="") as handle:
@@ -237,13 +241,7 @@ def test_the_unshare_fallback_still_cuts_the_network(tmp_path):
         "return 1.0"
     )
     (home / "06_evaluation.ipynb").write_text(json.dumps(solve(notebook, "06.3", body)))
-    result = subprocess.run(
-        [sys.executable, "-m", "ganet_lib", "grade", str(tmp_path / "submissions"), "--out", str(tmp_path / "g.csv")]
-        + ["--isolation", "unshare", "--timeout", "20"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = ganet_grade(tmp_path / "submissions", tmp_path / "g.csv", "--isolation", "unshare", "--timeout", "20")
     server.shutdown()
     assert result.returncode == 0, result.stderr[-2000:]
     assert "isolation: unshare" in result.stdout and "file system stays writable" in result.stdout
@@ -264,20 +262,10 @@ def test_the_grader_never_hides_the_kit_or_python(tmp_path):
 
 
 def test_bad_arguments_are_one_sentence_and_exit_2(tmp_path):
-    missing = subprocess.run(
-        [sys.executable, "-m", "ganet_lib", "grade", str(tmp_path / "nope"), "--out", str(tmp_path / "g.csv")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = ganet_grade(tmp_path / "nope", tmp_path / "g.csv")
     assert missing.returncode == 2 and "There is no folder" in missing.stderr
     (tmp_path / "empty").mkdir()
-    empty = subprocess.run(
-        [sys.executable, "-m", "ganet_lib", "grade", str(tmp_path / "empty"), "--out", str(tmp_path / "g.csv")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    empty = ganet_grade(tmp_path / "empty", tmp_path / "g.csv")
     assert empty.returncode == 2 and "holds no student folder" in empty.stderr
     assert not (tmp_path / "g.csv").exists()
     shutil.rmtree(tmp_path / "empty")
