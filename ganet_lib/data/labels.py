@@ -111,8 +111,9 @@ def default_convention(naming: str) -> str:
     return "brats2023" if naming == "brats2023" else "brats2017"
 
 
-def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map") -> np.ndarray:
-    """A label map as stored (any integer or float dtype) -> the kit's uint8 labels.
+def stored_labels(raw: np.ndarray, convention: str, source: str = "the label map") -> np.ndarray:
+    """A label map as stored (any integer or float dtype) as uint8 in its own numbering, after checking
+    that it holds only values `convention` uses (whole-tumour masks: 0/1).
 
     Raises:
         KitInputError: a value the convention does not use (names `source` and the fix).
@@ -135,24 +136,41 @@ def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map
             f"{CONVENTIONS[convention]} does not use; "
             "fix the file or set data.label_convention (or data.labels: whole-tumour) to the data set's convention."
         )
-    label = raw.astype(np.uint8)
-    if TO_KIT[convention]:
-        label = _recode(label, TO_KIT[convention])
-    return label
+    return raw.astype(np.uint8, copy=False)
 
 
-def _recode(label: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+KIT = "kit"  # the kit's own numbering, for `renumber`
+
+
+def renumber(labels: np.ndarray, source: str, target: str) -> np.ndarray:
+    """uint8 `labels` numbered as `source` in the numbering `target` (conventions, or KIT): through the
+    kit's numbering (`TO_KIT`, then `FROM_KIT`; whole-tumour: 0/1). The array itself when the two
+    numberings agree on every value (2023 to 2024, a convention to itself)."""
+    if target == "whole-tumour":
+        return (labels != 0).astype(np.uint8)
     lookup = np.arange(256, dtype=np.uint8)
-    for old, new in mapping.items():
+    for old, new in TO_KIT.get(source, {}).items():
         lookup[old] = new
-    return lookup[label]
+    back = np.arange(256, dtype=np.uint8)
+    for old, new in FROM_KIT.get(target, {}).items():
+        back[old] = new
+    lookup = back[lookup]
+    return labels if np.array_equal(lookup, np.arange(256)) else lookup[labels]
+
+
+def to_kit_labels(raw: np.ndarray, convention: str, source: str = "the label map") -> np.ndarray:
+    """A label map as stored (any integer or float dtype) -> the kit's uint8 labels (`stored_labels`,
+    then `renumber`).
+
+    Raises:
+        KitInputError: a value the convention does not use (names `source` and the fix).
+    """
+    return renumber(stored_labels(raw, convention, source), convention, KIT)
 
 
 def from_kit_labels(label: np.ndarray, convention: str) -> np.ndarray:
     """The kit's uint8 labels in a convention's own numbering (`FROM_KIT`; whole-tumour: 0/1)."""
-    if convention == "whole-tumour":
-        return (label != 0).astype(np.uint8)
-    return _recode(label.astype(np.uint8), FROM_KIT[convention]) if FROM_KIT[convention] else label.astype(np.uint8)
+    return renumber(label.astype(np.uint8, copy=False), KIT, convention)
 
 
 def numbering_for(convention: str, scheme: LabelScheme) -> str:

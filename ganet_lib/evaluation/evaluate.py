@@ -24,12 +24,13 @@ from ganet_lib.data.cases import BratsCase, find_brats_cases, load_label, read_v
 from ganet_lib.data.labels import (
     BRATS,
     CONVENTIONS,
+    KIT,
     LabelScheme,
     distinct_values,
     file_values,
-    from_kit_labels,
+    renumber,
     scheme_of,
-    to_kit_labels,
+    stored_labels,
 )
 from ganet_lib.errors import KitInputError
 from ganet_lib.evaluation import paper
@@ -89,27 +90,23 @@ def read_prediction(
             "predictions must be on the truth's voxel grid."
         )
     convention = convention or case.label_convention
-    if convention == "whole-tumour":
-        return (labels != 0).astype(np.uint8)
-    if labels.dtype.kind == "f":
-        labels = np.rint(labels)
-    values = {int(v) for v in distinct_values(labels)} | {0}
-    allowed = set(file_values(convention))
-    if not values <= allowed:
+    try:
+        stored = stored_labels(labels, convention, f"'{path}'")
+    except KitInputError:  # the sentence for a prediction: what its numbering is taken to be, and the options
+        found = {int(v) for v in distinct_values(np.rint(labels) if labels.dtype.kind == "f" else labels)}
+        unexpected = sorted(found - set(file_values(convention)))
         hint = ""
-        if convention == "brats2023" and 4 in values and 3 not in values:
+        if convention == "brats2023" and 4 in found and 3 not in found:
             hint = (
                 " A 4 without any 3 is enhancing tumour in the 2017-2021 numbering (which kit versions before "
                 "December 2026 wrote for every case) or the resection cavity in 2024+ data;"
             )
         raise KitInputError(
-            f"The prediction '{path}' holds label(s) {sorted(values - allowed)}, which the truth's "
+            f"The prediction '{path}' holds label(s) {unexpected}, which the truth's "
             f"{CONVENTIONS[convention]} does not use.{hint} Write it in the truth's numbering (`ganet predict` does), "
             "or say its numbering with --pred-convention."
-        )
-    if raw:
-        return labels.astype(np.uint8, copy=False)
-    return to_kit_labels(labels, convention, f"'{path}'")
+        ) from None
+    return stored if raw else renumber(stored, convention, KIT)
 
 
 def evaluate_case(
@@ -184,26 +181,13 @@ def score_case(
 
 def _in_2024_numbering(case: BratsCase, path: Path, pred_convention: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, truth) numbered as BraTS 2024+ (1 NETC, 2 SNFH, 3 ET, 4 RC), as the official
-    evaluation reads them. Files already numbered so (2023, 2024) are used as they are, after the
-    same check of their values; others go through the kit's numbering."""
-    same = ("brats2023", "brats2024")
-    if case.label_convention in same and (pred_convention or case.label_convention) in same:
-        truth = _checked_raw(read_volume(case.label, dtype=None)[0], case.label_convention, case.label)
-        prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention, raw=True)
-        return prediction, truth
-    truth = load_label(case)
-    prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention)
-    return from_kit_labels(prediction, "brats2024"), from_kit_labels(truth, "brats2024")
-
-
-def _checked_raw(labels: np.ndarray, convention: str, source) -> np.ndarray:
-    """A label map as stored, as uint8, after the check `to_kit_labels` makes (values of `convention`)."""
-    if labels.dtype.kind == "f":
-        labels = np.rint(labels)
-    values = {int(v) for v in distinct_values(labels)} | {0}
-    if not values <= set(file_values(convention)):
-        to_kit_labels(labels, convention, f"'{source}'")  # raises the usual sentence
-    return labels.astype(np.uint8, copy=False)
+    evaluation reads them; files already numbered so (2023, 2024) are used as they are (`renumber`)."""
+    truth = stored_labels(read_volume(case.label, dtype=None)[0], case.label_convention, f"'{case.label}'")
+    prediction = read_prediction(path, case, truth_shape=truth.shape, convention=pred_convention, raw=True)
+    return (
+        renumber(prediction, pred_convention or case.label_convention, "brats2024"),
+        renumber(truth, case.label_convention, "brats2024"),
+    )
 
 
 def _score_case_job(job: tuple) -> tuple[list[dict], str | None]:

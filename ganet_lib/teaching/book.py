@@ -33,7 +33,7 @@ from PIL import Image
 from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_folder
 from ganet_lib.run import RunLayout
-from ganet_lib.teaching.student import student_notebook
+from ganet_lib.teaching.student import cell_source, student_notebook
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -160,10 +160,6 @@ def without_widgets(notebook: dict) -> dict:
 # Alt texts ---------------------------------------------------------------------------------------
 
 
-def _source(cell: dict) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-
-
 def saved_figure_title(path: Path) -> str:
     """The title `viz.save_figure` wrote into a PNG's metadata; '' when the file or title is missing."""
     if not path.is_file() or path.suffix != ".png":
@@ -192,7 +188,7 @@ def add_alt_texts(notebook: dict, figures_dir: Path) -> dict:
     whose saved PNG may carry the figure's title."""
     section = ""
     for cell in notebook["cells"]:
-        source = _source(cell)
+        source = cell_source(cell)
         if cell["cell_type"] == "markdown":
             headings = [line.lstrip("#").strip() for line in source.split("\n") if line.startswith("#")]
             section = headings[-1] if headings else section
@@ -216,7 +212,7 @@ def add_alt_texts(notebook: dict, figures_dir: Path) -> dict:
 def _title_and_summary(notebook: dict, fallback: str) -> tuple[str, str]:
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
-            lines = _source(cell).split("\n")
+            lines = cell_source(cell).split("\n")
             title = next((line.lstrip("# ").strip() for line in lines if line.startswith("#")), fallback)
             paragraph = []
             for line in lines[1:]:
@@ -248,8 +244,9 @@ def run_machine(run_dir: Path) -> str:
     """The machine the run ran on, as the run recorded it (run_summary.json, else report.md's
     "Machine" section); never this machine's, which may not be the run's."""
     summary = run_dir / "run_summary.json"
-    if summary.is_file() and json.loads(summary.read_text()).get("machine"):
-        return json.loads(summary.read_text())["machine"]
+    recorded = json.loads(summary.read_text()).get("machine") if summary.is_file() else None
+    if recorded:
+        return recorded
     report = run_dir / "report.md"
     if report.is_file():
         found = re.search(r"^## Machine\s*\n\s*\n(.+)$", report.read_text(), flags=re.MULTILINE)

@@ -45,7 +45,7 @@ import torch
 from ganet_lib.files import atomic_file
 from ganet_lib.teaching import exercises
 from ganet_lib.teaching.exercises import EXERCISES, HIDDEN_CASES, PACKAGE_DIR
-from ganet_lib.teaching.student import exercise_key
+from ganet_lib.teaching.student import cell_source, exercise_key
 
 PASSED, FAILED, NOT_ATTEMPTED, TIMED_OUT, ERROR, MISSING = (
     "passed",
@@ -134,11 +134,6 @@ def find_isolation(wanted: str = "auto") -> Isolation:
 # --- what a submission holds ---------------------------------------------------------------------------------
 
 
-def _source(cell: dict) -> str:
-    source = cell.get("source", "")
-    return source if isinstance(source, str) else "".join(source)
-
-
 def _imports(source: str) -> list[str]:
     """The top-level import statements of a cell (what the exercise cells below it may rely on)."""
     try:
@@ -155,7 +150,7 @@ def exercise_sources(notebook: dict) -> dict[str, tuple[str, list[str]]]:
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
-        source = _source(cell)
+        source = cell_source(cell)
         key = exercise_key(source)
         if key is not None and key not in found:
             found[key] = (source, list(imports))

@@ -90,8 +90,10 @@ def solution_lines(source: str) -> list[str]:
     return found
 
 
-def _source(cell: dict) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+def cell_source(cell: dict) -> str:
+    """A notebook cell's source as one string (nbformat stores a string or a list of lines)."""
+    source = cell.get("source", "")
+    return source if isinstance(source, str) else "".join(source)
 
 
 def student_notebook(notebook: dict, name: str = "notebook", keep_outputs: bool = False) -> tuple[dict, list[str]]:
@@ -103,10 +105,10 @@ def student_notebook(notebook: dict, name: str = "notebook", keep_outputs: bool 
         if cell["cell_type"] == "code":
             if not keep_outputs:
                 cell["outputs"], cell["execution_count"] = [], None
-            if HIDDEN_BEGIN in _source(cell):
-                cell["source"] = without_hidden_tests(_source(cell))
+            if HIDDEN_BEGIN in cell_source(cell):
+                cell["source"] = without_hidden_tests(cell_source(cell))
             if TAG in cell.get("metadata", {}).get("tags", []):
-                source = _source(cell)
+                source = cell_source(cell)
                 key = exercise_key(source)
                 if key is None:
                     raise ValueError(f"{name}, cell {index}: an exercise cell must start with '# Exercise NN.K: ...'")
@@ -138,13 +140,13 @@ def keep_exercise_cells(edition: dict, earlier: dict) -> tuple[dict, list[str]]:
     """`edition` with each exercise cell's source taken from `earlier` (a student's copy), matched by
     the exercise key; returns it and the keys kept."""
     written = {
-        exercise_key("".join(cell["source"])): cell["source"]
+        exercise_key(cell_source(cell)): cell["source"]
         for cell in earlier.get("cells", [])
         if cell.get("cell_type") == "code" and TAG in cell.get("metadata", {}).get("tags", [])
     }
     kept = []
     for cell in edition["cells"]:
-        key = exercise_key("".join(cell["source"])) if TAG in cell.get("metadata", {}).get("tags", []) else None
+        key = exercise_key(cell_source(cell)) if TAG in cell.get("metadata", {}).get("tags", []) else None
         if key in written:
             cell["source"] = written[key]
             kept.append(key)
