@@ -244,13 +244,22 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ganet_lib.teaching.grade import exercise_points, find_isolation, grade_class
+    from ganet_lib.teaching.grade import (
+        GraderUnavailable,
+        broken_everywhere,
+        exercise_points,
+        find_isolation,
+        grade_class,
+        load_secret,
+        preflight,
+        student_folders,
+    )
 
     if not args.submissions.is_dir():
         raise KitInputError(
             f"There is no folder '{args.submissions}'; give the folder that holds one folder per student."
         )
-    students = [p for p in args.submissions.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    students = student_folders(args.submissions)
     if not students:
         raise KitInputError(
             f"'{args.submissions}' holds no student folder; put each student's notebooks in a folder of their own "
@@ -258,15 +267,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
         )
     try:
         isolation = find_isolation(args.isolation)
-    except RuntimeError as exc:
-        raise KitInputError(str(exc)) from None
-    print(f"isolation: {isolation.description}", file=sys.stderr if isolation.name == "none" else sys.stdout)
+        print(f"isolation: {isolation.description}", file=sys.stderr if isolation.name == "unconfined" else sys.stdout)
+        seconds = preflight(isolation)
+    except GraderUnavailable as exc:
+        raise KitInputError(f"Cannot grade: {exc}.") from None
+    print(f"start-up check: known answers graded 'passed' inside the sandbox ({seconds:.1f} s)")
+    secret, secret_file = load_secret(args.secret, args.out)
     points = exercise_points()
     feedback = args.feedback or args.out.parent / "feedback"
     workers = args.workers or min(len(students), os.cpu_count() or 1, 8)
     print(
         f"grading {len(students)} students x {len(points)} exercises ({workers} at a time; {args.timeout} s and "
-        f"{args.memory} MiB per exercise; hidden cases from seed {args.seed})"
+        f"{args.memory} MiB per exercise); hidden inputs from the secret in {secret_file} (keep it; never hand it out)"
     )
     started = time.monotonic()
     with tqdm(total=len(students), desc="grade", unit="student") as bar:
@@ -276,20 +288,29 @@ def cmd_grade(args: argparse.Namespace) -> int:
             feedback_dir=feedback,
             exercise_points=points,
             isolation=isolation,
+            secret=secret,
             timeout=args.timeout,
             memory_mb=args.memory,
-            seed=args.seed,
             workers=workers,
             progress=bar,
         )
     counts: dict[str, int] = {}
     for grade in grades:
         counts[grade.outcome] = counts.get(grade.outcome, 0) + 1
+    elapsed = time.monotonic() - started
     print(
-        f"graded in {time.monotonic() - started:.1f} s: "
+        f"graded in {elapsed:.1f} s ({elapsed / len(students):.1f} s per student): "
         + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     )
     print(f"grades: {args.out}; feedback per student: {feedback}/")
+    if broken_everywhere(grades):
+        first = next(g.message for g in grades if g.outcome == "error")
+        print(
+            f"error: every exercise of every student ended in 'error', so the grader, not the class, is broken here "
+            f"(the first: {first[:300]}); fix that and grade again.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -523,16 +544,20 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--timeout", type=int, default=60, help="seconds per exercise (default 60)")
     grade.add_argument("--memory", type=int, default=4096, help="MiB of address space per exercise (default 4096)")
     grade.add_argument(
-        "--seed", type=int, default=0, help="seed of the hidden random cases (choose your own per course)"
+        "--secret",
+        type=Path,
+        help="the file of an earlier run's secret, to draw the same hidden inputs again (default: a new secret, "
+        "kept in OUT with the suffix .secret)",
     )
     grade.add_argument(
         "--workers", type=int, default=0, help="students graded at once (default: one per CPU, at most 8)"
     )
     grade.add_argument(
         "--isolation",
-        choices=["auto", "bubblewrap", "unshare", "none"],
+        choices=["auto", "bubblewrap", "unconfined", "unshare", "none"],
         default="auto",
-        help="how student code is confined (default: the strongest that works here)",
+        help="how student code is confined: bubblewrap (auto: required); 'unconfined' runs it with your rights, "
+        "for code you trust ('unshare' and 'none' are refused: they do not confine the file system)",
     )
     grade.set_defaults(handler=cmd_grade)
 

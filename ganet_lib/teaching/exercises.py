@@ -30,7 +30,6 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from ganet_lib.method.losses import dice_loss, discriminator_loss, edge_map, edg
 from ganet_lib.method.train_seg import inverse_norm_weights
 from ganet_lib.studies.detector import sweep_table
 from ganet_lib.studies.position import position_covariates
+from ganet_lib.teaching import sandbox
 
 PASSED, NOT_ATTEMPTED, FAILED, TIMED_OUT = "passed", "not attempted yet", "failed", "timed out"
 TIME_LIMIT_S = 20.0  # per check: a student's loop that never ends fails instead of hanging the cell
@@ -80,6 +80,9 @@ class Exercise:
     gradient_args: tuple[int, ...] = ()
     time_limit_s: float = TIME_LIMIT_S
     points: float = 1.0  # what `ganet grade` and nbgrader's metadata give a passed check
+    # Positions of logit inputs, and the advice for a result that is not finite at large logits there.
+    logits_at: tuple[int, ...] = ()
+    overflow_advice: str = ""
 
 
 # --- the references, in the signatures the exercises ask for ------------------------------------------
@@ -148,6 +151,11 @@ def _ref_remove_small_components(labels, min_mm3, spacing):
 
 def _ref_lesion_wise_dice(lesion_dices, false_positives):
     return lesion_wise_means(list(lesion_dices), [0.0] * len(lesion_dices), false_positives)[0]
+
+
+LOGSIGMOID_ADVICE = (
+    "log(sigmoid(x)) is log 0 at large negative logits: use F.logsigmoid or F.softplus, which stay finite."
+)
 
 
 # --- hand-made inputs --------------------------------------------------------------------------------------
@@ -316,6 +324,8 @@ EXERCISES: dict[str, Exercise] = {
             tolerance=1e-4,
             implemented_by=(discriminator_loss,),
             gradient_args=(0, 1),
+            logits_at=(0, 1),
+            overflow_advice=LOGSIGMOID_ADVICE,
         ),
         Exercise(
             "04.1",
@@ -375,7 +385,9 @@ EXERCISES: dict[str, Exercise] = {
             ),
             tolerance=1e-4,
             implemented_by=(edge_weighted_adversarial,),
-            gradient_args=(0,),
+            gradient_args=(0, 1),  # the training differentiates through both: D's logits and the edges of the mask
+            logits_at=(0,),
+            overflow_advice=LOGSIGMOID_ADVICE,
         ),
         Exercise(
             "04.3",
@@ -438,6 +450,8 @@ EXERCISES: dict[str, Exercise] = {
             tolerance=1e-4,
             implemented_by=(dice_loss,),
             gradient_args=(0,),
+            logits_at=(0,),
+            overflow_advice="exp() of a large logit overflows float32: softmax subtracts the largest logit first.",
         ),
         Exercise(
             "05.1",
@@ -747,29 +761,9 @@ def difference(expected, received, tolerance: float = 1e-5) -> str:
 
 
 def student_line(exc: BaseException) -> str:
-    """'line N: <code>' of the innermost frame of the traceback that is the student's own (not the kit,
-    not an installed package), or '' when there is none."""
-    own = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not Path(frame.filename).resolve().is_relative_to(PACKAGE_DIR)
-        and "site-packages" not in frame.filename
-        and not frame.filename.startswith("<frozen")
-    ]
-    if not own:
-        return ""
-    frame = own[-1]
-    return (
-        f" (in your code, line {frame.lineno}: {frame.line})" if frame.line else f" (in your code, line {frame.lineno})"
-    )
-
-
-def _copy(args: tuple) -> tuple:
-    """Fresh copies of the inputs, so that a function that changes its input cannot change the expectation."""
-    return tuple(
-        a.clone() if isinstance(a, torch.Tensor) else a.copy() if isinstance(a, (np.ndarray, dict, list)) else a
-        for a in args
-    )
+    """' (in your code, line N: <code>)' of the innermost frame of the traceback that is the student's own
+    (not the kit, not an installed package), or '' when there is none."""
+    return sandbox.student_line(exc, str(PACKAGE_DIR))
 
 
 def _not_finite(value) -> bool:
@@ -781,30 +775,170 @@ def _not_finite(value) -> bool:
     return bool(not np.isfinite(array).all())
 
 
-def _gradient_problem(exercise: Exercise, function: Callable, args: tuple) -> str:
-    """'' when `function` keeps the gradient to the inputs that must carry one, else what is wrong."""
-    args = list(_copy(args))
-    for position in exercise.gradient_args:
-        args[position] = args[position].detach().float().requires_grad_(True)
-    received = function(*args)
-    if not isinstance(received, torch.Tensor):
-        return f"returned a {type(received).__name__}, not a torch tensor"
-    if not received.requires_grad:
-        return "returned a tensor without a gradient (.item(), float(), .numpy() or .detach() cut it)"
-    received.float().sum().backward()
-    for position in exercise.gradient_args:
-        grad = args[position].grad
-        if grad is None:
-            return f"returned a tensor that does not depend on argument {position + 1}"
-        if not torch.isfinite(grad).all():
-            return f"returned a tensor whose gradient with respect to argument {position + 1} is not finite"
-    return ""
+def _unchanged(before, after) -> bool:
+    """Whether an input is exactly as it was (values, shape and dtype)."""
+    before, after = _plain(before), _plain(after)
+    if isinstance(before, dict):
+        return (
+            isinstance(after, dict)
+            and set(before) == set(after)
+            and all(_unchanged(before[k], after[k]) for k in before)
+        )
+    if isinstance(before, np.ndarray):
+        return (
+            isinstance(after, np.ndarray)
+            and before.shape == after.shape
+            and before.dtype == after.dtype
+            and bool(np.array_equal(before, after, equal_nan=before.dtype.kind == "f"))
+        )
+    if isinstance(before, list):
+        return (
+            isinstance(after, list)
+            and len(before) == len(after)
+            and all(_unchanged(b, a) for b, a in zip(before, after))
+        )
+    return True  # numbers, tuples, strings: immutable
+
+
+@dataclass(frozen=True)
+class CheckCase:
+    """One input of a check with what the function must give: the value and, for a gradient case, the
+    vector-Jacobian product with `upstream` for each input the training differentiates."""
+
+    args: tuple
+    wanted: Any
+    note: str
+    mistake: str = ""
+    upstream: torch.Tensor | None = None
+    wanted_gradients: tuple | None = None
+
+
+def _reference_gradients(exercise: Exercise, args: tuple, upstream: torch.Tensor) -> tuple:
+    answer = sandbox.answer(exercise.reference, args, exercise.gradient_args, upstream)
+    if answer.gradients is None:
+        raise RuntimeError(f"the reference of exercise {exercise.key} gives no gradient: {answer.gradient_problem}")
+    return answer.gradients
+
+
+def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list[CheckCase]:
+    """The hand cases, then `random_cases` random inputs drawn from `seed` (None: the exercise's own)
+    with the reference's values; random inputs of a torch exercise also carry an upstream gradient."""
+    cases = [
+        CheckCase(
+            c.args,
+            exercise.reference(*sandbox.copy_inputs(c.args)) if c.expected is None else c.expected,
+            c.note or "a hand-made case",
+            c.mistake,
+        )
+        for c in exercise.cases
+    ]
+    if exercise.random_args is None:
+        return cases
+    rng = np.random.default_rng(int(exercise.key.replace(".", "")) if seed is None else seed)
+    for _ in range(random_cases):
+        args = exercise.random_args(rng)
+        wanted = exercise.reference(*sandbox.copy_inputs(args))
+        upstream, gradients = None, None
+        if exercise.gradient_args:
+            upstream = torch.from_numpy(rng.normal(size=tuple(wanted.shape))).float()
+            gradients = _reference_gradients(exercise, args, upstream)
+        cases.append(
+            CheckCase(args, wanted, "a random input, against the library's reference", "", upstream, gradients)
+        )
+    return cases
+
+
+def _argument_names(exercise: Exercise) -> list[str]:
+    return list(inspect.signature(exercise.reference).parameters)
+
+
+def _not_finite_advice(exercise: Exercise, args: tuple) -> str:
+    """Why a result may not be finite, said only where that cause can apply."""
+    large_logits = any(
+        isinstance(args[p], torch.Tensor) and args[p].numel() and float(args[p].abs().max()) >= 30
+        for p in exercise.logits_at
+    )
+    if large_logits and exercise.overflow_advice:
+        return " " + exercise.overflow_advice
+    return " A division by zero (0 / 0) where a sum is empty?"
+
+
+def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answer]) -> tuple[str, str]:
+    """(outcome, message) of a function's answers to `cases`, computed by whoever called it (this process
+    for a notebook's check, the sandbox for `ganet grade`); the answers are plain data."""
+    label = f"Exercise {exercise.key} ({exercise.name}, {exercise.title})"
+    hint = " See the hint below the exercise."
+    names = _argument_names(exercise)
+    for case, answer in zip(cases, answers):
+        failed = f'{label}: failed on the case "{case.note}": '
+        if answer.raised == "NotImplementedError":
+            return NOT_ATTEMPTED, f"{label}: not attempted yet. Write the function above, then run this cell again."
+        if answer.raised:
+            return FAILED, (
+                f"{failed}input {_show(case.args)} raised {answer.raised}: «{answer.message}»{answer.line}.{hint}"
+            )
+        wanted, received = case.wanted, answer.value
+        if isinstance(wanted, torch.Tensor) and not isinstance(received, torch.Tensor):
+            return FAILED, (
+                f"{failed}returned a {type(received).__name__}; the training needs a torch tensor (it carries the "
+                f"gradient and stays on the GPU).{hint}"
+            )
+        if isinstance(wanted, torch.Tensor) and case.upstream is not None and received.dtype != wanted.dtype:
+            return FAILED, (
+                f"{failed}returned a {_kind(received)}, expected a {_kind(wanted)}: keep the inputs' dtype (the "
+                f"training mixes no float64 in).{hint}"
+            )
+        if _not_finite(received) and not _not_finite(wanted):
+            return FAILED, (
+                f"{failed}input {_show(case.args)} gave {_show(received)}, which is not finite; expected "
+                f"{_show(wanted)}.{_not_finite_advice(exercise, case.args)}{hint}"
+            )
+        if not same(wanted, received, exercise.tolerance):
+            because = f" The mistake this case catches: {case.mistake}." if case.mistake else ""
+            return (
+                FAILED,
+                f"{failed}input {_show(case.args)}, {difference(wanted, received, exercise.tolerance)}.{because}{hint}",
+            )
+        if answer.inputs_after is not None:
+            for name, before, after in zip(names, case.args, answer.inputs_after):
+                if not _unchanged(before, after):
+                    return FAILED, (
+                        f"{failed}the value is right, but the function changed its input `{name}` in place; the "
+                        f"caller still needs it: work on a copy.{hint}"
+                    )
+        if case.upstream is not None:
+            if answer.gradient_problem or answer.gradients is None:
+                problem = answer.gradient_problem or "gave no gradient"
+                return FAILED, (
+                    f"{failed}the values are right, but the function {problem}. In training the U-Net learns "
+                    f"through this result, so it must stay a torch computation on its inputs.{hint}"
+                )
+            for position, want, got in zip(exercise.gradient_args, case.wanted_gradients, answer.gradients):
+                want = torch.zeros(()) if want is None else want
+                got_array = np.zeros(np.shape(_plain(want))) if got is None else _plain(got)
+                if not same(want, got_array, exercise.tolerance):
+                    cut = got is None or not np.any(got_array)
+                    why = f" Is `{names[position]}` detached, or cut by .item() / float()?" if cut else ""
+                    return FAILED, (
+                        f"{failed}the values are right, but the gradient with respect to `{names[position]}` differs "
+                        f"from the reference's (a vector-Jacobian product with a random upstream gradient): "
+                        f"{difference(want, got_array, exercise.tolerance)}.{why}{hint}"
+                    )
+    if len(answers) < len(cases):
+        return FAILED, f"{label}: gave {len(answers)} answers to {len(cases)} cases.{hint}"
+    hand = len(exercise.cases)
+    return (
+        PASSED,
+        f"{label}: passed ({len(cases)} cases: {hand} worked out by hand, {len(cases) - hand} against the library"
+        + (", gradients included" if exercise.gradient_args else "")
+        + ").",
+    )
 
 
 def run_check(
     key: str, function: Callable, random_cases: int = 3, seed: int | None = None, library_allowed: bool = False
 ) -> tuple[str, str]:
-    """(outcome, message) of `function` against exercise `key`; prints nothing.
+    """(outcome, message) of `function` against exercise `key`, run in this process; prints nothing.
 
     Args:
         random_cases, seed: how many random inputs are compared with the reference, and their seed
@@ -814,86 +948,27 @@ def run_check(
     """
     exercise = EXERCISES[key]
     label = f"Exercise {key} ({exercise.name}, {exercise.title})"
-    cases = [(case.args, case.expected, case.note or "a hand-made case", case.mistake) for case in exercise.cases]
-    if exercise.random_args is not None:
-        rng = np.random.default_rng(int(key.replace(".", "")) if seed is None else seed)
-        cases += [
-            (args, None, "a random input, against the library's reference", "")
-            for args in (exercise.random_args(rng) for _ in range(random_cases))
-        ]
-    hint = " See the hint below the exercise."
-    answers = exercise.implemented_by + (exercise.reference,)
+    library = exercise.implemented_by + (exercise.reference,)
     try:
         with time_limit(exercise.time_limit_s):
-            for args, expected, note, mistake in cases:
-                wanted = exercise.reference(*_copy(args)) if expected is None else expected
-                try:
-                    with calls_to(answers) as called:
-                        received = function(*_copy(args))
-                except NotImplementedError:
-                    return (
-                        NOT_ATTEMPTED,
-                        f"{label}: not attempted yet. Write the function above, then run this cell again.",
-                    )
-                except CheckTimeout:
-                    raise
-                except Exception as exc:  # the student's code raised: show where, as a failure
-                    return FAILED, (
-                        f'{label}: failed on the case "{note}": input {_show(args)} raised {type(exc).__name__}: '
-                        f"{exc}{student_line(exc)}.{hint}"
-                    )
+            cases, answers = check_cases(exercise, random_cases, seed), []
+            for case in cases:
+                with calls_to(library) as called:
+                    positions = exercise.gradient_args if case.upstream is not None else ()
+                    answers.append(sandbox.answer(function, case.args, positions, case.upstream, str(PACKAGE_DIR)))
                 if called and not library_allowed:
                     return FAILED, (
                         f"{label}: calls the kit's own {', '.join(sorted(called))}, which is the answer: write its "
-                        f"lines yourself.{hint}"
+                        "lines yourself. See the hint below the exercise."
                     )
-                if isinstance(wanted, torch.Tensor) and not isinstance(received, torch.Tensor):
-                    return FAILED, (
-                        f'{label}: failed on the case "{note}": returned a {type(received).__name__}; the training '
-                        f"needs a torch tensor (it carries the gradient and stays on the GPU).{hint}"
-                    )
-                # The dtype against the reference's own output (a hand-written expectation may be float64).
-                if expected is None and isinstance(wanted, torch.Tensor) and received.dtype != wanted.dtype:
-                    return FAILED, (
-                        f'{label}: failed on the case "{note}": returned a {_kind(received)}, expected a '
-                        f"{_kind(wanted)}: keep the inputs' dtype (the training mixes no float64 in).{hint}"
-                    )
-                if _not_finite(received) and not _not_finite(wanted):
-                    return FAILED, (
-                        f'{label}: failed on the case "{note}": input {_show(args)} gave {_show(received)}, which is '
-                        f"not finite; expected {_show(wanted)}. log(sigmoid(x)) is log 0 at large negative logits: "
-                        f"use F.logsigmoid or F.softplus, which stay finite.{hint}"
-                    )
-                if not same(wanted, received, exercise.tolerance):
-                    because = f" This is the classic mistake: {mistake}." if mistake else ""
-                    return FAILED, (
-                        f'{label}: failed on the case "{note}": input {_show(args)}, '
-                        f"{difference(wanted, received, exercise.tolerance)}.{because}{hint}"
-                    )
-            if exercise.gradient_args:
-                try:
-                    problem = _gradient_problem(exercise, function, cases[0][0])
-                except CheckTimeout:
-                    raise
-                except Exception as exc:
-                    problem = f"raised {type(exc).__name__}: {exc}{student_line(exc)} when its gradient was taken"
-                if problem:
-                    return FAILED, (
-                        f"{label}: the values are right, but the function {problem}. In training the U-Net learns "
-                        f"through this result, so it must stay a torch computation on its inputs.{hint}"
-                    )
+                if answers[-1].raised == "NotImplementedError":
+                    break
+            return judge(exercise, cases, answers)
     except CheckTimeout:
         return TIMED_OUT, (
-            f"{label}: took longer than {exercise.time_limit_s:g} s; a loop that never ends? The check stopped it."
-            f"{hint}"
+            f"{label}: took longer than {exercise.time_limit_s:g} s; a loop that never ends? The check stopped it. "
+            "See the hint below the exercise."
         )
-    return (
-        PASSED,
-        f"{label}: passed ({len(cases)} cases: {len(exercise.cases)} worked out by hand, "
-        f"{len(cases) - len(exercise.cases)} against the library"
-        + (", and the gradient flows" if exercise.gradient_args else "")
-        + ").",
-    )
 
 
 _checked: dict[str, tuple[str, Callable]] = {}  # exercise key -> (outcome, the function checked), for `use`
