@@ -670,6 +670,12 @@ def preflight(isolation: Isolation, hidden: tuple[Path, ...] = ()) -> float:
             except SandboxBroken as exc:
                 raise GraderUnavailable(f"the sandbox broke on a known answer to exercise {key}: {exc}") from None
             outcome, message = judge_reply(key, cases, meta, payload, 60)
+            confined = isolation.name == "unconfined" or (payload and sandbox.loads(payload).get("confined") is True)
+            if outcome == PASSED and not confined:
+                raise GraderUnavailable(
+                    "the seccomp filter that stops student code from starting processes could not be installed on this "
+                    f"machine ({sys.platform}, {os.uname().machine})"
+                )
             if outcome != PASSED:
                 raise GraderUnavailable(
                     f"a known answer to exercise {key} was not graded 'passed' inside the sandbox ({outcome}: "

@@ -385,7 +385,9 @@ def confine_process() -> bool:
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         return False
     fprog_buffer = ctypes.create_string_buffer(fprog)
-    return libc.prctl(22, 2, ctypes.addressof(fprog_buffer), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+    return (
+        libc.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(fprog_buffer)), 0, 0) == 0
+    )  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
 
 
 def _limit(memory_bytes: int, cpu_seconds: int) -> None:
