@@ -72,7 +72,7 @@ if [ "$FRESH" = 1 ]; then
   echo "--fresh: removing $RUN_DIR"
   rm -rf "$RUN_DIR"
 fi
-mkdir -p "$RUN_DIR"
+# The run folder is made by the pipeline once the profile has loaded: a bad profile leaves none behind.
 args=(--profile "$PROFILE" --run "$RUN_DIR")
 [ -n "$BRATS" ] && args+=(--brats "$(cd "$BRATS" && pwd)")
 [ -n "$NFBS" ] && args+=(--nfbs "$(cd "$NFBS" && pwd)")

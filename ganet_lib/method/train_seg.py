@@ -26,7 +26,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +109,11 @@ def train_epoch(
     rng: torch.Generator,
     progress: bool,
     loss_terms: LossTerms = KIT_TERMS,
+    step_losses: list[float] | None = None,
 ) -> dict:
     """One pass over `loader`; returns the mean of every loss term and weight over the epoch.
-    `loss_terms`: the functions of Eqs. (4), (7), (10)-(12) the step calls (the kit's, or a student's)."""
+    `loss_terms`: the functions of Eqs. (4), (7), (10)-(12) the step calls (the kit's, or a student's).
+    `step_losses`: when given, each step's total loss (this process's batch) is appended to it."""
     model.train()
     adversarial = variant == "ganet" and epoch >= seg.adversarial_from_epoch  # Eq. (8) vs (9)
     shared = accelerator.unwrap_model(model).head.weight  # the last layer: every term reaches it
@@ -151,6 +153,8 @@ def train_epoch(
             )
             sums[f"weight_{name}"] = sums.get(f"weight_{name}", 0.0) + weights.get(name, float("nan"))
         sums["loss_total"] = sums.get("loss_total", 0.0) + total.item()
+        if step_losses is not None:
+            step_losses.append(total.item())
         batches += 1
     return {name: value / max(batches, 1) for name, value in sums.items()}
 
@@ -189,7 +193,11 @@ def validation_dice(model, loader, accelerator: Accelerator, scheme: LabelScheme
 class SegResult:
     last_checkpoint: Path
     best_checkpoint: Path
-    history: list[dict]
+    history: list[dict]  # one row per epoch (metrics.csv)
+    # The total loss of every optimiser step, in order (the main process's batches): two trainings from
+    # the same weights and batches can be compared step by step (notebook 04). Empty for a checkpoint
+    # written before the kit kept them.
+    step_losses: list[float] = field(default_factory=list)
 
 
 def train_segmentation(
@@ -238,9 +246,11 @@ def train_segmentation(
     opt = torch.optim.Adam(model.parameters(), lr=seg.lr, betas=(seg.beta1, seg.beta2), weight_decay=seg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: poly_lr_factor(e, seg.epochs, seg.poly_power))
     state = {"epoch": -1, "best_dice": -1.0, "history": []}
+    step_losses: list[float] = []
     checkpoint = load_for_resume(folder.last, settings, resume, accelerator.print)
     if checkpoint is not None:
         state = restore_training(checkpoint, {"model": model, "optimizer": opt, "scheduler": scheduler}, state)
+        step_losses = checkpoint.get("step_losses", torch.zeros(0)).tolist()  # absent in older checkpoints
         done = state["epoch"] + 1
         accelerator.print(
             f"{'reusing the finished' if done >= seg.epochs else f'resuming after epoch {done} of the'} {variant} "
@@ -280,6 +290,7 @@ def train_segmentation(
             rng=rng,
             progress=progress,
             loss_terms=loss_terms,
+            step_losses=step_losses,
         )
         scheduler.step()
         scores = validation_dice(model, val_loader, accelerator, scheme)
@@ -296,6 +307,7 @@ def train_segmentation(
                 "config": config_json,
                 "settings": settings,
                 **state,
+                "step_losses": torch.tensor(step_losses, dtype=torch.float64),
             }
             save_epoch(checkpoint, folder, improved, state["history"])
             row = state["history"][-1]
@@ -306,7 +318,7 @@ def train_segmentation(
             )
         epochs_run += 1
     accelerator.wait_for_everyone()
-    return SegResult(folder.last, folder.best, state["history"])
+    return SegResult(folder.last, folder.best, state["history"], step_losses)
 
 
 def _describe(loss_terms: LossTerms) -> dict[str, str]:

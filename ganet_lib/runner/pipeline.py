@@ -2,8 +2,10 @@
 
 - Each notebook runs headlessly into `RUN/notebooks/<name>` with the run's parameters.
 - A failing notebook stops the run (exit 1) with the path of the executed notebook that shows
-  the error. Progress is kept in `RUN/notebooks/progress.json`; the next run skips the notebooks
-  that completed (when the notebooks and parameters are unchanged) and goes on from the failed one.
+  the error; bad input (a profile's unknown setting, a `KitInputError` raised in a notebook) gets
+  its one sentence and exit 2, as `ganet` does. Progress is kept in `RUN/notebooks/progress.json`;
+  the next run skips the notebooks that completed (when the notebooks and parameters are
+  unchanged) and goes on from the failed one.
 - A run that completes removes the progress file, so the next run executes every notebook again;
   the notebooks then reuse the data, caches and checkpoints whose settings are unchanged, and the
   runner says which artefacts were reused (their files did not change) and which were rebuilt.
@@ -31,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ganet_lib.config import REPO_ROOT, VARIANTS, commit_description, load_config
+from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_write_text
 from ganet_lib.run import RunLayout
 from ganet_lib.runner import processes
@@ -252,6 +255,14 @@ def run_notebooks(
                     file=sys.stderr,
                 )
                 return 1
+            if isinstance(exc, PapermillExecutionError) and exc.ename == KitInputError.__name__:
+                # Bad input met inside a notebook (a data folder, a setting): its sentence and exit 2, as `ganet` gives.
+                print(
+                    f"error: {notebook.name}: {exc.evalue} (the executed notebook: {executed}; after the fix the same "
+                    "command resumes with this notebook)",
+                    file=sys.stderr,
+                )
+                return 2
             reason = (
                 f"{exc.ename}: {exc.evalue}"
                 if isinstance(exc, PapermillExecutionError)
@@ -322,10 +333,19 @@ def main(argv: list[str] | None = None) -> int:
         parameters["nfbs_dir"] = args.nfbs
     with signals_interrupt():
         try:
-            return run_notebooks(parameters, args.run, notebook_paths(args.notebooks))
+            notebooks = notebook_paths(args.notebooks)
+            if not notebooks:
+                raise KitInputError(
+                    f"There is no notebook NN_*.ipynb in '{args.notebooks}'; pass --notebooks DIR with the kit's "
+                    "notebooks/ or a student edition."
+                )
+            return run_notebooks(parameters, args.run, notebooks)
         except Interrupted as stop:  # between notebooks (the report, the summary): nothing to resume but the run
             print(f"stopped by {stop}; run the same command again to finish the run.", file=sys.stderr)
             return 128 + stop.signum
+        except KitInputError as exc:  # bad input (a profile's unknown setting, ...): the sentence alone, as in `ganet`
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

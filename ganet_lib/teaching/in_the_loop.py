@@ -1,12 +1,14 @@
 """A student's lines in the real training loop (notebook 04): the segmentation U-Net trained briefly
 twice on the run's own data, once with the student's edge map, L_adv, dynamic weights and soft Dice
 (exercises 04.1-04.4) inside the kit's training step, once with the kit's, from the same weights
-and batches. Correct lines give the kit's curves; a wrong one shows where it hurts.
+and batches. Correct lines give the kit's training to rounding, step by step; a wrong one makes the
+two part, which the per-step losses show even on the smoke profile, where the networks learn too
+little for the validation Dice to tell anything apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
@@ -15,37 +17,99 @@ from ganet_lib.method.networks import load_segmentation
 from ganet_lib.method.seg_data import SegSlices, seg_datasets, training_ids, validation_ids
 from ganet_lib.method.train_seg import KIT_TERMS, LossTerms, SegResult, train_segmentation
 from ganet_lib.run import Run
+from ganet_lib.teaching.exercises import EXERCISES
 
 SHORT_EPOCHS = 3  # about a minute for both trainings on 2 cores with the default profile
+KITS = "the kit's functions"
+# Two trainings with the same functions, weights and batches give the same losses; functions written
+# differently but correctly round differently, and training amplifies that a little. Measured on the
+# smoke profile (2 CPU cores, 12 steps): correct functions written otherwise than the kit's
+# (tests/teaching/test_exercises.py's CORRECT) differ by at most 2.1e-6 (7e-7 of the loss); L_adv with
+# `edges.detach()` by 0.0071 (2e-3 of the loss). A line between them, nearer the rounding; a wrong
+# function whose effect stays below it would not be told apart, and the sentence says "agree".
+PART_RELATIVE = 1e-4
+
+
+EXERCISE_OF = {"edge_map": "04.1", "l_adv": "04.2", "dynamic_weights": "04.3", "soft_dice_loss": "04.4"}
+
+
+def whose(yours: LossTerms) -> str:
+    """The label of the training with `yours`: which of the four functions are the student's. Where a
+    check has not passed, `exercises.use` hands back the kit's (the exercise's reference), and the
+    label says so."""
+    kits = {name: (getattr(KIT_TERMS, name), EXERCISES[key].reference) for name, key in EXERCISE_OF.items()}
+    names = [f.name for f in fields(LossTerms) if not any(getattr(yours, f.name) is kit for kit in kits[f.name])]
+    if not names:
+        return "the kit's functions again (none of yours ran)"
+    if len(names) == len(fields(LossTerms)):
+        return "your functions"
+    return f"your {', '.join(names)} (the kit's for the rest)"
 
 
 def short_trainings(
     run: Run, yours: LossTerms, epochs: int = SHORT_EPOCHS, progress: bool = False
 ) -> tuple[dict[str, SegResult], SegSlices]:
-    """{"your functions": ..., "the kit's": ...}: the ganet variant trained for `epochs` with each set
-    of loss terms (the adversarial feedback on from the second epoch), and the validation slices."""
+    """{whose(yours): ..., "the kit's functions": ...}: the ganet variant trained for `epochs` with each
+    set of loss terms (the adversarial feedback on from the second epoch), and the validation slices."""
     seg = run.config.seg
     config = replace(
         run.config, seg=replace(seg, epochs=epochs, adversarial_from_epoch=min(1, seg.adversarial_from_epoch))
     )
     train_set = seg_datasets(run, training_ids(run), progress)
     val_set = seg_datasets(run, validation_ids(run), progress)
-    results = {}
-    # The kit's short training is reused when the run already holds it with these settings (a teacher's
-    # run handed to a class); the student's always trains: their functions may have changed, not their names.
-    for label, folder, terms in (("your functions", "yours", yours), ("the kit's", "kit", KIT_TERMS)):
-        results[label] = train_segmentation(
+
+    def train(folder: str, terms: LossTerms, resume: bool) -> SegResult:
+        return train_segmentation(
             train_set,
             val_set,
             out_dir=run.your_code_dir(folder),
             config=config,
             variant="ganet",
             gan_checkpoint=run.gan.best,
-            resume=terms is KIT_TERMS,
+            resume=resume,
             progress=progress,
             loss_terms=terms,
         )
-    return results, val_set
+
+    # The student's always trains: their functions may have changed, not their names. The kit's is
+    # reused when the run already holds it with these settings (a teacher's run handed to a class) and
+    # its step losses (a checkpoint from before the kit kept them has none: then it trains again).
+    mine = train("yours", yours, resume=False)
+    kits = train("kit", KIT_TERMS, resume=True)
+    if len(kits.step_losses) != len(mine.step_losses):
+        kits = train("kit", KIT_TERMS, resume=False)
+    return {whose(yours): mine, KITS: kits}, val_set
+
+
+def largest_difference(results: dict[str, SegResult]) -> tuple[float, int]:
+    """The largest |difference| between the two trainings' losses at the same step, and that step (from 1)."""
+    first, second = (np.asarray(result.step_losses, dtype=float) for result in results.values())
+    differences = np.abs(first - second)  # (steps,)
+    step = int(np.argmax(differences))
+    return float(differences[step]), step + 1
+
+
+def parting_sentence(results: dict[str, SegResult]) -> str:
+    """Where the two trainings part (their step losses first differ by more than PART_RELATIVE of the
+    loss), the largest difference, and what identical functions would give."""
+    first, second = (np.asarray(result.step_losses, dtype=float) for result in results.values())
+    relative = np.abs(first - second) / np.maximum(np.abs(second), 1e-12)  # (steps,)
+    largest, at = largest_difference(results)
+    history = next(iter(results.values())).history
+    per_epoch = len(first) // max(len(history), 1)
+    adversarial = next((i for i, row in enumerate(history) if not np.isnan(row["loss_adv"])), None)
+    feedback = "" if adversarial is None else f"; the adversarial terms start at step {adversarial * per_epoch + 1}"
+    apart = np.flatnonzero(relative > PART_RELATIVE)
+    if len(apart):
+        return (
+            f"the two trainings part at step {apart[0] + 1} of {len(first)} (epoch {apart[0] // per_epoch + 1}"
+            f"{feedback}): largest difference {largest:.4g} at step {at}; with identical functions they would "
+            f"agree to rounding (below {PART_RELATIVE:g} of the loss)"
+        )
+    return (
+        f"the two trainings agree at all {len(first)} steps{feedback}: largest difference {largest:.2g}, "
+        f"rounding (below {PART_RELATIVE:g} of the loss), as identical functions give"
+    )
 
 
 @torch.no_grad()

@@ -137,30 +137,55 @@ def plot_feedback_response(rows: pd.DataFrame) -> Figure:
 
 def plot_in_the_loop(
     histories: dict[str, list[dict]],
+    step_losses: dict[str, list[float]],
     image: np.ndarray,
     truth: np.ndarray,
     predictions: dict[str, np.ndarray],
     scheme: LabelScheme = BRATS,
+    rounding: float = 1e-4,
 ) -> Figure:
-    """Two short trainings side by side: their total loss and validation Dice per epoch, and one
-    validation slice (the display channel) with the truth and each training's prediction."""
-    fig, axes = plt.subplots(1, 3 + len(predictions), figsize=(3.2 * (3 + len(predictions)), 3.2))
+    """Two short trainings side by side: their total loss at every optimiser step, the difference
+    between the two per step (where a wrong function shows even when nothing is learnt), the
+    validation Dice per epoch, and one validation slice (the display channel) with the truth and each
+    training's prediction. `rounding`: the relative difference drawn as the line below which two
+    trainings agree (`in_the_loop.PART_RELATIVE`)."""
+    fig, axes = plt.subplots(1, 4 + len(predictions), figsize=(3.2 * (4 + len(predictions)), 3.2))
     styles = ("-", "--", ":")
+    for (label, losses), style in zip(step_losses.items(), styles):
+        axes[0].plot(np.arange(1, len(losses) + 1), losses, style, marker=".", label=label)
+    first, second = (np.asarray(losses, dtype=float) for losses in step_losses.values())
+    steps = np.arange(1, len(first) + 1)
+    difference = np.abs(first - second)  # (steps,)
+    # On a log axis a difference of exactly 0 (the same functions) would vanish: drawn at the floor.
+    floor = 1e-9
+    axes[1].semilogy(steps, np.maximum(difference, floor), marker=".", color="#e41a1c", label="the two trainings")
+    axes[1].semilogy(steps, rounding * np.abs(second), ":", color="grey", label=f"{rounding:g} of the loss")
+    axes[1].set_ylim(floor / 2, max(1.0, 2 * difference.max()))
     for (label, history), style in zip(histories.items(), styles):
-        epochs = [row["epoch"] for row in history]
-        axes[0].plot(epochs, [row["loss_total"] for row in history], style, marker=".", label=label)
-        axes[1].plot(epochs, [row["val_dice_mean"] for row in history], style, marker=".", label=label)
-    axes[0].set_title("training loss (Eq. 9 from epoch 2)", fontsize=9)
-    axes[1].set_title("validation Dice, mean over regions", fontsize=9)
-    axes[1].set_ylim(0, 1)
+        axes[2].plot(
+            [row["epoch"] for row in history], [row["val_dice_mean"] for row in history], style, marker=".", label=label
+        )
+    per_epoch = len(first) // max(len(next(iter(histories.values()))), 1)
     for ax in axes[:2]:
-        ax.set_xlabel("epoch")
+        for boundary in np.arange(per_epoch, len(first), per_epoch) + 0.5:
+            ax.axvline(boundary, color="#cccccc", linewidth=0.8, zorder=0)  # epoch boundaries
+        ax.set_xlabel(f"optimiser step ({per_epoch} per epoch)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_title("training loss per step (Eq. 9 from epoch 2)", fontsize=9)
+    axes[1].set_title(
+        f"|difference| per step: largest {difference.max():.2g} (step {int(difference.argmax()) + 1})", fontsize=9
+    )
+    axes[1].set_ylabel(f"(0 drawn at {floor:g})", fontsize=8)
+    axes[2].set_title("validation Dice, mean over regions", fontsize=9)
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylim(0, 1)
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[:3]:
         ax.legend(fontsize=7)
-    axes[2].imshow(image, cmap="gray")
-    overlay_labels(axes[2], truth, scheme=scheme)
-    _bare(axes[2], "truth")
-    for ax, (label, prediction) in zip(axes[3:], predictions.items()):
+    axes[3].imshow(image, cmap="gray")
+    overlay_labels(axes[3], truth, scheme=scheme)
+    _bare(axes[3], "truth")
+    for ax, (label, prediction) in zip(axes[4:], predictions.items()):
         ax.imshow(image, cmap="gray")
         overlay_labels(ax, prediction, scheme=scheme)
         _bare(ax, label)

@@ -100,6 +100,65 @@ def test_paper_profile_refuses_data_that_fails_validation(tmp_path):
     assert not (tmp_path / "runs" / "paper").exists()
 
 
+UNKNOWN_SETTING = (
+    "unknown setting(s) synthetic_cases under 'ExperimentConfig'; known ones are profile, data, preprocess, model, "
+    "gan, seg, notebooks, detector."
+)
+
+
+def test_run_all_with_an_unknown_setting_prints_the_sentence_alone_and_exits_2(tmp_path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("extends: smoke\nsynthetic_cases: 6  # belongs under data:\n")
+    result = subprocess.run(
+        [str(ROOT / "run_all.sh"), "--profile", str(profile)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GANET_RUNS": str(tmp_path / "runs")},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip().splitlines() == [f"error: {profile}: {UNKNOWN_SETTING}"]
+    assert not (tmp_path / "runs" / "mine").exists()  # nothing started
+
+
+def run_pipeline(*arguments: str) -> subprocess.CompletedProcess:
+    """`python -m ganet_lib.runner.pipeline ARGUMENTS` (what run_all.sh executes), its output captured."""
+    command = [sys.executable, "-m", "ganet_lib.runner.pipeline", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def test_pipeline_turns_bad_input_into_one_sentence_and_exit_2(tmp_path):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("extends: smoke\nsynthetic_cases: 6\n")
+    unknown = run_pipeline("--profile", str(profile), "--run", str(tmp_path / "run"))
+    empty = run_pipeline("--profile", "smoke", "--run", str(tmp_path / "run"), "--notebooks", str(tmp_path / "none"))
+    for result in (unknown, empty):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert unknown.stderr.strip().splitlines() == [f"error: {profile}: {UNKNOWN_SETTING}"]
+    assert empty.stderr.strip().splitlines() == [
+        f"error: There is no notebook NN_*.ipynb in '{tmp_path / 'none'}'; pass --notebooks DIR with the kit's "
+        "notebooks/ or a student edition."
+    ]
+
+
+def test_a_notebook_that_meets_bad_input_stops_the_run_with_its_sentence_and_exit_2(tmp_path):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(
+        folder / "01_data.ipynb",
+        "from ganet_lib.errors import KitInputError\n"
+        "raise KitInputError(\"The folder 'brats' holds no subject; see data/README.md.\")",
+    )
+    run_dir = tmp_path / "run"
+    result = run_pipeline("--profile", "smoke", "--run", str(run_dir), "--notebooks", str(folder))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: 01_data.ipynb: The folder 'brats' holds no subject; see data/README.md. (the executed notebook: "
+        f"{run_dir / 'notebooks' / '01_data.ipynb'}; after the fix the same command resumes with this notebook)"
+    )
+
+
 def test_report_gathers_the_tables(tmp_path):
     run = setup_run("smoke", str(tmp_path), progress=False)
     tables = tmp_path / "tables"
