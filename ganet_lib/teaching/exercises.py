@@ -186,6 +186,28 @@ def _corners():
     return labels
 
 
+NOT_A_MULTIPLE = (
+    "the image is split as adaptive pooling splits it (patch i covers rows floor(i H / h) to ceil((i + 1) H / h)); "
+    "a fixed kernel of H // h is right only where H is a multiple of h"
+)
+
+
+def _profile_hole(size: int) -> torch.Tensor:
+    """(1, 1, size, size) hole mask in {0, 1}: a rectangle, as the GAN's holes are, off the patch grid."""
+    mask = torch.zeros(1, 1, size, size)
+    mask[0, 0, size // 3 : size // 3 + size // 5, size // 2 + 1 : size - 3] = 1.0
+    return mask
+
+
+def _profile_soft_mask(size: int) -> torch.Tensor:
+    """(1, 1, size, size) soft mask: a blob of probabilities near the border of a patch of the grid."""
+    rng = np.random.default_rng(size)
+    mask = torch.zeros(1, 1, size, size)
+    r, c = size // 4 + 1, size // 2 - 3
+    mask[0, 0, r : r + size // 4, c : c + size // 3] = torch.from_numpy(rng.uniform(0.3, 1.0, (size // 4, size // 3)))
+    return mask
+
+
 def _random_mask(rng, shape=(9, 11)):
     mask = rng.random(shape) > 0.7
     mask[rng.integers(shape[0]), rng.integers(shape[1])] = True  # never empty
@@ -286,6 +308,19 @@ EXERCISES: dict[str, Exercise] = {
                     "a one-pixel hole in the top-left 2 x 2 patch",
                 ),
                 Case((torch.zeros(1, 1, 4, 4), (2, 2)), torch.zeros(1, 1, 2, 2), "no hole: no fake patch"),
+                Case((_profile_hole(32), (2, 2)), None, "the smoke profile's sizes: 32 x 32 to 2 x 2 patches"),
+                Case(
+                    (_profile_hole(64), (6, 6)),
+                    None,
+                    "the default profile's sizes: 64 x 64 to 6 x 6 patches (64 is not a multiple of 6)",
+                    mistake=NOT_A_MULTIPLE,
+                ),
+                Case(
+                    (_profile_hole(128), (14, 14)),
+                    None,
+                    "the paper profile's sizes: 128 x 128 to 14 x 14 patches",
+                    mistake=NOT_A_MULTIPLE,
+                ),
             ),
             random_args=lambda rng: (
                 torch.from_numpy(_random_mask(rng, (10, 10))[None, None].astype(np.float32)),
@@ -344,6 +379,19 @@ EXERCISES: dict[str, Exercise] = {
                     None,
                     "a 2 x 2 square grows to 6 x 6 by the 5 x 5 max-pool; |Laplacian| is 1 along its sides, 2 at its "
                     "corners",
+                ),
+                Case((_profile_soft_mask(32), (2, 2)), None, "the smoke profile's sizes: 32 x 32 to 2 x 2 patches"),
+                Case(
+                    (_profile_soft_mask(64), (6, 6)),
+                    None,
+                    "the default profile's sizes: 64 x 64 to 6 x 6 patches (64 is not a multiple of 6)",
+                    mistake=NOT_A_MULTIPLE,
+                ),
+                Case(
+                    (_profile_soft_mask(128), (14, 14)),
+                    None,
+                    "the paper profile's sizes: 128 x 128 to 14 x 14 patches",
+                    mistake=NOT_A_MULTIPLE,
                 ),
             ),
             random_args=lambda rng: (_random_soft_mask(rng), (4, 4)),
@@ -404,6 +452,12 @@ EXERCISES: dict[str, Exercise] = {
                     ({"seg": 2.0, "size": 4.0, "sparsity": 1.0}, 0.0),
                     {"seg": 1.0, "size": 0.5, "sparsity": 2.0},
                     "each 1 / norm, divided by seg's",
+                ),
+                Case(
+                    ({"seg": 1.0, "adv": 0.0}, 1e-8),
+                    {"seg": 1.0, "adv": (1.0 + 1e-8) / 1e-8},
+                    "a term constant in the batch has gradient norm 0: 1 / (0 + eps), finite",
+                    mistake="eps is there for a zero gradient norm: 1 / (norm + eps), not 1 / norm",
                 ),
             ),
             random_args=lambda rng: (
@@ -557,6 +611,13 @@ EXERCISES: dict[str, Exercise] = {
                     "two voxels touching only at a corner are one component of 2 mm^3: it stays",
                     mistake="components are 26-connected, as in the BraTS evaluation (6-connected, each voxel is "
                     "1 mm^3 alone and goes)",
+                ),
+                Case(
+                    (_blocks(), 8.0, (1.0, 1.0, 1.0)),
+                    np.where(_blocks() == 2, 2, 0).astype(np.uint8),
+                    "a component of exactly min_mm3 (the 8-voxel block, 8 mm^3) stays; only smaller ones go",
+                    mistake="the rule removes components below min_mm3 (volume < min_mm3); <= also removes one of "
+                    "exactly min_mm3",
                 ),
             ),
             random_args=lambda rng: (
@@ -848,6 +909,18 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
     return cases
 
 
+def _bool_masks_as_numbers(wanted, received) -> str:
+    """The dtype of the first array of `received` where `wanted` has a boolean one, if it is not boolean."""
+    if isinstance(wanted, dict) and isinstance(received, dict):
+        return next(
+            (d for k in wanted if k in received for d in [_bool_masks_as_numbers(wanted[k], received[k])] if d), ""
+        )
+    wanted, received = _plain(wanted), _plain(received)
+    if isinstance(wanted, np.ndarray) and wanted.dtype == bool and isinstance(received, np.ndarray):
+        return "" if received.dtype == bool else str(received.dtype)
+    return ""
+
+
 def _argument_names(exercise: Exercise) -> list[str]:
     return list(inspect.signature(exercise.reference).parameters)
 
@@ -887,6 +960,11 @@ def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answ
             return FAILED, (
                 f"{failed}returned a {_kind(received)}, expected a {_kind(wanted)}: keep the inputs' dtype (the "
                 f"training mixes no float64 in).{hint}"
+            )
+        if _bool_masks_as_numbers(wanted, received):
+            return FAILED, (
+                f"{failed}returned masks of dtype {_bool_masks_as_numbers(wanted, received)}; the statement asks for "
+                f"boolean ones (NumPy indexes with an integer array by position, not as a mask).{hint}"
             )
         if _not_finite(received) and not _not_finite(wanted):
             return FAILED, (

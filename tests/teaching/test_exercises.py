@@ -396,3 +396,82 @@ _ = exercises.check("06.1", dice)
     NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
     printed = "".join(output.get("text", "") for output in notebook.cells[0].outputs)
     assert "took longer than 1 s; a loop that never ends?" in printed, printed
+
+
+# --- contracts the method relies on (issue 33): each wrong answer fails on the case that names its property ---
+
+
+def _fixed_kernel_patches(mask, patch_shape):
+    return torch.nn.functional.max_pool2d(mask, (mask.shape[-2] // patch_shape[0], mask.shape[-1] // patch_shape[1]))
+
+
+def _fixed_kernel_edges(mask, output_size):
+    from ganet_lib.method.losses import LAPLACIAN
+
+    expanded = torch.nn.functional.max_pool2d(mask, 5, 1, 2)
+    edges = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(expanded, (1, 1, 1, 1), mode="replicate"), LAPLACIAN.view(1, 1, 3, 3)
+    ).abs()
+    return torch.nn.functional.avg_pool2d(edges, (mask.shape[-2] // output_size[0], mask.shape[-1] // output_size[1]))
+
+
+def _no_eps(norms, eps):
+    inverse = {name: 1.0 / norm for name, norm in norms.items()}
+    return {name: value / inverse["seg"] for name, value in inverse.items()}
+
+
+def _components(labels, spacing):
+    from scipy import ndimage
+
+    components, count = ndimage.label(labels > 0, np.ones((3, 3, 3)))
+    return components, np.bincount(components.ravel(), minlength=count + 1) * float(np.prod(spacing))
+
+
+def _at_most(labels, min_mm3, spacing):
+    components, volumes = _components(labels, spacing)
+    keep = volumes > min_mm3
+    keep[0] = True
+    return np.where(keep[components], labels, 0).astype(labels.dtype)
+
+
+def _in_place(labels, min_mm3, spacing):
+    components, volumes = _components(labels, spacing)
+    keep = volumes >= min_mm3
+    keep[0] = True
+    labels[~keep[components]] = 0
+    return labels
+
+
+def _uint8_masks(label):
+    return {k: v.astype(np.uint8) for k, v in CORRECT["01.2"](label).items()}
+
+
+def _edges_detached(logits, edges):
+    return (edges.detach() * torch.nn.functional.softplus(-logits)).sum() / edges.detach().sum().clamp(min=1e-6)
+
+
+@pytest.mark.parametrize(
+    "key, wrong, said",
+    [
+        ("03.1", _fixed_kernel_patches, "a fixed kernel of H // h is right only where H is a multiple of h"),
+        ("04.1", _fixed_kernel_edges, "64 is not a multiple of 6"),
+        ("04.3", _no_eps, "gradient norm 0"),
+        ("06.2", _at_most, "exactly min_mm3"),
+        ("06.2", _in_place, "changed its input `labels` in place"),
+        ("01.2", _uint8_masks, "masks of dtype uint8"),
+        ("04.2", _edges_detached, "the gradient with respect to `edges` differs"),
+    ],
+)
+def test_a_contract_case_names_the_property_a_wrong_answer_breaks(key, wrong, said):
+    outcome, message = run_check(key, wrong)
+    assert outcome == FAILED and said in message, message
+    assert run_check(key, CORRECT[key], random_cases=5, seed=33)[0] == PASSED  # the right answer still passes
+
+
+def test_non_finite_advice_fits_its_cause():
+    """02.1 has no logits: a NaN there is not a logsigmoid problem; 04.2 at logits of -120 is."""
+    outcome, message = run_check("02.1", lambda image, lam=-0.8: np.full(np.shape(image), np.nan))
+    assert outcome == FAILED and "not finite" in message and "logsigmoid" not in message
+    naive = lambda logits, edges: (edges * -torch.log(torch.sigmoid(logits))).sum() / edges.sum().clamp(min=1e-6)  # noqa: E731
+    outcome, message = run_check("04.2", naive)
+    assert outcome == FAILED and "logsigmoid" in message, message
