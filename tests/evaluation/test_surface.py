@@ -43,10 +43,11 @@ def test_surfel_areas_of_flat_edge_and_corner_patches():
 
 
 def test_surfel_areas_are_the_official_table():
-    # Code 7 (three corners of one face inside) is one where the kit's former marching-cubes patch was
-    # different (1.1217): the official table lists three triangles of areas 1/2, sqrt(3)/4 and
-    # sqrt(3)/8, 1.1495 in all.
-    assert surfel_areas((1.0, 1.0, 1.0))[7] == pytest.approx(0.5 + 3 * np.sqrt(3) / 8, abs=1e-12)
+    # Three corners of one face inside (codes 7, 14 and 21 among others: rotations of one shape).
+    # The official table lists three triangles for each, of areas 1/2, sqrt(3)/4 and sqrt(3)/8;
+    # the kit's former marching-cubes patches gave 1.1217 to some rotations and 1.1291 to others.
+    for code in (0b00000111, 0b00001110, 0b00010101):
+        assert surfel_areas((1.0, 1.0, 1.0))[code] == pytest.approx(0.5 + 3 * np.sqrt(3) / 8, abs=1e-12)
     for spacing in SPACINGS:
         official = surface_distance.lookup_tables.create_table_neighbour_code_to_surface_area(spacing)
         assert np.array_equal(surfel_areas(spacing), official)
