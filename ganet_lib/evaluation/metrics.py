@@ -20,6 +20,9 @@ from ganet_lib.evaluation.surface import EMPTY_HD95, bounding_box, hd95
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of `scores` for the `positive` class.
 
+    Kept by hand rather than scikit-learn's `roc_auc_score` (the same numbers): it is exercise
+    05.2's reference, which a student reads.
+
     The probability that a random positive scores higher than a random negative, ties counting
     half (the Mann-Whitney U statistic divided by n_pos * n_neg). 0.5 is chance.
 
@@ -63,23 +66,26 @@ def region_dice(
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC curve of the rule "score >= threshold means positive", one point per distinct score.
+    """ROC curve of the rule "score >= threshold means positive", one point per distinct score
+    (scikit-learn's `roc_curve`, every point kept).
 
     Returns:
         false-positive rates, true-positive rates and thresholds, from (0, 0) (threshold +inf) to
         (1, 1); its trapezoid area equals `roc_auc(scores, positive)`.
+
+    Raises:
+        ValueError: no positive or no negative (scikit-learn would warn and return NaN rates).
     """
+    # Imported here, not at the top: it would nearly double `ganet evaluate`'s imports (0.47 s, +0.39 s).
+    from sklearn.metrics import roc_curve as sklearn_roc_curve
+
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positive = np.asarray(positive, dtype=bool).ravel()
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"a ROC curve needs positives and negatives, got {n_pos} and {n_neg}")
-    order = np.argsort(-scores, kind="stable")
-    scores, positive = scores[order], positive[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # each distinct score once
-    tp = np.cumsum(positive)[last_of_tie]
-    fp = np.cumsum(~positive)[last_of_tie]
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], np.r_[np.inf, scores[last_of_tie]]
+    fpr, tpr, thresholds = sklearn_roc_curve(positive, scores, drop_intermediate=False)
+    return fpr, tpr, thresholds
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,24 +1,29 @@
 """Surface distances between 3D masks, weighted by surface area: the HD95 of the BraTS evaluation.
 
 The official BraTS 2023 evaluation computes HD95 with DeepMind's `surface-distance` package
-(Nikolov et al., 2018, https://github.com/deepmind/surface-distance). This module implements the
-same method from its description (SPEC section 5, step 7); no code is taken from it:
+(Nikolov et al., 2018, https://github.com/deepmind/surface-distance; a copy lives in the official
+repository, github.com/rachitsaluja/BraTS-2023-Metrics, with the same table of surface patches).
+The kit depends on that package for the one thing that is a convention rather than a method, the
+area of each neighbour code's surface patch, and computes the rest itself, faster (SPEC section 5,
+step 7):
 
 1. The surface of a mask lives on the grid of voxel *corners*: each corner looks at the 2x2x2
-   voxels around it, and the eight in/out bits form a "neighbour code" 0..255. Corners whose code
-   is neither 0 (all outside) nor 255 (all inside) are border corners.
-2. Each border corner carries the area of the marching-cubes surface patch that its 2x2x2 cell
-   holds (polygons through the midpoints of the cell's crossing edges), in mm^2: a flat face
-   patch has area 1 at 1 mm spacing, a convex edge sqrt(2)/2, a convex corner sqrt(3)/8.
+   voxels around it, and the eight in/out bits form a "neighbour code" 0..255 (the package's bit
+   order: the voxel at offset (a, b, c) from the corner's lower neighbour is bit 7 - (4a + 2b + c)).
+   Corners whose code is neither 0 (all outside) nor 255 (all inside) are border corners.
+2. Each border corner carries the area (mm^2) of its code's surface patch, taken from the package's
+   table (`surface_distance.lookup_tables`): one marching-cubes triangulation listed per code.
 3. Distances (mm, anisotropic spacing honoured) from every border corner of one mask to the
-   nearest border corner of the other (exact Euclidean nearest neighbours: the same numbers a
-   distance transform of the corner grid gives).
-4. The robust Hausdorff distance at 95 %: sort one direction's distances, and take the first one
-   at which the cumulative surface area reaches 95 % of the total; the same the other way; the
-   larger of the two.
+   nearest border corner of the other: exact Euclidean nearest neighbours, computed as the
+   package's distance transform computes them.
+4. The robust Hausdorff distance at 95 %: sort one direction's (distance, area) pairs, and take
+   the first distance at which the cumulative surface area reaches 95 % of the total; the same the
+   other way; the larger of the two.
 
-Only the bounding box of the two masks (plus one voxel) is processed, so the cost follows the
-size of the structures, not of the volume.
+Only the bounding box of the two masks (plus one voxel) is processed, and a k-d tree over the
+border corners replaces the distance transform of the box, so the cost follows the size of the
+structures, not of the volume (tests/evaluation/test_surface.py compares every step's result with
+the package on a few hundred random mask pairs; benchmarks/bench_evaluate.py times both).
 """
 
 from __future__ import annotations
@@ -28,94 +33,24 @@ from itertools import product
 
 import numpy as np
 from scipy.spatial import cKDTree
+from surface_distance.lookup_tables import create_table_neighbour_code_to_surface_area
 
 EMPTY_HD95 = 374.0  # the BraTS evaluation's score when one mask is empty (the diagonal of 240x240x155, rounded)
 
-# Corner k of a 2x2x2 cell has the offset _CORNERS[k] and bit 1 << k in the neighbour code.
+# Corner k of a 2x2x2 cell has the offset _CORNERS[k] and bit 1 << (7 - k) in the neighbour code,
+# the order of the package's encoding kernel, so that a code indexes its table directly.
 _CORNERS = np.array(list(product((0, 1), repeat=3)))  # (8, 3): k = 4 a + 2 b + c
-
-
-def _cell_edges() -> list[tuple[int, int]]:
-    """The 12 edges of a cell as corner-index pairs (corners that differ along one axis)."""
-    return [(i, j) for i in range(8) for j in range(i + 1, 8) if np.abs(_CORNERS[i] - _CORNERS[j]).sum() == 1]
-
-
-def _cell_faces() -> list[list[int]]:
-    """The 6 faces of a cell, each as its 4 corner indices in cyclic order."""
-    faces = []
-    for axis in range(3):
-        p, q = [a for a in range(3) if a != axis]
-        for value in (0, 1):
-            ring = []
-            for u, v in ((0, 0), (1, 0), (1, 1), (0, 1)):
-                offset = [0, 0, 0]
-                offset[axis], offset[p], offset[q] = value, u, v
-                ring.append(int(np.flatnonzero((_CORNERS == offset).all(axis=1))[0]))
-            faces.append(ring)
-    return faces
-
-
-def _patch_triangles(code: int) -> np.ndarray:
-    """Area vectors (n, 3) of the triangles of one cell's surface patch at 1 mm spacing.
-
-    Polygons are traced face by face through the midpoints of the crossing edges. On an ambiguous
-    face (two diagonal corners inside) the inside corners are cut off separately; a code with more
-    than four corners inside gets its complement's patch (the same surface). Polygons are split
-    into a fan of triangles from their first vertex; a triangle's area vector is half the cross
-    product of two of its sides.
-    """
-    inside = [(code >> k) & 1 for k in range(8)]
-    if sum(inside) > 4:
-        inside = [1 - bit for bit in inside]
-    edges = _cell_edges()
-    crossing = {edge for edge in edges if inside[edge[0]] != inside[edge[1]]}
-    neighbours: dict[tuple[int, int], list[tuple[int, int]]] = {edge: [] for edge in crossing}
-
-    def link(e1: tuple[int, int], e2: tuple[int, int]) -> None:
-        neighbours[e1].append(e2)
-        neighbours[e2].append(e1)
-
-    for ring in _cell_faces():
-        ring_edges = [tuple(sorted((ring[i], ring[(i + 1) % 4]))) for i in range(4)]
-        cut = [edge for edge in ring_edges if edge in crossing]
-        if len(cut) == 2:
-            link(*cut)
-        elif len(cut) == 4:  # ambiguous face: cut off each inside corner on its own
-            for i in range(4):
-                if inside[ring[i]]:
-                    link(ring_edges[i - 1], ring_edges[i])
-
-    triangles = []
-    unvisited = set(crossing)
-    while unvisited:  # every crossing edge has two neighbours: the links form closed polygons
-        start = min(unvisited)
-        polygon, previous, current = [start], None, start
-        while True:
-            unvisited.discard(current)
-            following = [e for e in neighbours[current] if e != previous]
-            nxt = following[0] if following else neighbours[current][0]
-            if nxt == start:
-                break
-            polygon.append(nxt)
-            previous, current = current, nxt
-        points = np.array([(_CORNERS[i] + _CORNERS[j]) / 2.0 for i, j in polygon])
-        for k in range(1, len(points) - 1):
-            triangles.append(np.cross(points[k] - points[0], points[k + 1] - points[0]) / 2.0)
-    return np.array(triangles).reshape(-1, 3)
 
 
 @lru_cache(maxsize=None)
 def surfel_areas(spacing: tuple[float, float, float]) -> np.ndarray:
     """Area (mm^2) of the surface patch of each of the 256 neighbour codes at a voxel spacing.
 
-    Scaling the axes by the spacing scales a triangle's area vector component-wise by the products
-    of the other two spacings.
+    The official table (`surface-distance`'s per-code triangles, scaled by the spacing as the
+    package scales them), read-only because it is cached per spacing.
     """
-    sx, sy, sz = (float(s) for s in spacing)
-    scale = np.array([sy * sz, sx * sz, sx * sy])
-    areas = np.zeros(256)
-    for code in range(1, 255):
-        areas[code] = np.linalg.norm(_patch_triangles(code) * scale, axis=1).sum()
+    areas = create_table_neighbour_code_to_surface_area(tuple(float(s) for s in spacing))  # (256,)
+    areas.flags.writeable = False
     return areas
 
 
@@ -124,7 +59,7 @@ def _neighbour_codes(mask: np.ndarray) -> np.ndarray:
     padded = np.pad(mask.astype(np.uint8), 1)
     codes = np.zeros(tuple(n - 1 for n in padded.shape), np.uint8)
     for k, (a, b, c) in enumerate(_CORNERS):
-        codes |= padded[a : a + codes.shape[0], b : b + codes.shape[1], c : c + codes.shape[2]] << k
+        codes |= padded[a : a + codes.shape[0], b : b + codes.shape[1], c : c + codes.shape[2]] << (7 - k)
     return codes
 
 
@@ -137,15 +72,27 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def _grid_distances(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """|points - targets| in mm, row by row ((N, 3) grid indices each), with the arithmetic of scipy's
+    distance transform (offset x spacing, squared, summed over the axes in order, square root), so
+    that the numbers are the package's bit for bit."""
+    offset = (targets - points).astype(np.float64) * spacing  # (N, 3)
+    offset *= offset
+    return np.sqrt(offset[:, 0] + offset[:, 1] + offset[:, 2])
+
+
 def surface_distances(
     mask_a: np.ndarray, mask_b: np.ndarray, spacing: tuple[float, float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distances between the surfaces of two 3D masks, with the area of each surface element.
 
+    The package's `compute_surface_distances(mask_a, mask_b, spacing)`, computed differently.
+
     Returns:
-        distances_a (mm) from each border corner of `mask_a` to the surface of `mask_b`, sorted
-        ascending, and their areas (mm^2); then the same from `mask_b` to `mask_a`. A mask without
-        surface gives empty arrays, and the other direction's distances are then inf.
+        distances_a (mm) from each border corner of `mask_a` to the surface of `mask_b`, and their
+        areas (mm^2), sorted by (distance, area) as the package sorts them; then the same from
+        `mask_b` to `mask_a`. A mask without surface gives empty arrays, and the other direction's
+        distances are then inf.
     """
     mask_a, mask_b = np.asarray(mask_a, bool), np.asarray(mask_b, bool)
     if mask_a.shape != mask_b.shape:
@@ -156,33 +103,34 @@ def surface_distances(
         return empty, empty, empty, empty
     box = bounding_box(union)
     areas = surfel_areas(tuple(float(s) for s in spacing))
+    spacing_mm = np.asarray(spacing, np.float64)
     codes_a, codes_b = _neighbour_codes(mask_a[box]), _neighbour_codes(mask_b[box])
     border_a = (codes_a != 0) & (codes_a != 255)
     border_b = (codes_b != 0) & (codes_b != 255)
+    corners_a, corners_b = np.argwhere(border_a), np.argwhere(border_b)  # (n, 3) grid indices
 
-    points_a = np.argwhere(border_a) * np.asarray(spacing, float)  # corner positions in mm
-    points_b = np.argwhere(border_b) * np.asarray(spacing, float)
-
-    def directed(points_from, codes_from, border_from, points_to, border_to):
-        if len(points_from) == 0:
+    def directed(corners_from, codes_from, border_from, corners_to, border_to):
+        if len(corners_from) == 0:
             return np.zeros(0), np.zeros(0)
-        if len(points_to):
-            # Exact nearest-corner distances; a k-d tree over the border corners does what a
-            # distance transform of the box would, at a cost that follows the surface, not the box.
-            # Corners on both surfaces are at distance 0 and need no query (a third of them for a
-            # typical prediction); the tree's build options change its speed, not its answers.
-            distances = np.zeros(len(points_from))
-            elsewhere = ~border_to[border_from]  # (n_from,), in the order of points_from
+        if len(corners_to):
+            # Exact nearest corners; a k-d tree over the border corners does what a distance
+            # transform of the box would, at a cost that follows the surface, not the box. Corners
+            # on both surfaces are at distance 0 and need no query (a third of them for a typical
+            # prediction); the tree's build options change its speed, not its answers.
+            distances = np.zeros(len(corners_from))
+            elsewhere = ~border_to[border_from]  # (n_from,), in the order of corners_from
             if elsewhere.any():
-                tree = cKDTree(points_to, balanced_tree=False, compact_nodes=False)
-                distances[elsewhere] = tree.query(points_from[elsewhere])[0]
+                tree = cKDTree(corners_to * spacing_mm, balanced_tree=False, compact_nodes=False)
+                nearest = tree.query(corners_from[elsewhere] * spacing_mm)[1]
+                distances[elsewhere] = _grid_distances(corners_from[elsewhere], corners_to[nearest], spacing_mm)
         else:
-            distances = np.full(len(points_from), np.inf)
-        order = np.argsort(distances, kind="stable")
-        return distances[order], areas[codes_from[border_from]][order]
+            distances = np.full(len(corners_from), np.inf)
+        surfel = areas[codes_from[border_from]]
+        order = np.lexsort((surfel, distances))  # by distance, then area: the package's sort of (d, a) pairs
+        return distances[order], surfel[order]
 
-    distances_a, areas_a = directed(points_a, codes_a, border_from=border_a, points_to=points_b, border_to=border_b)
-    distances_b, areas_b = directed(points_b, codes_b, border_from=border_b, points_to=points_a, border_to=border_a)
+    distances_a, areas_a = directed(corners_a, codes_a, border_from=border_a, corners_to=corners_b, border_to=border_b)
+    distances_b, areas_b = directed(corners_b, codes_b, border_from=border_b, corners_to=corners_a, border_to=border_a)
     return distances_a, areas_a, distances_b, areas_b
 
 

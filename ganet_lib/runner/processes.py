@@ -1,4 +1,4 @@
-"""Child processes of a notebook run: find them and stop them (Linux /proc; elsewhere, nothing).
+"""Child processes of a notebook run: find them and stop them (psutil: Linux and macOS alike).
 
 A Jupyter kernel is started in a session of its own (jupyter_client does this so that an
 interrupt reaches the kernel's whole process group), so Ctrl-C in a terminal and a SIGTERM to the
@@ -10,42 +10,33 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
-
-def _parent_and_state(pid: int) -> tuple[int, str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone, or no /proc
-        return None
-    # "pid (command) state ppid ...": the command may hold spaces and parentheses
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0]
+import psutil
 
 
 def alive(pid: int) -> bool:
     """True while `pid` runs (a zombie, finished but not yet reaped, counts as gone)."""
-    found = _parent_and_state(pid)
-    return found is not None and found[1] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def descendants(pid: int) -> list[int]:
     """Every living process below `pid` (children, grandchildren, ...), parents first."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        found = _parent_and_state(int(entry.name))
-        if found is not None and found[1] != "Z":
-            children.setdefault(found[0], []).append(int(entry.name))
-    below, queue = [], list(children.get(pid, []))
-    while queue:
-        child = queue.pop(0)
-        below.append(child)
-        queue.extend(children.get(child, []))
-    return below
+    try:
+        below = psutil.Process(pid).children(recursive=True)  # a parent is listed before its children
+    except psutil.NoSuchProcess:
+        return []
+    return [process.pid for process in below if alive(process.pid)]
 
 
 def stop(pids: list[int], grace_seconds: float = 5.0) -> None:
-    """SIGTERM `pids`, then SIGKILL whatever still runs after `grace_seconds`."""
+    """SIGTERM `pids`, then SIGKILL whatever still runs after `grace_seconds`.
+
+    Signals and polling rather than psutil's `wait_procs`: that would reap (wait for) our own
+    children behind the back of the `subprocess.Popen` objects that own them.
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:

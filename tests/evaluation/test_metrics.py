@@ -19,51 +19,12 @@ from ganet_lib.evaluation.metrics import (
     slice_best_match_dice,
     slice_hd95_pixels,
 )
-from ganet_lib.evaluation.surface import EMPTY_HD95, hd95, surfel_areas
 
 
 def cube(shape, *ranges):
     mask = np.zeros(shape, bool)
     mask[tuple(slice(a, b) for a, b in ranges)] = True
     return mask
-
-
-# --- surface areas and HD95 ----------------------------------------------------------------
-
-
-def test_surfel_areas_of_flat_edge_and_corner_patches():
-    areas = surfel_areas((1.0, 1.0, 1.0))
-    assert areas[0] == 0 and areas[255] == 0
-    assert areas[0b00000001] == pytest.approx(np.sqrt(3) / 8)  # one corner inside: a triangle
-    assert areas[0b00000011] == pytest.approx(np.sqrt(2) / 2)  # two neighbouring corners: a tilted rectangle
-    assert areas[0b00001111] == pytest.approx(1.0)  # a face: the unit square
-    assert areas[0b11111110] == pytest.approx(areas[0b00000001])  # complement: the same surface
-    # Corners 0-3 share the first coordinate: their patch is a plane normal to axis 0, whose area
-    # scales with the spacing of the other two axes.
-    assert surfel_areas((1.0, 1.0, 2.5))[0b00001111] == pytest.approx(2.5)
-    assert surfel_areas((3.0, 1.0, 1.0))[0b00001111] == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize(
-    "spacing, offset, expected",
-    [
-        ((1.0, 1.0, 1.0), (0, 0, 4), 4.0),  # single voxels 4 apart: corner distances 3 and 4 (equal areas): 95 % -> 4
-        ((1.0, 1.0, 2.5), (0, 0, 4), 10.0),  # the same along an axis of 2.5 mm
-        ((1.0, 1.0, 2.5), (3, 0, 0), 3.0),  # along a 1 mm axis the 2.5 mm spacing does not matter
-    ],
-)
-def test_hd95_of_two_voxels_honours_anisotropic_spacing(spacing, offset, expected):
-    truth = cube((20, 20, 20), (5, 6), (5, 6), (5, 6))
-    prediction = np.roll(truth, offset, axis=(0, 1, 2))
-    assert hd95(prediction, truth, spacing) == pytest.approx(expected)
-
-
-def test_hd95_empty_rules():
-    empty = np.zeros((8, 8, 8), bool)
-    full = cube((8, 8, 8), (2, 4), (2, 4), (2, 4))
-    assert hd95(empty, empty) == 0.0
-    assert hd95(full, empty) == EMPTY_HD95 and hd95(empty, full) == EMPTY_HD95
-    assert hd95(full, full) == 0.0
 
 
 # --- the brats protocol ----------------------------------------------------------------------
