@@ -488,8 +488,8 @@ EXERCISES: dict[str, Exercise] = {
                     "two images; image A: truth 1 1, prediction 1 0; image B all background. Sums over the batch, "
                     "class 1: (2 x 1 + 1) / (1 + 2 + 1) = 3/4; classes 2, 3: (0 + 1) / (0 + 0 + 1) = 1; "
                     "loss 1 - (3/4 + 1 + 1) / 3 = 1/12",
-                    mistake="the right loss leaves the background out and sums over the whole batch; with the background in it "
-                    "is 0.1042, summed per image 0.0417",
+                    mistake="the right loss leaves the background out and sums over the whole batch; with the "
+                    "background in it is 0.1042, summed per image 0.0417",
                 ),
                 Case(
                     (_confident([[[1, 0]], [[0, 0]]], 100.0), torch.tensor([[[1, 1]], [[0, 0]]])),

@@ -259,7 +259,7 @@ def test_a_hand_case_names_the_classic_mistake_it_catches():
     outcome, message = run_check("04.4", WRONG["04.4"])  # background included
     assert outcome == FAILED and "with the background in it is 0.1042" in message, message
     outcome, message = run_check("04.4", WRONG_TOO["04.4"])  # per image
-    assert outcome == FAILED and "per image: 0.0417" in message, message
+    assert outcome == FAILED and "summed per image 0.0417" in message, message
     outcome, message = run_check("06.2", WRONG_TOO["06.2"])
     assert outcome == FAILED and "26-connected" in message, message
 
