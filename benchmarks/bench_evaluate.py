@@ -1,4 +1,4 @@
-"""Speed of `ganet evaluate` (the `brats` protocol) on full-size cases, today's code and a baseline side by side.
+"""Speed of `ganet evaluate` (the `brats` protocol) and of its HD95 on full-size cases, before and after, side by side.
 
 Writes N cases of 240 x 240 x 155 into benchmarks/out/evaluate/ once (reused by later calls): a
 synthetic tumour of the kit's generator as the truth (`<case>/<case>_seg.nii.gz`), and a realistic
@@ -11,7 +11,17 @@ Then, in one run, alternating so that both see the same machine load:
 - `ganet evaluate` of the baseline commit (default: the last commit before the faster
   evaluation, extracted with `git archive` into benchmarks/out/), which has no --workers;
 each as a whole process (start-up, reading the files, scoring, writing the CSV), REPEATS times.
-It checks that every CSV is identical to the baseline's, and prints seconds per case and ratios.
+It checks that every CSV equals the baseline's in every column but the two HD95 ones (HD95 follows
+the official surface-patch table since issue 34; how many HD95 values moved, and how far, is
+printed), and prints seconds per case and ratios.
+
+Then the HD95 path alone, on the WT, TC and ET masks of the cases (or the first HD95_CASES), alternating:
+- `surface.hd95` before issue 34 (default commit b447350: the kit's own marching-cubes areas),
+  read from git into benchmarks/out/;
+- `surface.hd95` of the checkout (the official table, the same bounding box and k-d tree);
+- DeepMind's `surface-distance` package as the official BraTS 2023 code calls it
+  (`compute_surface_distances` on the whole volume, then `compute_robust_hausdorff(.., 95)`);
+with seconds per call (median over the calls) and each one's largest difference from the package.
 
 The official BraTS 2023 code (github.com/rachitsaluja/BraTS-2023-Metrics) cannot be installed
 here (not on PyPI, GitHub unreachable). Issue 20 timed it side by side with the baseline on this
@@ -22,27 +32,36 @@ on other cases than these; a derived figure, and printed as such.
 The BraTS 2025+ protocol (`--protocol brats-panoptica`) is timed against the official package itself
 by `benchmarks/bench_panoptica.py`.
 
-Usage:  .venv/bin/python benchmarks/bench_evaluate.py [--cases 20] [--workers 2] [--repeats 2]
+Usage:  .venv/bin/python benchmarks/bench_evaluate.py [--cases 20] [--workers 2] [--repeats 2] [--hd95-cases N]
+        [--hd95-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import surface_distance
 from scipy import ndimage
 
+from ganet_lib.data.labels import BRATS
 from ganet_lib.data.synthetic import BRATS_FOV_MM, BRATS_SHAPE, smooth_noise, subject_maps
+from ganet_lib.evaluation import surface
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out" / "evaluate"
 BASELINE_COMMIT = "823df1a"  # the kit before issue 20's faster evaluation
+HD95_BEFORE_COMMIT = "b447350"  # the kit before issue 34: HD95 on its own marching-cubes surface areas
+HD95_COLUMNS = ("hd95", "lw_hd95")
 
 
 def make_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +137,100 @@ def timed_evaluate(code_root: Path, gt: Path, pred: Path, out: Path, extra: list
     return seconds
 
 
+def compare_csv(reference: Path, other: Path) -> tuple[bool, int, int, float]:
+    """(every column but HD95 identical, HD95 values that differ, HD95 values, largest |difference|)."""
+    with open(reference, newline="") as a, open(other, newline="") as b:
+        rows_a, rows_b = list(csv.DictReader(a)), list(csv.DictReader(b))
+    same_rest = len(rows_a) == len(rows_b) and all(
+        {k: v for k, v in ra.items() if k not in HD95_COLUMNS} == {k: v for k, v in rb.items() if k not in HD95_COLUMNS}
+        for ra, rb in zip(rows_a, rows_b)
+    )
+    pairs = [(ra[k], rb[k]) for ra, rb in zip(rows_a, rows_b) for k in HD95_COLUMNS if ra[k] != "" or rb[k] != ""]
+    differences = [abs(float(x) - float(y)) for x, y in pairs if x != y]
+    return same_rest, len(differences), len(pairs), max(differences, default=0.0)
+
+
+# --- the HD95 path alone ------------------------------------------------------------------------
+
+
+def surface_module_of(commit: str):
+    """evaluation/surface.py as it was at `commit`, imported from benchmarks/out/ (it needs only numpy and scipy)."""
+    path = ROOT / "benchmarks" / "out" / f"surface-{commit}.py"
+    if not path.is_file():
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{commit}:ganet_lib/evaluation/surface.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"surface_{commit}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def package_hd95(prediction: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """HD95 as the official BraTS 2023 code computes it with `surface-distance` (both masks non-empty)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # its scipy.ndimage.filters / .morphology names
+        distances = surface_distance.compute_surface_distances(truth, prediction, spacing)
+    return float(surface_distance.compute_robust_hausdorff(distances, 95))
+
+
+def region_pairs(gt: Path, pred: Path, count: int) -> list[tuple[str, np.ndarray, np.ndarray, tuple]]:
+    """(case/region, prediction mask, truth mask, spacing) of the first `count` cases, both masks non-empty."""
+    pairs = []
+    for case_dir in sorted(gt.iterdir())[:count]:
+        truth_image = nib.load(case_dir / f"{case_dir.name}_seg.nii.gz")
+        truth = np.asarray(truth_image.dataobj)
+        prediction = np.asarray(nib.load(pred / f"{case_dir.name}.nii.gz").dataobj)
+        spacing = tuple(float(z) for z in truth_image.header.get_zooms()[:3])
+        for region, labels in BRATS.regions.items():
+            p, t = np.isin(prediction, labels), np.isin(truth, labels)
+            if p.any() and t.any():  # the empty rules (0 / 374) are no surface computation
+                pairs.append((f"{case_dir.name} {region}", p, t, spacing))
+    return pairs
+
+
+def time_hd95(pairs: list, functions: dict, repeats: int) -> tuple[dict, dict]:
+    """Seconds of every call and every value, per function; functions alternate pair by pair."""
+    seconds = {name: [] for name in functions}
+    values = {name: [] for name in functions}
+    for repeat in range(repeats):
+        for _, prediction, truth, spacing in pairs:
+            for name, hd95 in functions.items():
+                started = time.perf_counter()
+                value = hd95(prediction, truth, spacing)
+                seconds[name].append(time.perf_counter() - started)
+                if repeat == 0:
+                    values[name].append(value)
+    return seconds, values
+
+
+def report_hd95(gt: Path, pred: Path, count: int, repeats: int, before: str) -> None:
+    pairs = region_pairs(gt, pred, count)
+    functions = {
+        f"before ({before}, kit's own areas)": surface_module_of(before).hd95,
+        "after (official table)": surface.hd95,
+        "surface-distance package": package_hd95,
+    }
+    seconds, values = time_hd95(pairs, functions, repeats)
+    official = np.array(values["surface-distance package"])
+    print(
+        f"\nHD95 alone, {len(pairs)} region pairs (WT, TC, ET of {count} cases of {BRATS_SHAPE}), median seconds "
+        f"per call over {repeats} repeat(s); largest |HD95 - package's| and how many pairs differ by more than 1e-9 mm"
+    )
+    package_time = np.median(seconds["surface-distance package"])
+    for name in functions:
+        time_per_call = np.median(seconds[name])
+        difference = np.abs(np.array(values[name]) - official)
+        print(
+            f"  {name:36s} {time_per_call:7.3f} s  ({package_time / time_per_call:4.1f}x the package)   "
+            f"max |diff| {difference.max():.3g} mm, {(difference > 1e-9).sum()} of {len(pairs)} pairs differ"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=20)
@@ -127,6 +240,11 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--baseline", default=BASELINE_COMMIT, help="the commit to compare with")
+    parser.add_argument(
+        "--hd95-cases", type=int, default=None, help="cases whose WT/TC/ET masks time the HD95 path (default: all)"
+    )
+    parser.add_argument("--hd95-before", default=HD95_BEFORE_COMMIT, help="the commit whose surface.hd95 is 'before'")
+    parser.add_argument("--hd95-only", action="store_true", help="only the HD95 path, not `ganet evaluate`")
     parser.add_argument(
         "--official-ratio",
         type=float,
@@ -138,6 +256,10 @@ def main() -> None:
 
     print(f"cases: {args.cases} of {BRATS_SHAPE} (benchmarks/out/evaluate/)", flush=True)
     gt, pred = write_cases(args.cases, args.seed)
+    hd95_cases = args.hd95_cases or args.cases
+    if args.hd95_only:
+        report_hd95(gt, pred, count=hd95_cases, repeats=args.repeats, before=args.hd95_before)
+        return
     baseline = baseline_tree(args.baseline)
     scratch = OUT / "csv"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -152,8 +274,8 @@ def main() -> None:
             seconds[name].append(timed_evaluate(code_root, gt, pred, scratch / f"{index}.csv", extra))
             print(f"  repeat {repeat + 1}: {name}: {seconds[name][-1]:.2f} s", flush=True)
 
-    reference = (scratch / "0.csv").read_text()
-    identical = all((scratch / f"{index}.csv").read_text() == reference for index in range(1, len(setups)))
+    comparisons = [compare_csv(scratch / "0.csv", scratch / f"{index}.csv") for index in range(1, len(setups))]
+    identical = all(same_rest for same_rest, *_ in comparisons)
     base = np.median(seconds[f"baseline {args.baseline}"]) / args.cases
     print(
         f"\n`ganet evaluate`, {args.cases} cases of {BRATS_SHAPE}, whole process (start-up included), median of "
@@ -165,7 +287,14 @@ def main() -> None:
             f"  {name:24s} {per_case:.3f} s per case  ({base / per_case:4.1f}x the baseline; "
             f"derived: {args.official_ratio * base / per_case:4.1f}x the official code)"
         )
-    print(f"CSV identical to the baseline's, byte for byte: {'yes' if identical else 'NO'}")
+    print(
+        f"CSV identical to the baseline's in every column but {', '.join(HD95_COLUMNS)}: {'yes' if identical else 'NO'}"
+    )
+    for (_, changed, total, largest), name in zip(comparisons, list(setups)[1:]):
+        print(
+            f"  {name}: {changed} of {total} HD95 values differ from the baseline's (official table now), "
+            f"max {largest:.4f} mm"
+        )
     best = min(np.median(v) for v in seconds.values()) / args.cases
     derived = args.official_ratio * base / best
     print(
@@ -174,6 +303,7 @@ def main() -> None:
         f"{args.official_ratio:.1f}x the baseline's time, as measured in issue 20, and the best new path at "
         f"{base / best:.1f}x faster than the baseline here)"
     )
+    report_hd95(gt, pred, count=hd95_cases, repeats=args.repeats, before=args.hd95_before)
     if not identical:
         sys.exit(1)
 

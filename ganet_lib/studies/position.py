@@ -178,7 +178,8 @@ def stratified_auc(scores: np.ndarray, positive: np.ndarray, strata: np.ndarray)
 
 def grouped_folds(subjects: np.ndarray, folds: int = FOLDS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, test) slice indices of `folds` folds that split the subjects, not the slices:
-    scikit-learn's `GroupKFold`, subjects shuffled (seeded) into folds of equal subject counts."""
+    scikit-learn's `GroupKFold`, the subjects shuffled (seeded), then cut into folds whose subject
+    counts differ by at most one."""
     subjects = np.asarray(subjects)
     splitter = GroupKFold(n_splits=min(folds, len(np.unique(subjects))), shuffle=True, random_state=seed)
     return list(splitter.split(subjects, groups=subjects))
