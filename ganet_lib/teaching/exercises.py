@@ -905,7 +905,13 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
             upstream = torch.from_numpy(rng.normal(size=tuple(wanted.shape))).float()
             gradients = _reference_gradients(exercise, args, upstream)
         cases.append(
-            CheckCase(args, wanted, "a random input, against the library's reference", "", upstream, gradients)
+            CheckCase(
+                args,
+                wanted,
+                note="a random input, against the library's reference",
+                upstream=upstream,
+                wanted_gradients=gradients,
+            )
         )
     return cases
 
@@ -1034,7 +1040,15 @@ def run_check(
             for case in cases:
                 with calls_to(library) as called:
                     positions = exercise.gradient_args if case.upstream is not None else ()
-                    answers.append(sandbox.answer(function, case.args, positions, case.upstream, str(PACKAGE_DIR)))
+                    answers.append(
+                        sandbox.answer(
+                            function,
+                            case.args,
+                            gradient_positions=positions,
+                            upstream=case.upstream,
+                            kit_dir=str(PACKAGE_DIR),
+                        )
+                    )
                 if called and not library_allowed:
                     return FAILED, (
                         f"{label}: calls the kit's own {', '.join(sorted(called))}, which is the answer: write its "

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import torch
 
+from ganet_lib.errors import KitInputError
 from ganet_lib.files import atomic_file
 from ganet_lib.teaching import exercises, sandbox
 from ganet_lib.teaching.exercises import EXERCISES, HIDDEN_CASES, PACKAGE_DIR
@@ -426,7 +427,7 @@ def judge_reply(
     """The outcome of one exercise from the sandbox's reply, decided here against `cases`; a reply that
     breaks the judging in a way not foreseen costs this exercise only."""
     try:
-        return _judge_reply(key, cases, meta, payload, timeout)
+        return _judge_reply(key, cases, meta=meta, payload=payload, timeout=timeout)
     except Exception as exc:  # the reply is the student's data: the last resort
         return ERROR, f"its reply could not be judged ({type(exc).__name__}: {_short(str(exc), 200)})."
 
@@ -524,7 +525,10 @@ def grade_student(
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         why = f"'{student}' is a link or not a folder: hand in a folder of your own notebooks, not a link to one."
-        return [Grade(student, key, ERROR, 0.0, points, why) for key, points in exercise_points.items()]
+        return [
+            Grade(student, key, outcome=ERROR, points=0.0, max_points=points, message=why)
+            for key, points in exercise_points.items()
+        ]
     try:
         names = sorted(os.listdir(folder_fd))
         for prefix, keys in by_notebook.items():
@@ -556,7 +560,9 @@ def grade_student(
         os.close(folder_fd)
     if cells:
         grades.update(
-            _grade_cells(student, cells, isolation, timeout=timeout, memory_mb=memory_mb, secret=secret, hidden=hidden)
+            _grade_cells(
+                student, cells, isolation=isolation, timeout=timeout, memory_mb=memory_mb, secret=secret, hidden=hidden
+            )
         )
     return [
         Grade(
@@ -574,8 +580,8 @@ def grade_student(
 def _grade_cells(
     student: str,
     cells: dict[str, ExerciseCell],
-    isolation: Isolation,
     *,
+    isolation: Isolation,
     timeout: int,
     memory_mb: int,
     secret: bytes,
@@ -590,8 +596,10 @@ def _grade_cells(
             exercise = EXERCISES[key]
             cases = exercises.check_cases(exercise, HIDDEN_CASES, hidden_seed(secret, student, key))
             try:
-                meta, payload = box.ask(_request(key, cell, cases, timeout, memory_mb), deadline_s=timeout + 15)
-                outcome, message = judge_reply(key, cases, meta, payload, timeout)
+                meta, payload = box.ask(
+                    _request(key, cell, cases=cases, timeout=timeout, memory_mb=memory_mb), deadline_s=timeout + 15
+                )
+                outcome, message = judge_reply(key, cases, meta=meta, payload=payload, timeout=timeout)
             except SandboxBroken as exc:
                 box.stop()  # the next exercise starts a fresh sandbox
                 restarts += 1
@@ -666,10 +674,10 @@ def preflight(isolation: Isolation, hidden: tuple[Path, ...] = ()) -> float:
         for key, cell in cells.items():
             cases = exercises.check_cases(EXERCISES[key], HIDDEN_CASES, 0)
             try:
-                meta, payload = box.ask(_request(key, cell, cases, 60, 4096), deadline_s=90)
+                meta, payload = box.ask(_request(key, cell, cases=cases, timeout=60, memory_mb=4096), deadline_s=90)
             except SandboxBroken as exc:
                 raise GraderUnavailable(f"the sandbox broke on a known answer to exercise {key}: {exc}") from None
-            outcome, message = judge_reply(key, cases, meta, payload, 60)
+            outcome, message = judge_reply(key, cases, meta=meta, payload=payload, timeout=60)
             confined = isolation.name == "unconfined" or (payload and sandbox.loads(payload).get("confined") is True)
             if outcome == PASSED and not confined:
                 raise GraderUnavailable(
@@ -693,8 +701,6 @@ def load_secret(path: Path | None, out_csv: Path) -> tuple[bytes, Path]:
             text = path.read_text().strip()
             secret = bytes.fromhex(text)
         except (OSError, ValueError):
-            from ganet_lib.errors import KitInputError
-
             raise KitInputError(
                 f"'{path}' is not a grading secret (one line of hexadecimal, as `ganet grade` writes it); give the "
                 "file an earlier grading run wrote, or leave --secret out for a new one."
@@ -746,10 +752,10 @@ def grade_class(
                 Grade(
                     folder.name,
                     key,
-                    ERROR,
-                    0.0,
-                    points,
-                    f"the grader failed: {type(exc).__name__}: {_short(str(exc), 200)}",
+                    outcome=ERROR,
+                    points=0.0,
+                    max_points=points,
+                    message=f"the grader failed: {type(exc).__name__}: {_short(str(exc), 200)}",
                 )
                 for key, points in exercise_points.items()
             ]
