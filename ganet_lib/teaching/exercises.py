@@ -208,6 +208,26 @@ def _profile_soft_mask(size: int) -> torch.Tensor:
     return mask
 
 
+def _profile_sizes(mask_of_size) -> tuple[Case, ...]:
+    """Cases at the profiles' image and patch-grid sizes (smoke 32 -> 2, default 64 -> 6, paper 128 -> 14),
+    two of which do not divide, with the reference's answers; `mask_of_size(n)` makes the (1, 1, n, n) input."""
+    return (
+        Case((mask_of_size(32), (2, 2)), None, "the smoke profile's sizes: 32 x 32 to 2 x 2 patches"),
+        Case(
+            (mask_of_size(64), (6, 6)),
+            None,
+            "the default profile's sizes: 64 x 64 to 6 x 6 patches (64 is not a multiple of 6)",
+            mistake=NOT_A_MULTIPLE,
+        ),
+        Case(
+            (mask_of_size(128), (14, 14)),
+            None,
+            "the paper profile's sizes: 128 x 128 to 14 x 14 patches",
+            mistake=NOT_A_MULTIPLE,
+        ),
+    )
+
+
 def _random_mask(rng, shape=(9, 11)):
     mask = rng.random(shape) > 0.7
     mask[rng.integers(shape[0]), rng.integers(shape[1])] = True  # never empty
@@ -308,19 +328,7 @@ EXERCISES: dict[str, Exercise] = {
                     "a one-pixel hole in the top-left 2 x 2 patch",
                 ),
                 Case((torch.zeros(1, 1, 4, 4), (2, 2)), torch.zeros(1, 1, 2, 2), "no hole: no fake patch"),
-                Case((_profile_hole(32), (2, 2)), None, "the smoke profile's sizes: 32 x 32 to 2 x 2 patches"),
-                Case(
-                    (_profile_hole(64), (6, 6)),
-                    None,
-                    "the default profile's sizes: 64 x 64 to 6 x 6 patches (64 is not a multiple of 6)",
-                    mistake=NOT_A_MULTIPLE,
-                ),
-                Case(
-                    (_profile_hole(128), (14, 14)),
-                    None,
-                    "the paper profile's sizes: 128 x 128 to 14 x 14 patches",
-                    mistake=NOT_A_MULTIPLE,
-                ),
+                *_profile_sizes(_profile_hole),
             ),
             random_args=lambda rng: (
                 torch.from_numpy(_random_mask(rng, (10, 10))[None, None].astype(np.float32)),
@@ -380,19 +388,7 @@ EXERCISES: dict[str, Exercise] = {
                     "a 2 x 2 square grows to 6 x 6 by the 5 x 5 max-pool; |Laplacian| is 1 along its sides, 2 at its "
                     "corners",
                 ),
-                Case((_profile_soft_mask(32), (2, 2)), None, "the smoke profile's sizes: 32 x 32 to 2 x 2 patches"),
-                Case(
-                    (_profile_soft_mask(64), (6, 6)),
-                    None,
-                    "the default profile's sizes: 64 x 64 to 6 x 6 patches (64 is not a multiple of 6)",
-                    mistake=NOT_A_MULTIPLE,
-                ),
-                Case(
-                    (_profile_soft_mask(128), (14, 14)),
-                    None,
-                    "the paper profile's sizes: 128 x 128 to 14 x 14 patches",
-                    mistake=NOT_A_MULTIPLE,
-                ),
+                *_profile_sizes(_profile_soft_mask),
             ),
             random_args=lambda rng: (_random_soft_mask(rng), (4, 4)),
             implemented_by=(edge_map,),
@@ -873,6 +869,7 @@ class CheckCase:
     mistake: str = ""
     upstream: torch.Tensor | None = None
     wanted_gradients: tuple | None = None
+    by_reference: bool = False  # `wanted` is the reference's output (its dtype is the one the training uses)
 
 
 def _reference_gradients(exercise: Exercise, args: tuple, upstream: torch.Tensor) -> tuple:
@@ -889,8 +886,9 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
         CheckCase(
             c.args,
             exercise.reference(*sandbox.copy_inputs(c.args)) if c.expected is None else c.expected,
-            c.note or "a hand-made case",
-            c.mistake,
+            note=c.note or "a hand-made case",
+            mistake=c.mistake,
+            by_reference=c.expected is None,
         )
         for c in exercise.cases
     ]
@@ -911,6 +909,7 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
                 note="a random input, against the library's reference",
                 upstream=upstream,
                 wanted_gradients=gradients,
+                by_reference=True,
             )
         )
     return cases
@@ -963,7 +962,7 @@ def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answ
                 f"{failed}returned a {type(received).__name__}; the training needs a torch tensor (it carries the "
                 f"gradient and stays on the GPU).{hint}"
             )
-        if isinstance(wanted, torch.Tensor) and case.upstream is not None and received.dtype != wanted.dtype:
+        if isinstance(wanted, torch.Tensor) and case.by_reference and received.dtype != wanted.dtype:
             return FAILED, (
                 f"{failed}returned a {_kind(received)}, expected a {_kind(wanted)}: keep the inputs' dtype (the "
                 f"training mixes no float64 in).{hint}"

@@ -119,7 +119,17 @@ class Isolation:
         python = [sys.executable, "-I", "-X", "utf8"]
         if self.name == "unconfined":
             return python + [str(WORKER)]
-        command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+        # bwrap found on the teacher's PATH, then started with the minimal environment (its own
+        # environment is readable inside the sandbox, as /proc/1/environ).
+        command = [
+            shutil.which("bwrap") or "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-drop",
+            "ALL",
+            "--clearenv",
+        ]
         for variable, value in _minimal_environment().items():
             command += ["--setenv", variable, value]
         for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -207,14 +217,13 @@ class Sandbox:
         self.stderr_head = bytearray()
 
     def start(self) -> None:
-        env = _minimal_environment() | {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: killed whole at a deadline
-            env=env,
+            env=_minimal_environment(),
             cwd="/",
         )
         threading.Thread(target=self._drain_stderr, args=(self.process.stderr,), daemon=True).start()
@@ -645,12 +654,10 @@ def exercise_points() -> dict[str, float]:
 
 
 # The known answers the start-up check grades inside the sandbox: a numpy exercise, and a torch one
-# with its gradient; the cell also says whether the kit is importable there (it must not be).
+# with its gradient. Under bubblewrap the first cell also proves that the kit is not importable there.
 KNOWN_ANSWERS = {
     "06.3": (
-        "try:\n    import ganet_lib\n    _KIT = 'the kit is importable in the sandbox'\n"
-        "except ImportError:\n    _KIT = ''\n"
-        "def lesion_wise_dice(lesion_dices, false_positives):\n    if _KIT:\n        raise RuntimeError(_KIT)\n"
+        "def lesion_wise_dice(lesion_dices, false_positives):\n"
         "    n = len(lesion_dices) + false_positives\n    return 1.0 if n == 0 else sum(lesion_dices) / n\n"
     ),
     "04.2": (
@@ -658,6 +665,10 @@ KNOWN_ANSWERS = {
         "def l_adv(logits, edges):\n    return (edges * F.softplus(-logits)).sum() / edges.sum().clamp(min=1e-6)\n"
     ),
 }
+KIT_PROBE = (
+    "try:\n    import ganet_lib\nexcept ImportError:\n    pass\n"
+    "else:\n    raise RuntimeError('the kit is importable in the sandbox')\n"
+)
 
 
 def preflight(isolation: Isolation, hidden: tuple[Path, ...] = ()) -> float:
@@ -667,7 +678,8 @@ def preflight(isolation: Isolation, hidden: tuple[Path, ...] = ()) -> float:
         GraderUnavailable: the sandbox does not start or does not pass them, with the cause.
     """
     started = time.monotonic()
-    cells = {key: ExerciseCell(source, []) for key, source in KNOWN_ANSWERS.items()}
+    probe = "" if isolation.name == "unconfined" else KIT_PROBE
+    cells = {key: ExerciseCell(probe + source, []) for key, source in KNOWN_ANSWERS.items()}
     box = Sandbox(isolation, hidden)
     try:
         box.start()

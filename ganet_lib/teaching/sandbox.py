@@ -32,6 +32,7 @@ import shutil
 import signal
 import struct
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -440,11 +441,12 @@ def run_exercise(request: dict) -> dict:
     return {**reply, "cell": "ran", "answers": answers}
 
 
-def _serve_one(request: dict, channels: tuple[int, int]) -> tuple[dict, bytes]:
-    """Fork the exercise's process, collect what it wrote, kill it at the deadline."""
-    folder = Path("/tmp") / "exercise" if Path("/tmp").is_dir() else Path.cwd() / "exercise"
+def _serve_one(request: dict, channels: tuple[int, int], scratch: Path) -> tuple[dict, bytes]:
+    """Fork the exercise's process in a fresh folder under this worker's `scratch`, collect what it
+    wrote, kill it at the deadline."""
+    folder = scratch / "exercise"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the exercise's process: nothing here may reach the worker's channels
@@ -516,15 +518,20 @@ def serve() -> None:
             pass
     torch.set_num_threads(1)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: children cannot open /proc/<worker>/fd or mem
+    # A folder of this worker's own: unconfined, several workers share the machine's /tmp.
+    scratch = Path(tempfile.mkdtemp(prefix="ganet-grade-"))
     send(channel_out, {"ready": True, "python": sys.version.split()[0], "torch": torch.__version__})
-    while True:
-        raw = receive_raw(channel_in)
-        if raw is None:
-            return
-        request = loads(raw)
-        meta, payload = _serve_one(request, (channel_in, channel_out))
-        send(channel_out, {"nonce": request["nonce"], **meta})
-        send_raw(channel_out, payload)
+    try:
+        while True:
+            raw = receive_raw(channel_in)
+            if raw is None:
+                return
+            request = loads(raw)
+            meta, payload = _serve_one(request, (channel_in, channel_out), scratch)
+            send(channel_out, {"nonce": request["nonce"], **meta})
+            send_raw(channel_out, payload)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -475,3 +475,8 @@ def test_non_finite_advice_fits_its_cause():
     naive = lambda logits, edges: (edges * -torch.log(torch.sigmoid(logits))).sum() / edges.sum().clamp(min=1e-6)  # noqa: E731
     outcome, message = run_check("04.2", naive)
     assert outcome == FAILED and "logsigmoid" in message, message
+
+
+def test_a_reference_computed_case_keeps_the_dtype_also_without_a_gradient():
+    outcome, message = run_check("03.1", lambda mask, shape: CORRECT["03.1"](mask, shape).double())
+    assert outcome == FAILED and "float64" in message and "float32" in message, message

@@ -438,6 +438,20 @@ def test_nothing_of_the_teacher_leaks_into_the_messages(graded):
     assert "'HOME': '/tmp'" in message  # the environment is the sandbox's minimal one
 
 
+def test_the_sandbox_process_itself_carries_no_teacher_environment(tmp_path):
+    """bwrap's own environment is readable inside the sandbox (/proc/1/environ): it must be the minimal one."""
+    notebook = student_notebook(json.loads((ROOT / "notebooks" / "06_evaluation.ipynb").read_text()))[0]
+    body = "raise RuntimeError(repr(open('/proc/1/environ', 'rb').read()))"
+    (tmp_path / "class" / "zed").mkdir(parents=True)
+    (tmp_path / "class" / "zed" / "06_evaluation.ipynb").write_text(json.dumps(solve(notebook, "06.3", body)))
+    env = {**os.environ, CANARY_VARIABLE: "teacher-secret-4711", "PATH": f"/opt/teacher-only:{os.environ['PATH']}"}
+    result = ganet_grade(tmp_path / "class", tmp_path / "g.csv", env=env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    message = rows_of(tmp_path / "g.csv")[("zed", "06.3")]["message"]
+    assert "PATH=/usr/bin:/bin" in message
+    assert "teacher-only" not in message and "teacher-secret-4711" not in message
+
+
 def test_links_and_special_files_are_rows_never_followed(graded):
     rows = graded[0]
     for key in ("02.1", "03.1"):
@@ -557,3 +571,16 @@ def test_a_kit_under_tmp_grades_its_own_solutions(tmp_path_factory):
         assert {row["outcome"] for row in rows.values()} == {"passed"} and len(rows) == 16
     finally:
         shutil.rmtree(kit, ignore_errors=True)
+
+
+def test_unconfined_workers_side_by_side_keep_their_own_folders(tmp_path):
+    """Unconfined, two students graded at once share the machine's /tmp: each worker works in a folder of
+    its own, so neither removes the other's exercise."""
+    for name in ("ada", "bea"):
+        (tmp_path / "class" / name).mkdir(parents=True)
+        for path in NOTEBOOKS:
+            shutil.copy(path, tmp_path / "class" / name / path.name)
+    result = ganet_grade(tmp_path / "class", tmp_path / "g.csv", "--isolation", "unconfined", "--workers", "2")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "WARNING: --isolation unconfined" in result.stderr
+    assert {row["outcome"] for row in rows_of(tmp_path / "g.csv").values()} == {"passed"}
