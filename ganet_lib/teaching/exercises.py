@@ -10,7 +10,9 @@ of three outcomes:
   headlessly from top to bottom without an error;
 - `failed`, with the input, what differs (arrays summarised: shapes, how many elements differ,
   the first with both values, the largest difference), the classic mistake a hand case was built
-  to catch, the student's own line when their code raised, and a pointer to the hint.
+  to catch, the student's own line when their code raised, and a pointer to the hint. A random
+  input that fails is rerun made simpler in one respect (`Probe`: cropped to a multiple of the grid,
+  one image of the batch, ...); a function right there is told what it gets wrong.
 
 A check cannot be fooled by what would break the pipeline: a torch exercise must return a tensor
 that keeps the gradient, a loss must stay finite at logits of +-100, a function that hands back the
@@ -65,6 +67,17 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A rerun that tells what differs when a function fails on a random input: the same input made
+    simpler in one respect (`derive` gives its arguments, or None where it would not be simpler).
+    A function right on the simpler input is wrong only in that respect, which `says` names."""
+
+    derive: Callable[[tuple], tuple | None]
+    input: str  # the simpler input, in words: "the same mask cropped to a multiple of the grid"
+    says: str  # "it goes wrong ...: <the property>", what the simpler input leaves out
+
+
+@dataclass(frozen=True)
 class Exercise:
     key: str  # "04.1": notebook 04, first exercise
     name: str  # the function the student writes
@@ -83,6 +96,7 @@ class Exercise:
     # Positions of logit inputs, and the advice for a result that is not finite at large logits there.
     logits_at: tuple[int, ...] = ()
     overflow_advice: str = ""
+    probes: tuple[Probe, ...] = ()  # reruns of each random input, to say what differs when it fails
 
 
 # --- the references, in the signatures the exercises ask for ------------------------------------------
@@ -241,6 +255,100 @@ def _random_soft_mask(rng, size=16):
     return mask
 
 
+def _scores_and_threshold(rng) -> tuple:
+    """30 scores with random labels, and a threshold that is one of the scores half the time."""
+    scores = rng.random(30)
+    threshold = float(scores[rng.integers(30)]) if rng.random() < 0.5 else float(rng.random())
+    return scores, rng.random(30) > 0.5, threshold
+
+
+def _random_grid(rng) -> tuple[int, int]:
+    return int(rng.integers(2, 6)), int(rng.integers(2, 6))
+
+
+# --- reruns that say what differs when a random input fails ------------------------------------------------
+
+
+def _cropped_to_the_grid(args: tuple) -> tuple | None:
+    """The mask cropped to the largest multiple of the grid, or None where it already is one."""
+    mask, (h, w) = args[0], args[1]
+    rows, columns = mask.shape[-2] // h * h, mask.shape[-1] // w * w
+    if (rows, columns) == tuple(mask.shape[-2:]):
+        return None
+    return (mask[..., :rows, :columns].clone(), *args[1:])
+
+
+def _first_image(args: tuple) -> tuple | None:
+    """The batch's first image alone, or None for a batch of one."""
+    if args[0].shape[0] < 2:
+        return None
+    return tuple(a[:1].clone() for a in args)
+
+
+def _scaled_to_unit(args: tuple) -> tuple | None:
+    image = np.asarray(args[0], float)
+    span = float(image.max() - image.min())
+    if span == 0 or (image.min(), image.max()) == (0.0, 1.0):
+        return None
+    return ((image - image.min()) / span, *args[1:])
+
+
+def _first_slice(args: tuple) -> tuple | None:
+    images = np.asarray(args[0])
+    return (images.reshape(-1, *images.shape[-2:])[0].copy(),) if images.ndim > 2 else None
+
+
+def _threshold_off_the_scores(args: tuple) -> tuple | None:
+    """The threshold moved up to halfway to the next score, where it equals a score: every score is
+    called as before by 'score <= threshold', but none equals the threshold any more."""
+    scores, positive, threshold = args
+    if not np.any(scores == threshold):
+        return None
+    above = scores[scores > threshold]
+    return scores.copy(), positive.copy(), float((threshold + above.min()) / 2 if above.size else threshold + 1.0)
+
+
+def _ties_broken(args: tuple) -> tuple | None:
+    """Integer scores with the ties broken by offsets below 1 (the order of unequal scores is kept)."""
+    scores, positive = args
+    if np.unique(scores).size == scores.size:
+        return None
+    return scores + np.linspace(0.0, 0.5, scores.size), positive.copy()
+
+
+def _without_empty_ends(args: tuple) -> tuple | None:
+    areas = np.asarray(args[0])
+    brain = np.flatnonzero(areas)
+    if brain.size == 0 or (brain[0], brain[-1]) == (0, areas.size - 1):
+        return None
+    return (areas[brain[0] : brain[-1] + 1].copy(),)
+
+
+def _at_one_mm(args: tuple) -> tuple | None:
+    """1 mm voxels with min_mm3 in voxels: the same components stay (up to rounding at the threshold)."""
+    labels, min_mm3, spacing = args
+    volume = float(np.prod(spacing))
+    return None if volume == 1.0 else (labels.copy(), min_mm3 / volume, (1.0, 1.0, 1.0))
+
+
+def _one_label(args: tuple) -> tuple | None:
+    labels = args[0]
+    if np.unique(labels[labels > 0]).size < 2:
+        return None
+    return (np.where(labels > 0, 2, 0).astype(labels.dtype), *args[1:])
+
+
+def _no_false_positives(args: tuple) -> tuple | None:
+    return None if args[1] == 0 else (list(args[0]), 0)
+
+
+ONLY_WHERE_NOT_A_MULTIPLE = Probe(
+    _cropped_to_the_grid,
+    "the same mask cropped to a multiple of the grid",
+    f"it goes wrong only where the size is not a multiple of the grid: {NOT_A_MULTIPLE}",
+)
+
+
 EXERCISES: dict[str, Exercise] = {
     e.key: e
     for e in (
@@ -296,6 +404,13 @@ EXERCISES: dict[str, Exercise] = {
             random_args=lambda rng: (rng.random((6, 7)) * 3.0, -0.8),
             tolerance=1e-4,
             implemented_by=(enhancement_steps,),
+            probes=(
+                Probe(
+                    _scaled_to_unit,
+                    "the same slice already scaled to [0, 1]",
+                    "it misses the first step: Eq. (13) starts from the slice min-max scaled to [0, 1]",
+                ),
+            ),
         ),
         Exercise(
             "02.2",
@@ -315,6 +430,13 @@ EXERCISES: dict[str, Exercise] = {
             ),
             random_args=lambda rng: (rng.normal(size=(3, 4, 5)),),
             implemented_by=(minmax_per_slice,),
+            probes=(
+                Probe(
+                    _first_slice,
+                    "the first slice alone",
+                    "it goes wrong on a stack: each slice is scaled by its own minimum and maximum (the last two axes)",
+                ),
+            ),
         ),
         Exercise(
             "03.1",
@@ -331,10 +453,11 @@ EXERCISES: dict[str, Exercise] = {
                 *_profile_sizes(_profile_hole),
             ),
             random_args=lambda rng: (
-                torch.from_numpy(_random_mask(rng, (10, 10))[None, None].astype(np.float32)),
-                (3, 3),
+                torch.from_numpy(_random_mask(rng, tuple(rng.integers(8, 21, 2)))[None, None].astype(np.float32)),
+                _random_grid(rng),
             ),
             implemented_by=(patch_targets,),
+            probes=(ONLY_WHERE_NOT_A_MULTIPLE,),
         ),
         Exercise(
             "03.2",
@@ -390,9 +513,10 @@ EXERCISES: dict[str, Exercise] = {
                 ),
                 *_profile_sizes(_profile_soft_mask),
             ),
-            random_args=lambda rng: (_random_soft_mask(rng), (4, 4)),
+            random_args=lambda rng: (_random_soft_mask(rng, int(rng.integers(12, 25))), _random_grid(rng)),
             implemented_by=(edge_map,),
             gradient_args=(0,),
+            probes=(ONLY_WHERE_NOT_A_MULTIPLE,),
         ),
         Exercise(
             "04.2",
@@ -432,6 +556,14 @@ EXERCISES: dict[str, Exercise] = {
             gradient_args=(0, 1),  # the training differentiates through both: D's logits and the edges of the mask
             logits_at=(0,),
             overflow_advice=LOGSIGMOID_ADVICE,
+            probes=(
+                Probe(
+                    _first_image,
+                    "the batch's first image alone",
+                    "it goes wrong on a batch: the weighted mean runs over all the batch's patches at once (one sum "
+                    "of E x -log D over one sum of E), not image by image",
+                ),
+            ),
         ),
         Exercise(
             "04.3",
@@ -503,6 +635,14 @@ EXERCISES: dict[str, Exercise] = {
             gradient_args=(0,),
             logits_at=(0,),
             overflow_advice="exp() of a large logit overflows float32: softmax subtracts the largest logit first.",
+            probes=(
+                Probe(
+                    _first_image,
+                    "the batch's first image alone",
+                    "it goes wrong on a batch: the sums run over all the batch's images before the ratio is taken, "
+                    "not image by image",
+                ),
+            ),
         ),
         Exercise(
             "05.1",
@@ -525,8 +665,15 @@ EXERCISES: dict[str, Exercise] = {
                     mistake="'score <= threshold' includes the threshold itself (< leaves it out)",
                 ),
             ),
-            random_args=lambda rng: (rng.random(30), rng.random(30) > 0.5, float(rng.random())),
+            random_args=lambda rng: _scores_and_threshold(rng),
             implemented_by=(sweep_table,),
+            probes=(
+                Probe(
+                    _threshold_off_the_scores,
+                    "the same scores with the threshold moved off them",
+                    "it goes wrong where a score equals the threshold: 'score <= threshold' calls it tumour",
+                ),
+            ),
         ),
         Exercise(
             "05.2",
@@ -553,6 +700,14 @@ EXERCISES: dict[str, Exercise] = {
             ),
             random_args=lambda rng: (rng.integers(0, 6, 25).astype(float), np.r_[True, False, rng.random(23) > 0.5]),
             implemented_by=(roc_auc,),
+            probes=(
+                Probe(
+                    _ties_broken,
+                    "the same scores with the ties broken",
+                    "it goes wrong on the ties: a positive and a negative with the same score count half a pair in "
+                    "order",
+                ),
+            ),
         ),
         Exercise(
             "05.3",
@@ -574,6 +729,14 @@ EXERCISES: dict[str, Exercise] = {
             ),
             random_args=lambda rng: (np.r_[0.0, rng.integers(1, 50, 8).astype(float), 0.0],),
             implemented_by=(position_covariates,),
+            probes=(
+                Probe(
+                    _without_empty_ends,
+                    "the same areas without the empty slices at the ends",
+                    "it goes wrong on the empty slices: z counts every slice of the volume, but the extent only "
+                    "those with brain",
+                ),
+            ),
         ),
         Exercise(
             "06.1",
@@ -618,11 +781,25 @@ EXERCISES: dict[str, Exercise] = {
                 ),
             ),
             random_args=lambda rng: (
-                rng.choice(np.array([0, 0, 0, 0, 1, 2, 4], np.uint8), (7, 7, 7)),
+                rng.choice(np.array([0] * 9 + [1, 2, 4], np.uint8), (7, 7, 7)),
                 float(rng.uniform(1, 6)),
-                (1.0, 1.0, 1.0),
+                ((1.0, 1.0, 1.0), (1.0, 1.0, 2.0), (0.5, 0.5, 1.0), (0.9, 0.9, 3.0))[int(rng.integers(4))],
             ),
             implemented_by=(PostProcessing.apply,),
+            probes=(
+                Probe(
+                    _at_one_mm,
+                    "the same labels at 1 mm voxels (min_mm3 in voxels)",
+                    "it leaves out the spacing: a component's volume is its voxel count times the voxel's volume "
+                    "(the product of the spacing)",
+                ),
+                Probe(
+                    _one_label,
+                    "the same tumour as one label",
+                    "it goes wrong with several labels: the components are those of the whole tumour (every label "
+                    "> 0 together), and a kept component keeps its labels",
+                ),
+            ),
         ),
         Exercise(
             "06.3",
@@ -640,6 +817,13 @@ EXERCISES: dict[str, Exercise] = {
             ),
             random_args=lambda rng: (list(rng.random(int(rng.integers(1, 4)))), int(rng.integers(0, 3))),
             implemented_by=(lesion_wise_means,),
+            probes=(
+                Probe(
+                    _no_false_positives,
+                    "the same lesions without false positives",
+                    "it leaves out the false positives: each counts as one more lesion, with Dice 0",
+                ),
+            ),
         ),
     )
 }
@@ -870,6 +1054,8 @@ class CheckCase:
     upstream: torch.Tensor | None = None
     wanted_gradients: tuple | None = None
     by_reference: bool = False  # `wanted` is the reference's output (its dtype is the one the training uses)
+    rerun_of: int | None = None  # for a probe's rerun: the index of the random case it simplifies
+    says: str = ""  # what differs, for a function right here but wrong on that case
 
 
 def _reference_gradients(exercise: Exercise, args: tuple, upstream: torch.Tensor) -> tuple:
@@ -895,7 +1081,8 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
     if exercise.random_args is None:
         return cases
     rng = np.random.default_rng(int(exercise.key.replace(".", "")) if seed is None else seed)
-    for _ in range(random_cases):
+    reruns = []
+    for number in range(1, random_cases + 1):
         args = exercise.random_args(rng)
         wanted = exercise.reference(*sandbox.copy_inputs(args))
         upstream, gradients = None, None
@@ -912,7 +1099,20 @@ def check_cases(exercise: Exercise, random_cases: int, seed: int | None) -> list
                 by_reference=True,
             )
         )
-    return cases
+        for probe in exercise.probes:
+            simpler = probe.derive(sandbox.copy_inputs(args))
+            if simpler is not None:
+                reruns.append(
+                    CheckCase(
+                        simpler,
+                        exercise.reference(*sandbox.copy_inputs(simpler)),
+                        note=f"{probe.input} (a rerun of random input {number})",
+                        by_reference=True,
+                        rerun_of=len(cases) - 1,
+                        says=f"Your function is right on {probe.input} (a rerun), so {probe.says}.",
+                    )
+                )
+    return cases + reruns  # the reruns last: each one tells about a random input that failed before it
 
 
 def _bool_masks_as_numbers(wanted, received) -> str:
@@ -942,19 +1142,34 @@ def _not_finite_advice(exercise: Exercise, args: tuple) -> str:
     return " A division by zero (0 / 0) where a sum is empty?"
 
 
+def _what_differs(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answer], index: int) -> str:
+    """' Rerun on <a simpler input>: right there, so <what differs>.' from the first of case `index`'s
+    reruns that the function got right, or '' when none did (or the case has none)."""
+    for case, answer in zip(cases, answers):
+        if (
+            case.rerun_of == index
+            and not answer.raised
+            and not _not_finite(answer.value)
+            and same(case.wanted, answer.value, exercise.tolerance)
+        ):
+            return " " + case.says
+    return ""
+
+
 def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answer]) -> tuple[str, str]:
     """(outcome, message) of a function's answers to `cases`, computed by whoever called it (this process
     for a notebook's check, the sandbox for `ganet grade`); the answers are plain data."""
     label = f"Exercise {exercise.key} ({exercise.name}, {exercise.title})"
     hint = " See the hint below the exercise."
     names = _argument_names(exercise)
-    for case, answer in zip(cases, answers):
+    for index, (case, answer) in enumerate(zip(cases, answers)):
         failed = f'{label}: failed on the case "{case.note}": '
         if answer.raised == "NotImplementedError":
             return NOT_ATTEMPTED, f"{label}: not attempted yet. Write the function above, then run this cell again."
         if answer.raised:
             return FAILED, (
-                f"{failed}input {_show(case.args)} raised {answer.raised}: «{answer.message}»{answer.line}.{hint}"
+                f"{failed}input {_show(case.args)} raised {answer.raised}: «{answer.message}»{answer.line}."
+                f"{_what_differs(exercise, cases, answers, index)}{hint}"
             )
         wanted, received = case.wanted, answer.value
         if isinstance(wanted, torch.Tensor) and not isinstance(received, torch.Tensor):
@@ -979,9 +1194,9 @@ def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answ
             )
         if not same(wanted, received, exercise.tolerance):
             because = f" The mistake this case catches: {case.mistake}." if case.mistake else ""
-            return (
-                FAILED,
-                f"{failed}input {_show(case.args)}, {difference(wanted, received, exercise.tolerance)}.{because}{hint}",
+            return FAILED, (
+                f"{failed}input {_show(case.args)}, {difference(wanted, received, exercise.tolerance)}.{because}"
+                f"{_what_differs(exercise, cases, answers, index)}{hint}"
             )
         if answer.inputs_after is not None:
             for name, before, after in zip(names, case.args, answer.inputs_after):

@@ -1,6 +1,7 @@
 """The exercises: every check accepts the library's reference and the notebooks' solutions, and
 rejects its stub and a plausible wrong answer; the hand-worked cases are what the reference gives."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,19 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ganet_lib.teaching.exercises import EXERCISES, FAILED, NOT_ATTEMPTED, PASSED, TIMED_OUT, check, run_check, same
+from ganet_lib.teaching.exercises import (
+    EXERCISES,
+    FAILED,
+    NOT_ATTEMPTED,
+    PASSED,
+    TIMED_OUT,
+    check,
+    check_cases,
+    judge,
+    run_check,
+    same,
+)
+from ganet_lib.teaching.sandbox import answer
 from ganet_lib.teaching.student import TAG, exercise_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,3 +493,119 @@ def test_non_finite_advice_fits_its_cause():
 def test_a_reference_computed_case_keeps_the_dtype_also_without_a_gradient():
     outcome, message = run_check("03.1", lambda mask, shape: CORRECT["03.1"](mask, shape).double())
     assert outcome == FAILED and "float64" in message and "float32" in message, message
+
+
+# --- a few hundred random inputs, and reruns that say what differs (issue 33) --------------------------------
+
+
+def solutions():
+    """(key, the notebook's solution function) for every exercise, each notebook's cells run in order."""
+    namespaces = {}
+    for name, source in exercise_cells():
+        key = exercise_key(source)
+        namespace = namespaces.setdefault(name, {})
+        exec(compile(source, f"{name}:{key}", "exec"), namespace)
+        yield key, namespace[EXERCISES[key].name]
+
+
+def test_correct_answers_pass_a_few_hundred_random_inputs():
+    """Each answer written differently (CORRECT) and each notebook's solution, on 300 random inputs and their
+    reruns: a check that fails a right answer on an input it rarely draws is a wrong check."""
+    answers = [(key, f"CORRECT[{key}]", CORRECT[key]) for key in sorted(EXERCISES)]
+    answers += [(key, f"the solution of {key}", function) for key, function in solutions()]
+    for key, who, function in answers:
+        outcome, message = run_check(key, function, random_cases=300, seed=3300)
+        assert outcome == PASSED, (who, message)
+
+
+@pytest.mark.parametrize("key", sorted(key for key, exercise in EXERCISES.items() if exercise.probes))
+def test_every_rerun_applies_to_many_random_inputs(key):
+    """A rerun that its exercise's random inputs rarely allow would leave their failures unexplained."""
+    exercise = EXERCISES[key]
+    cases = check_cases(exercise, 100, seed=5)
+    for probe in exercise.probes:
+        reruns = [case for case in cases if case.rerun_of is not None and probe.input in case.says]
+        assert len(reruns) >= 25, (key, probe.input, len(reruns))
+
+
+def _random_inputs_only(key: str, function, seed: int = 11) -> tuple[str, str]:
+    """The judgement of `function` on 5 random inputs and their reruns alone (no hand case before them)."""
+    exercise = EXERCISES[key]
+    hand = len(exercise.cases)
+    cases = [
+        case if case.rerun_of is None else dataclasses.replace(case, rerun_of=case.rerun_of - hand)
+        for case in check_cases(exercise, 5, seed)[hand:]
+    ]
+    answers = [
+        answer(function, case.args, exercise.gradient_args if case.upstream is not None else (), case.upstream)
+        for case in cases
+    ]
+    return judge(exercise, cases, answers)
+
+
+def _per_image_l_adv(logits, edges):
+    return ((edges * F.softplus(-logits)).sum((1, 2, 3)) / edges.sum((1, 2, 3)).clamp(min=1e-6)).mean()
+
+
+def _not_scaled_first(image, lam=-0.8):
+    i = np.asarray(image, float)  # Eq. (13) on the raw slice: the min-max step left out
+    img1 = i.max() / np.log(i.max() + 1) * np.log(i + 1)
+    img2 = 1 - np.exp(-i)
+    img3 = (img1 + img2) / (lam + img1 * img2)
+    img4 = _erf(lam * np.arctan(np.exp(img3)) - img3 / 2)
+    return (img4 - img4.min()) / (img4.max() - img4.min())
+
+
+def _extent_of_all_slices(areas):
+    z = np.arange(len(areas))
+    return -np.abs(z - np.average(z, weights=areas)) / len(areas)
+
+
+def _spacing_left_out(labels, min_mm3, spacing):
+    return _alt_remove(labels, min_mm3, (1.0, 1.0, 1.0))
+
+
+def _components_per_label(labels, min_mm3, spacing):
+    kept = labels.copy()
+    for value in (1, 2, 4):
+        components, count = ndimage.label(labels == value, np.ones((3, 3, 3)))
+        volumes = np.bincount(components.ravel(), minlength=count + 1) * float(np.prod(spacing))
+        kept[(volumes < min_mm3)[components] & (components > 0)] = 0
+    return kept
+
+
+@pytest.mark.parametrize(
+    "key, wrong, said",
+    [
+        ("03.1", _fixed_kernel_patches, "right on the same mask cropped to a multiple of the grid"),
+        ("04.1", _fixed_kernel_edges, "only where the size is not a multiple of the grid"),
+        ("02.1", _not_scaled_first, "it misses the first step"),
+        ("02.2", WRONG_TOO["02.2"], "each slice is scaled by its own minimum and maximum"),
+        ("04.2", _per_image_l_adv, "right on the batch's first image alone"),
+        ("04.4", WRONG_TOO["04.4"], "the sums run over all the batch's images"),
+        ("05.1", WRONG_TOO["05.1"], "where a score equals the threshold"),
+        ("05.2", WRONG["05.2"], "it goes wrong on the ties"),
+        ("05.3", _extent_of_all_slices, "the extent only those with brain"),
+        ("06.2", _spacing_left_out, "it leaves out the spacing"),
+        ("06.2", _components_per_label, "the components are those of the whole tumour"),
+        ("06.3", WRONG["06.3"], "it leaves out the false positives"),
+    ],
+)
+def test_a_rerun_says_what_differs_on_a_random_input(key, wrong, said):
+    outcome, message = _random_inputs_only(key, wrong, seed=11)
+    assert outcome == FAILED and said in message, message
+    outcome, message = _random_inputs_only(key, CORRECT[key], seed=11)
+    assert outcome == PASSED, message
+
+
+def test_a_failure_the_reruns_cannot_explain_gets_no_rerun_sentence():
+    outcome, message = _random_inputs_only("04.2", lambda logits, edges: F.softplus(-logits).mean())
+    assert outcome == FAILED and "expected" in message and "Your function is right on" not in message, message
+
+
+def test_the_hand_cases_run_before_the_reruns():
+    """A wrong answer a hand case catches is told that case's mistake; a rerun only tells about a random input."""
+    outcome, message = run_check("04.4", WRONG_TOO["04.4"])
+    assert outcome == FAILED and "The mistake this case catches" in message and "(a rerun)" not in message
+    outcome, message = run_check("06.2", _components_per_label)
+    assert outcome == FAILED and "a random input" in message and "as one label (a rerun)" in message, message
