@@ -1214,15 +1214,21 @@ def judge(exercise: Exercise, cases: list[CheckCase], answers: list[sandbox.Answ
                 )
             for position, want, got in zip(exercise.gradient_args, case.wanted_gradients, answer.gradients):
                 want = torch.zeros(()) if want is None else want
-                got_array = np.zeros(np.shape(_plain(want))) if got is None else _plain(got)
-                if not same(want, got_array, exercise.tolerance):
-                    cut = got is None or not np.any(got_array)
-                    why = f" Is `{names[position]}` detached, or cut by .item() / float()?" if cut else ""
+                got_array = np.zeros(np.shape(_plain(want)), np.float32) if got is None else _plain(got)
+                if same(want, got_array, exercise.tolerance):
+                    continue
+                name = names[position]
+                if got is None or not np.any(got_array):
                     return FAILED, (
-                        f"{failed}the values are right, but the gradient with respect to `{names[position]}` differs "
-                        f"from the reference's (a vector-Jacobian product with a random upstream gradient): "
-                        f"{difference(want, got_array, exercise.tolerance)}.{why}{hint}"
+                        f"{failed}the values are right, but no gradient reaches `{name}`, where the reference's is "
+                        f"not zero (largest {float(np.abs(_plain(want)).max()):.4g}): is `{name}` detached, or cut by "
+                        f".item() / float()? In training the U-Net learns through `{name}` too.{hint}"
                     )
+                return FAILED, (
+                    f"{failed}the values are right, but the gradient with respect to `{name}` differs from the "
+                    f"reference's (a vector-Jacobian product with a random upstream gradient): "
+                    f"{difference(want, got_array, exercise.tolerance)}.{hint}"
+                )
     if len(answers) < len(cases):
         return FAILED, f"{label}: gave {len(answers)} answers to {len(cases)} cases.{hint}"
     hand = len(exercise.cases)

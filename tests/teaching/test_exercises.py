@@ -463,6 +463,10 @@ def _edges_detached(logits, edges):
     return (edges.detach() * torch.nn.functional.softplus(-logits)).sum() / edges.detach().sum().clamp(min=1e-6)
 
 
+def _edges_gradient_doubled(logits, edges):
+    return CORRECT["04.2"](logits, 2 * edges - edges.detach())  # the same values, twice the gradient
+
+
 @pytest.mark.parametrize(
     "key, wrong, said",
     [
@@ -472,7 +476,8 @@ def _edges_detached(logits, edges):
         ("06.2", _at_most, "exactly min_mm3"),
         ("06.2", _in_place, "changed its input `labels` in place"),
         ("01.2", _uint8_masks, "masks of dtype uint8"),
-        ("04.2", _edges_detached, "the gradient with respect to `edges` differs"),
+        ("04.2", _edges_detached, "no gradient reaches `edges`, where the reference's is not zero"),
+        ("04.2", _edges_gradient_doubled, "the gradient with respect to `edges` differs from the reference's"),
     ],
 )
 def test_a_contract_case_names_the_property_a_wrong_answer_breaks(key, wrong, said):
