@@ -80,6 +80,7 @@ class Grade:
     points: float
     max_points: float
     message: str
+    ran: bool = True  # False where the submission could not be read (a link, not a notebook): no code ran
 
 
 class GraderUnavailable(RuntimeError):
@@ -526,7 +527,7 @@ def grade_student(
     hidden: tuple[Path, ...] = (),
 ) -> list[Grade]:
     """Every exercise of one student's folder; never raises for what the folder holds."""
-    student, grades, cells = folder.name, {}, {}
+    student, grades, cells, unread = folder.name, {}, {}, set()
     by_notebook: dict[str, list[str]] = {}
     for key in exercise_points:
         by_notebook.setdefault(key.split(".")[0], []).append(key)
@@ -535,7 +536,7 @@ def grade_student(
     except OSError:
         why = f"'{student}' is a link or not a folder: hand in a folder of your own notebooks, not a link to one."
         return [
-            Grade(student, key, outcome=ERROR, points=0.0, max_points=points, message=why)
+            Grade(student, key, outcome=ERROR, points=0.0, max_points=points, message=why, ran=False)
             for key, points in exercise_points.items()
         ]
     try:
@@ -554,6 +555,7 @@ def grade_student(
             notebook, why = read_notebook(folder_fd, candidates[0], f"{student}/{candidates[0]}")
             if notebook is None:
                 grades.update({key: (ERROR, why) for key in keys})
+                unread.update(keys)
                 continue
             found = exercise_sources(notebook)
             for key in keys:
@@ -581,6 +583,7 @@ def grade_student(
             points=points if grades[key][0] == PASSED else 0.0,
             max_points=points,
             message=_short(grades[key][1], 1000),
+            ran=key not in unread,
         )
         for key, points in exercise_points.items()
     ]
@@ -808,6 +811,7 @@ def student_folders(submissions: Path) -> list[Path]:
 
 
 def broken_everywhere(grades: list[Grade]) -> bool:
-    """Every exercise of every student that was run ended in `error`: the grader, not the class."""
-    ran = [g for g in grades if g.outcome not in (MISSING,)]
+    """Every exercise of every student that was run ended in `error`: the grader, not the class. A
+    submission that could not be read (links, FIFOs, not JSON) ran nothing, and does not count."""
+    ran = [g for g in grades if g.ran and g.outcome != MISSING]
     return bool(ran) and all(g.outcome == ERROR for g in ran)

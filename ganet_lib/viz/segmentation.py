@@ -143,12 +143,14 @@ def plot_in_the_loop(
     predictions: dict[str, np.ndarray],
     scheme: LabelScheme = BRATS,
     rounding: float = 1e-4,
+    judged: tuple[int, ...] | list[int] = (),
 ) -> Figure:
     """Two short trainings side by side: their total loss at every optimiser step, the difference
     between the two per step (where a wrong function shows even when nothing is learnt), the
     validation Dice per epoch, and one validation slice (the display channel) with the truth and each
     training's prediction. `rounding`: the relative difference drawn as the line below which two
-    trainings agree (`in_the_loop.PART_RELATIVE`)."""
+    trainings agree (`in_the_loop.PART_RELATIVE`); `judged`: the steps (from 1) that judge the functions
+    (`in_the_loop.judged_steps`), shaded."""
     fig, axes = plt.subplots(1, 4 + len(predictions), figsize=(3.2 * (4 + len(predictions)), 3.2))
     styles = ("-", "--", ":")
     for (label, losses), style in zip(step_losses.items(), styles):
@@ -160,6 +162,9 @@ def plot_in_the_loop(
     floor = 1e-9
     axes[1].semilogy(steps, np.maximum(difference, floor), marker=".", color="#e41a1c", label="the two trainings")
     axes[1].semilogy(steps, rounding * np.abs(second), ":", color="grey", label=f"{rounding:g} of the loss")
+    for number, step in enumerate(judged):
+        label = "where your functions first act" if number == 0 else None
+        axes[1].axvspan(step - 0.5, step + 0.5, color="#fdd49e", alpha=0.8, zorder=0, label=label)
     axes[1].set_ylim(floor / 2, max(1.0, 2 * difference.max()))
     for (label, history), style in zip(histories.items(), styles):
         axes[2].plot(
@@ -172,9 +177,13 @@ def plot_in_the_loop(
         ax.set_xlabel(f"optimiser step ({per_epoch} per epoch)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title("training loss per step (Eq. 9 from epoch 2)", fontsize=9)
-    axes[1].set_title(
-        f"|difference| per step: largest {difference.max():.2g} (step {int(difference.argmax()) + 1})", fontsize=9
-    )
+    if len(judged):
+        at_most = float(difference[np.asarray(judged) - 1].max())
+        axes[1].set_title(f"|difference| per step\nat most {at_most:.2g} where judged (shaded)", fontsize=9)
+    else:
+        axes[1].set_title(
+            f"|difference| per step: largest {difference.max():.2g} (step {int(difference.argmax()) + 1})", fontsize=9
+        )
     axes[1].set_ylabel(f"(0 drawn at {floor:g})", fontsize=8)
     axes[2].set_title("validation Dice, mean over regions", fontsize=9)
     axes[2].set_xlabel("epoch")

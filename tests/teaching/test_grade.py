@@ -584,3 +584,19 @@ def test_unconfined_workers_side_by_side_keep_their_own_folders(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "WARNING: --isolation unconfined" in result.stderr
     assert {row["outcome"] for row in rows_of(tmp_path / "g.csv").values()} == {"passed"}
+
+
+def test_a_class_that_handed_in_only_unreadable_files_is_not_a_broken_grader(tmp_path):
+    """No code ran, so the grader is not shown broken (exit 0): each row says what was handed in."""
+    folder = tmp_path / "class" / "ada"
+    folder.mkdir(parents=True)
+    for path in NOTEBOOKS:
+        os.mkfifo(folder / path.name)
+    result = ganet_grade(tmp_path / "class", tmp_path / "g.csv", "--isolation", "unconfined")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = rows_of(tmp_path / "g.csv")
+    assert {row["outcome"] for row in rows.values()} == {"error"}
+    assert all("not a regular file" in row["message"] or "FIFO" in row["message"] for row in rows.values()), rows
+    ran = grade.Grade("ada", "06.1", grade.ERROR, 0.0, 1.0, "the cell raised NameError")
+    unread = grade.Grade("ada", "06.2", grade.ERROR, 0.0, 1.0, "not a notebook", ran=False)
+    assert grade.broken_everywhere([ran, unread]) and not grade.broken_everywhere([unread])
