@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
@@ -189,14 +190,16 @@ def plot_in_the_loop(
     axes[2].set_xlabel("epoch")
     axes[2].set_ylim(0, 1)
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in axes[:3]:
-        ax.legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     axes[3].imshow(image, cmap="gray")
     overlay_labels(axes[3], truth, scheme=scheme)
     _bare(axes[3], "truth")
     for ax, (label, prediction) in zip(axes[4:], predictions.items()):
         ax.imshow(image, cmap="gray")
         overlay_labels(ax, prediction, scheme=scheme)
-        _bare(ax, label)
-    fig.tight_layout()
+        _bare(ax, textwrap.fill(label, 30))
+    # The labels can be long ("your l_adv, soft_dice_loss (the kit's for the rest)"): one legend for the
+    # loss and Dice panels, below them, instead of one inside each.
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     return fig
