@@ -635,7 +635,8 @@ def feedback_text(student: str, grades: list[Grade]) -> str:
     lines += [
         "",
         f"Each exercise was checked on the cases worked out by hand in its notebook and on {HIDDEN_CASES} random "
-        "inputs drawn for you alone, against the kit's reference.",
+        "inputs drawn for you alone, against the kit's reference; a random input that failed was rerun made simpler "
+        "in one respect, to say what differs.",
     ]
     return "\n".join(lines) + "\n"
 
