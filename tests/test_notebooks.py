@@ -3,6 +3,7 @@
 (nbval executes them: `pytest notebooks/`, part of ./run_tests.sh.)
 """
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,8 @@ def test_the_notebooks_are_there():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs(path):
+    cells = json.loads(path.read_text())["cells"]  # as written: nbformat.read would add missing ids
+    assert all("id" in cell for cell in cells), f"{path.name}: a cell has no id (nbformat 4.5 needs one)"
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
