@@ -69,8 +69,9 @@ class Case:
 @dataclass(frozen=True)
 class Probe:
     """A rerun that tells what differs when a function fails on a random input: the same input made
-    simpler in one respect (`derive` gives its arguments, or None where it would not be simpler).
-    A function right on the simpler input is wrong only in that respect, which `says` names."""
+    simpler in one respect (`derive` gives its arguments from a copy of the random input's, which it may
+    keep, or None where it would not be simpler). A function right on the simpler input is wrong only in
+    that respect, which `says` names."""
 
     derive: Callable[[tuple], tuple | None]
     input: str  # the simpler input, in words: "the same mask cropped to a multiple of the grid"
@@ -275,14 +276,14 @@ def _cropped_to_the_grid(args: tuple) -> tuple | None:
     rows, columns = mask.shape[-2] // h * h, mask.shape[-1] // w * w
     if (rows, columns) == tuple(mask.shape[-2:]):
         return None
-    return (mask[..., :rows, :columns].clone(), *args[1:])
+    return (mask[..., :rows, :columns].contiguous(), *args[1:])
 
 
 def _first_image(args: tuple) -> tuple | None:
     """The batch's first image alone, or None for a batch of one."""
     if args[0].shape[0] < 2:
         return None
-    return tuple(a[:1].clone() for a in args)
+    return tuple(a[:1] for a in args)
 
 
 def _scaled_to_unit(args: tuple) -> tuple | None:
@@ -295,7 +296,7 @@ def _scaled_to_unit(args: tuple) -> tuple | None:
 
 def _first_slice(args: tuple) -> tuple | None:
     images = np.asarray(args[0])
-    return (images.reshape(-1, *images.shape[-2:])[0].copy(),) if images.ndim > 2 else None
+    return (images.reshape(-1, *images.shape[-2:])[0],) if images.ndim > 2 else None
 
 
 def _threshold_off_the_scores(args: tuple) -> tuple | None:
@@ -305,7 +306,7 @@ def _threshold_off_the_scores(args: tuple) -> tuple | None:
     if not np.any(scores == threshold):
         return None
     above = scores[scores > threshold]
-    return scores.copy(), positive.copy(), float((threshold + above.min()) / 2 if above.size else threshold + 1.0)
+    return scores, positive, float((threshold + above.min()) / 2 if above.size else threshold + 1.0)
 
 
 def _ties_broken(args: tuple) -> tuple | None:
@@ -313,7 +314,7 @@ def _ties_broken(args: tuple) -> tuple | None:
     scores, positive = args
     if np.unique(scores).size == scores.size:
         return None
-    return scores + np.linspace(0.0, 0.5, scores.size), positive.copy()
+    return scores + np.linspace(0.0, 0.5, scores.size), positive
 
 
 def _without_empty_ends(args: tuple) -> tuple | None:
@@ -321,14 +322,14 @@ def _without_empty_ends(args: tuple) -> tuple | None:
     brain = np.flatnonzero(areas)
     if brain.size == 0 or (brain[0], brain[-1]) == (0, areas.size - 1):
         return None
-    return (areas[brain[0] : brain[-1] + 1].copy(),)
+    return (areas[brain[0] : brain[-1] + 1],)
 
 
 def _at_one_mm(args: tuple) -> tuple | None:
     """1 mm voxels with min_mm3 in voxels: the same components stay (up to rounding at the threshold)."""
     labels, min_mm3, spacing = args
     volume = float(np.prod(spacing))
-    return None if volume == 1.0 else (labels.copy(), min_mm3 / volume, (1.0, 1.0, 1.0))
+    return None if volume == 1.0 else (labels, min_mm3 / volume, (1.0, 1.0, 1.0))
 
 
 def _one_label(args: tuple) -> tuple | None:
@@ -665,7 +666,7 @@ EXERCISES: dict[str, Exercise] = {
                     mistake="'score <= threshold' includes the threshold itself (< leaves it out)",
                 ),
             ),
-            random_args=lambda rng: _scores_and_threshold(rng),
+            random_args=_scores_and_threshold,
             implemented_by=(sweep_table,),
             probes=(
                 Probe(

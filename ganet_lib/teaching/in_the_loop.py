@@ -24,20 +24,16 @@ from ganet_lib.teaching.exercises import EXERCISES
 SHORT_EPOCHS = 3  # about a minute for both trainings on 2 cores with the default profile
 KITS = "the kit's functions"
 # Two trainings with the same functions, weights and batches give the same losses; functions written
-# differently but correctly round differently, and training amplifies that a little. Measured on the
-# smoke profile (2 CPU cores, 12 steps): correct functions written otherwise than the kit's
-# (tests/teaching/test_exercises.py's CORRECT) differ by at most 2.1e-6 (7e-7 of the loss); L_adv with
-# `edges.detach()` by 0.0071 (2e-3 of the loss). A line between them, nearer the rounding; a wrong
-# function whose effect stays below it would not be told apart, and the sentence says "agree".
+# differently but correctly round differently, and training amplifies that. So only the steps where the
+# student's functions first act judge them: the first step of training (the soft Dice) and the first with
+# the adversarial terms (edge map, L_adv, dynamic weights), each with the step after it (where their
+# gradient has moved the weights once). Measured (2 cores, Intel Xeon): on the default profile at commit
+# f462941 the notebooks' correct solutions differ from the kit's by 0, 2.5e-6, 1.2e-5, 9.1e-6, 1.7e-4 of
+# the loss at the first five adversarial steps and by up to 5.0e-3 later (step 134 of 150); on the smoke
+# profile L_adv with `edges.detach()` differs by 4.8e-4 of the loss at the first adversarial step and by
+# up to 2e-3 after it. PART_RELATIVE is a line between the two, nearer the rounding; a wrong function
+# whose effect stays below it is not told apart, and the sentence says "agree".
 PART_RELATIVE = 1e-4
-# The steps where the student's functions first act, the only ones judged: the first step of training
-# (the soft Dice) and the first with the adversarial terms (edge map, L_adv, dynamic weights), each with
-# the step after it (where their gradient has moved the weights once). Later, training amplifies
-# rounding: the default profile's run at commit f462941 (2 cores, Intel Xeon) with the notebooks'
-# correct solutions gave relative differences of 0, 2.5e-6, 1.2e-5, 9.1e-6, 1.7e-4 at the first five
-# adversarial steps and up to 5.0e-3 later (step 134 of 150), while on the smoke profile L_adv with
-# `edges.detach()` differs by 4.8e-4 of the loss at the first adversarial step (0.0016) and by up to
-# 2e-3 after it.
 JUDGED_AFTER_ENTRY = 2
 
 
@@ -92,20 +88,32 @@ def short_trainings(
     return {whose(yours): mine, KITS: kits}, val_set
 
 
+def _losses(results: dict[str, SegResult]) -> tuple[np.ndarray, np.ndarray]:
+    """The two trainings' step losses, (steps,) each."""
+    first, second = (np.asarray(result.step_losses, dtype=float) for result in results.values())
+    return first, second
+
+
+def _schedule(results: dict[str, SegResult]) -> tuple[int, int | None]:
+    """(steps per epoch, the first step with the adversarial terms, from 1; None when none had them)."""
+    result = next(iter(results.values()))
+    per_epoch = len(result.step_losses) // max(len(result.history), 1)
+    epoch = next((i for i, row in enumerate(result.history) if not np.isnan(row["loss_adv"])), None)
+    return per_epoch, None if epoch is None else epoch * per_epoch + 1
+
+
 def judged_steps(results: dict[str, SegResult]) -> list[int]:
     """The steps (from 1) where the student's functions first act: the first two of training and the first
     two with the adversarial terms (`JUDGED_AFTER_ENTRY` each)."""
     count = len(next(iter(results.values())).step_losses)
-    history = next(iter(results.values())).history
-    per_epoch = count // max(len(history), 1)
-    adversarial = next((i for i, row in enumerate(history) if not np.isnan(row["loss_adv"])), None)
-    entries = [0] + ([] if adversarial is None else [adversarial * per_epoch])
-    return sorted({entry + k + 1 for entry in entries for k in range(JUDGED_AFTER_ENTRY) if entry + k < count})
+    _, adversarial = _schedule(results)
+    entries = [1] + ([] if adversarial is None else [adversarial])
+    return sorted({entry + k for entry in entries for k in range(JUDGED_AFTER_ENTRY) if entry + k <= count})
 
 
 def largest_difference(results: dict[str, SegResult]) -> tuple[float, int]:
     """The largest |difference| between the two trainings' losses at the same step, and that step (from 1)."""
-    first, second = (np.asarray(result.step_losses, dtype=float) for result in results.values())
+    first, second = _losses(results)
     differences = np.abs(first - second)  # (steps,)
     step = int(np.argmax(differences))
     return float(differences[step]), step + 1
@@ -114,13 +122,11 @@ def largest_difference(results: dict[str, SegResult]) -> tuple[float, int]:
 def parting_sentence(results: dict[str, SegResult]) -> str:
     """Whether the two trainings part where the student's functions first act (`judged_steps`: a step
     loss differing by more than PART_RELATIVE of the loss), and what the later steps show."""
-    first, second = (np.asarray(result.step_losses, dtype=float) for result in results.values())
+    first, second = _losses(results)
     relative = np.abs(first - second) / np.maximum(np.abs(second), 1e-12)  # (steps,)
     largest, at = largest_difference(results)
-    history = next(iter(results.values())).history
-    per_epoch = len(first) // max(len(history), 1)
-    adversarial = next((i for i, row in enumerate(history) if not np.isnan(row["loss_adv"])), None)
-    feedback = "" if adversarial is None else f"; the adversarial terms start at step {adversarial * per_epoch + 1}"
+    per_epoch, adversarial = _schedule(results)
+    feedback = "" if adversarial is None else f"; the adversarial terms start at step {adversarial}"
     judged = judged_steps(results)
     apart = [step for step in judged if relative[step - 1] > PART_RELATIVE]
     if apart:
